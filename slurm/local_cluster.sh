@@ -90,13 +90,10 @@ start() {
   install_packages
   write_munge_key
   write_slurm_conf
-  if ! pid_alive "$STATE/munged.pid"; then
-    # munged writes its own pid file; --force tolerates log-ownership warnings
-    runuser -u munge -- munged --force --pid-file="$STATE/munged.pid.tmp" 2>/dev/null \
-      || munged --force >&2 || die "munged failed to start"
-    # the pid file munged writes is owned by munge in a root-owned dir: record the pid ourselves
-    sleep 0.5
-    pgrep -n -x munged >"$STATE/munged.pid" || die "munged is not running"
+  if ! pid_alive /run/munge/munged.pid; then
+    # as the munge user, like Debian's service; --force tolerates log/dir ownership warnings
+    runuser -u munge -- munged --force >&2 || die "munged failed to start; see /var/log/munge/munged.log"
+    touch "$STATE/munged.started"
   fi
   munge -n | unmunge >/dev/null || die "munge round trip failed (key or socket)"
   if ! pid_alive "$STATE/slurmctld.pid"; then
@@ -133,8 +130,12 @@ stop() {
   scancel --full --quiet --partition="$PARTITION" 2>/dev/null || true
   stop_pidfile slurmd
   stop_pidfile slurmctld
-  stop_pidfile munged
-  rm -f "$STATE/munged.pid.tmp"
+  # munged only if this script started it (a system-wide munge service is left alone)
+  if [ -e "$STATE/munged.started" ]; then
+    runuser -u munge -- munged --stop >/dev/null 2>&1 || true
+    rm -f "$STATE/munged.started"
+    log "stopped munged"
+  fi
 }
 
 status() {

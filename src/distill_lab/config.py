@@ -110,6 +110,23 @@ class TeacherConfig:
             _check(v >= 1024, f"teacher.effort_budgets.{k}", "Anthropic requires budget_tokens >= 1024")
         _check(self.max_retries >= 0, "teacher.max_retries", "must be >= 0")
         _check(self.timeout_s > 0, "teacher.timeout_s", "must be > 0")
+        _check(self.batch_poll_seconds > 0, "teacher.batch_poll_seconds", "must be > 0")
+        _check(self.thinking_display in (None, "summarized", "omitted"), "teacher.thinking_display",
+               "must be null, 'summarized' or 'omitted'")
+        for e in self.allowed_efforts:
+            _check(e in Effort.__members__, "teacher.allowed_efforts", f"unknown effort {e!r}")
+        if self.provider == "anthropic":
+            # extended thinking is incompatible with temperature/top_k changes; top_p only in [0.95, 1]
+            _check(self.temperature == 1.0, "teacher.temperature",
+                   "Anthropic thinking requires temperature 1.0 (remove the override)")
+            _check(self.top_p is None or self.top_p >= 0.95, "teacher.top_p",
+                   "Anthropic thinking accepts top_p only in [0.95, 1]")
+            if self.thinking_mode == "enabled":
+                budget = self.effort_budgets.get(eff)
+                _check(budget is not None, f"teacher.effort_budgets.{eff}",
+                       f"no thinking budget for effort {eff!r} (thinking_mode=enabled needs one)")
+                _check(self.max_tokens > budget, "teacher.max_tokens",
+                       f"must exceed the thinking budget ({budget} for effort {eff!r}), got {self.max_tokens}")
 
     @property
     def effort_name(self) -> str:
@@ -263,8 +280,27 @@ class GenerateConfig:
     max_cost_usd: Optional[float] = None
     shard_rows: int = 1000
     progress: bool = True
+    # retries (teacher.max_retries is the count): exponential backoff with jitter, >= retry-after
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 60.0
+    # the journal flushes every row (safe against kill -9) and fsyncs at most this often (power loss
+    # loses at most this window); 0 fsyncs every row
+    fsync_interval_s: float = 0.5
+    # quality filters; rejected rows are kept in the `rejected` split with their reason
+    filters: list[str] = field(default_factory=lambda: ["max_tokens", "empty_answer", "unclosed_thinking",
+                                                        "empty_thinking", "unverified", "duplicate"])
+    batch_max_rounds: int = 3  # batch mode: resubmissions of errored/expired requests
 
     def __post_init__(self) -> None:
+        from distill_lab.generation.filters import FILTERS
+
+        for f in self.filters:
+            _check(f in FILTERS, "generate.filters", f"unknown filter {f!r}; known: {list(FILTERS)}")
+        _check(self.retry_base_s > 0, "generate.retry_base_s", "must be > 0")
+        _check(self.retry_cap_s >= self.retry_base_s, "generate.retry_cap_s", "must be >= generate.retry_base_s")
+        _check(self.shard_rows >= 1, "generate.shard_rows", "must be >= 1")
+        _check(self.fsync_interval_s >= 0, "generate.fsync_interval_s", "must be >= 0")
+        _check(self.batch_max_rounds >= 1, "generate.batch_max_rounds", "must be >= 1")
         _check(self.samples_per_prompt >= 1, "generate.samples_per_prompt", "must be >= 1")
         _check(self.concurrency >= 1, "generate.concurrency", "must be >= 1")
         for name in ("requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):
@@ -389,11 +425,18 @@ class EvalConfig:
     batch_size: int = 16
     seed: int = 0
     suite: Optional[str] = None  # external JSONL of prompts with references
-    bootstrap: int = 1000
+    bootstrap: int = 1000  # resamples over prompts for retention / gain CIs
     confidence: float = 0.95
+    pass_k: list[int] = field(default_factory=lambda: [1, 5, 10])  # reported where k <= n_samples
+    progress: bool = True  # a progress bar per model
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "eval.max_new_tokens", "must be >= 1")
+        _check(self.n_samples == 1 or self.temperature > 0, "eval.temperature",
+               "must be > 0 when eval.n_samples > 1 (the extra samples are drawn by sampling)")
+        _check(self.bootstrap >= 1, "eval.bootstrap", "must be >= 1")
+        _check(len(self.pass_k) > 0 and all(k >= 1 for k in self.pass_k), "eval.pass_k",
+               "must be a non-empty list of integers >= 1")
         _check(self.temperature >= 0, "eval.temperature", "must be >= 0")
         _check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
         _check(self.n_samples >= 1, "eval.n_samples", "must be >= 1")
@@ -409,6 +452,11 @@ class ReportConfig:
     eval_dirs: list[str] = field(default_factory=list)  # artifacts of `eval`
     sweep_dir: Optional[str] = None  # a multirun directory: collect every run in it
     output_dir: Optional[str] = None
+    failures_per_category: int = 3  # example failures shown per category and split
+    plots: bool = True  # PNG plots (matplotlib, Agg backend)
+
+    def __post_init__(self) -> None:
+        _check(self.failures_per_category >= 0, "report.failures_per_category", "must be >= 0")
 
 
 # ----------------------------------------------------------------------------------------- root

@@ -1,44 +1,129 @@
-"""The ``generate`` stage: a recipe's prompts -> the teacher -> a dataset folder (rows contract)."""
+"""The ``generate`` stage: a recipe's prompts -> the teacher -> a dataset folder (rows contract).
+
+Steps: validate the teacher's config and key (before anything is sent), list the (prompt, sample)
+pairs, skip those already in the journal (``<dataset>/shards``: the resume state), send the rest
+through the engine (or the Message Batches API with ``teacher.batch=true``), then filter every row
+(``rejected`` split with a reason) and write ``rows.jsonl`` + ``hf/``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from distill_lab.config import Config
+from distill_lab.config import Config, ConfigError
 from distill_lab.data.recipe import build_problems
-from distill_lab.data.rows import make_row, save_dataset
+from distill_lab.data.rows import row_id, save_dataset
+from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
+from distill_lab.generation.filters import apply_filters
+from distill_lab.generation.shards import Journal
 from distill_lab.stage import StageResult
-from distill_lab.tasks.base import get_family
-from distill_lab.teachers.base import build_teacher
+from distill_lab.teachers.base import Teacher, build_teacher
 
 log = logging.getLogger(__name__)
 
 
-async def _generate_rows(cfg: Config, problems):
-    teacher = build_teacher(cfg.teacher)
+class GenerationStopped(RuntimeError):
+    """The API refused to go on (spend limit): what was generated is saved; re-run to resume."""
+
+
+def check_api_key(cfg: Config) -> None:
+    """A remote teacher needs its key in the environment: fail before anything starts."""
+    t = cfg.teacher
+    if t.provider == "oracle" or not t.api_key_env:
+        return
+    if not os.environ.get(t.api_key_env, "").strip():
+        raise ConfigError(f"teacher.api_key_env: the environment variable {t.api_key_env} is not set "
+                          f"(the {t.provider} teacher reads its API key from it)")
+
+
+def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[WorkItem]:
     fp = teacher.fingerprint()
-    rows = []
+    return [WorkItem(p, k, row_id(p.prompt_id, k, fp)) for p in problems for k in range(samples_per_prompt)]
+
+
+async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journal: Journal,
+                    spent_before: float) -> EngineResult:
     try:
-        for p in problems:
-            family = get_family(p.task)
-            for k in range(cfg.generate.samples_per_prompt):
-                reply = await teacher.complete(p, k)
-                verified = family.verify(reply.content, p.reference) if cfg.recipe.verify else None
-                rows.append(make_row(p, k, fp, reply, verified))
+        if cfg.teacher.batch:
+            from distill_lab.generation.batch import run_batches
+
+            return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+        return await run_requests(cfg, teacher, items, journal, spent_before=spent_before)
     finally:
         await teacher.aclose()
-    return rows
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
-    out_dir = Path(cfg.generate.output_dir or run_dir / "dataset")
+    check_api_key(cfg)
+    if cfg.teacher.batch and cfg.teacher.provider != "anthropic":
+        raise ConfigError(f"teacher.batch: batch mode needs the anthropic teacher, not {cfg.teacher.provider}")
+    out_dir = Path(cfg.generate.output_dir or Path(run_dir) / "dataset")
     recipe = build_problems(cfg.recipe)
     problems = [p for s in cfg.generate.splits for p in recipe.problems[s]]
-    rows = asyncio.run(_generate_rows(cfg, problems)) + recipe.imported_rows
+    teacher = build_teacher(cfg.teacher)
+    items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
+    wanted = {it.id for it in items}
+
+    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows, fsync_interval_s=cfg.generate.fsync_interval_s)
+    try:
+        before = journal.rows()
+        done = {r["id"] for r in before}
+        todo = [it for it in items if it.id not in done]
+        spent_before = sum(r["cost_usd"] for r in before if r["id"] in wanted)
+        log.info("generate: %d requests wanted, %d already in %s, %d to send", len(items), len(items) - len(todo),
+                 journal.root, len(todo))
+        res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
+    finally:
+        journal.close()
+
+    raw = [r for r in journal.rows() if r["id"] in wanted]  # rows of other teachers/recipes stay in shards only
+    have = {r["id"] for r in raw}
+    last_failure: dict[str, str] = {}
+    for f in journal.failures():
+        if f["id"] in wanted and f["id"] not in have:
+            last_failure[f["id"]] = f["reason"]
+    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify)
+    rows += recipe.imported_rows
     counts = save_dataset(rows, out_dir)
-    log.info("wrote %d rows to %s: %s", len(rows), out_dir, counts)
-    return StageResult(artifacts={"dataset": str(out_dir)},
-                       summary={"rows": len(rows), "per_split": counts, "recipe": recipe.stats,
-                                "cost_usd": sum(r["cost_usd"] for r in rows)})
+    summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
+                       last_failure)
+    log.info("generate: %s", {k: summary[k] for k in ("per_split", "outcomes", "failed", "cost_usd")})
+    if res.stopped and "spend limit" in res.stopped:
+        raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
+                                "re-run the same command to resume once the limit allows.")
+    if res.stopped:
+        log.warning("generate stopped early: %s (%d requests not sent; re-run with a higher cap to resume)",
+                    res.stopped, res.skipped)
+    return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root)}, summary=summary)
+
+
+def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, Any], counts: dict[str, int],
+             outcome: Counter, res: EngineResult, wanted: int, resumed: int,
+             last_failure: dict[str, str]) -> dict[str, Any]:
+    gen = [r for r in rows if r.get("teacher", {}).get("provider") == cfg.teacher.provider]
+    tok = Counter()
+    for r in gen:
+        tok.update({k: v for k, v in r["usage"].items() if isinstance(v, int)})
+    return {
+        "rows": len(rows),
+        "per_split": counts,
+        "recipe": recipe_stats,
+        "outcomes": dict(outcome),  # kept / max_tokens / empty_answer / ... / duplicate
+        "requests": {"wanted": wanted, "resumed_from_journal": resumed, "sent": res.sent,
+                     "retries": res.tally.retries, "succeeded": res.tally.done, "failed": res.tally.failed,
+                     "skipped": res.skipped},
+        "failed": len(last_failure),  # wanted rows with no row, only a failure record
+        "failure_reasons": dict(Counter(reason.split(":")[0] for reason in last_failure.values())),
+        "stopped": res.stopped,
+        "tokens": dict(tok),
+        "cost_usd": round(sum(r["cost_usd"] for r in gen), 6),
+        "run_cost_usd": round(res.tally.cost_usd, 6),
+        "wall_s": round(res.wall_s, 3),
+        "requests_per_s": round(res.sent / res.wall_s, 3) if res.wall_s > 0 else None,
+        "redacted_thinking_rows": sum(1 for r in gen if r.get("redacted_thinking")),
+    }

@@ -4,12 +4,15 @@ A dataset folder holds:
   rows.jsonl      one JSON row per line, every split (the mirror; what resume and imports read)
   hf/             ``datasets.DatasetDict`` saved with ``save_to_disk``, one split per row ``split``
   README.md       the dataset card (where the recipe stage writes one)
+  shards/         the generate stage's journal (raw rows as they arrived, failures): its resume state
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +23,16 @@ from distill_lab.teachers.base import TeacherReply
 
 ROW_FIELDS = ("id", "prompt_id", "sample_index", "task", "category", "split", "messages", "reference",
               "verified", "teacher", "usage", "cost_usd", "stop_reason", "request_id", "created_at")
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+              "thinking_tokens")
+# Fields every row carries besides the contract's (defaults for rows made elsewhere, e.g. imports):
+#   reject_reason      why the generate filters moved the row to the ``rejected`` split, else null
+#   origin_split       the split the prompt belongs to (equal to ``split`` unless rejected)
+#   redacted_thinking  number of redacted_thinking blocks in the teacher's reply (flagged, not dropped)
+#   thinking_chars     length of the visible thinking text; with ``usage.thinking_tokens`` (billed thinking
+#                      tokens, when the API reports them) it shows how much a summary left out
+OPTIONAL_FIELDS: dict[str, Any] = {"reject_reason": None, "origin_split": None, "redacted_thinking": 0,
+                                   "thinking_chars": 0}
 
 
 def row_id(prompt_id: str, sample_index: int, teacher_fingerprint: dict[str, Any]) -> str:
@@ -50,7 +62,21 @@ def make_row(problem: Problem, sample_index: int, teacher_fp: dict[str, Any], re
         "stop_reason": reply.stop_reason,
         "request_id": reply.request_id,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "reject_reason": None,
+        "origin_split": problem.split,
+        "redacted_thinking": int(reply.extra.get("redacted_thinking", 0)),
+        "thinking_chars": len(reply.reasoning or ""),
+        "thinking_unclosed": bool(reply.extra.get("thinking_unclosed", False)),
     }
+
+
+def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every optional field present (Arrow needs one schema per split)."""
+    out = {**OPTIONAL_FIELDS, **row}
+    if out["origin_split"] is None:
+        out["origin_split"] = out["split"]
+    out.pop("thinking_unclosed", None)  # journal-only flag, folded into reject_reason by the filters
+    return out
 
 
 def normalize_message(m: dict[str, Any]) -> dict[str, Any]:
@@ -98,12 +124,19 @@ def save_dataset(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, int]:
     out_dir = Path(out_dir)
     for i, r in enumerate(rows):
         check_row(r, f"row {i}")
-    write_jsonl(rows, out_dir / "rows.jsonl")
+    rows = [with_defaults(r) for r in rows]
+    tmp = out_dir / "rows.jsonl.tmp"
+    write_jsonl(rows, tmp)
+    os.replace(tmp, out_dir / "rows.jsonl")  # readers never see a half-written mirror
     by_split: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_split.setdefault(r["split"], []).append(r)
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(rs) for s, rs in by_split.items()})
-    dd.save_to_disk(str(out_dir / "hf"))
+    hf, hf_tmp = out_dir / "hf", out_dir / "hf.tmp"
+    shutil.rmtree(hf_tmp, ignore_errors=True)
+    dd.save_to_disk(str(hf_tmp))
+    shutil.rmtree(hf, ignore_errors=True)  # no stale split of an earlier run survives
+    os.replace(hf_tmp, hf)
     return {s: len(rs) for s, rs in by_split.items()}
 
 

@@ -21,6 +21,25 @@ class TeacherReply:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. redacted_thinking count
 
 
+class TeacherError(Exception):
+    """A request that did not give a reply.
+
+    ``kind``: ``retryable`` (429, 529, 5xx, timeouts, dropped connections, unreadable replies),
+    ``fatal`` (400/401/403/404...: retrying cannot help) or ``spend_limit`` (the account's spend cap:
+    the whole run must stop).
+    """
+
+    def __init__(self, message: str, *, kind: str = "retryable", status: int | None = None,
+                 retry_after: float | None = None, request_id: str | None = None):
+        assert kind in ("retryable", "fatal", "spend_limit"), kind
+        super().__init__(message)
+        self.kind, self.status, self.retry_after, self.request_id = kind, status, retry_after, request_id
+
+    @property
+    def reason(self) -> str:
+        return f"{self.status or 'no-status'}: {self}"
+
+
 class Teacher(ABC):
     def __init__(self, cfg: TeacherConfig):
         self.cfg = cfg
@@ -36,6 +55,11 @@ class Teacher(ABC):
         else:
             fp["budget_tokens"] = None
         return fp
+
+    def estimate_input_tokens(self, problem: Problem) -> int:
+        """A rough count of the prompt's input tokens (on the high side: 2 characters a token), for rate limits and the spend cap."""
+        chars = sum(len(m.get("content") or "") for m in problem.messages()) + len(self.cfg.system_prompt or "")
+        return chars // 2 + 32
 
     @abstractmethod
     async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:

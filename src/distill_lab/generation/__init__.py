@@ -1,0 +1,1 @@
+"""The generation engine behind ``distill-lab generate``: limits, retries, shards, cost, filters, progress."""

@@ -1,0 +1,69 @@
+"""Quality filters: each row is kept or moved to the ``rejected`` split with the first reason that applies.
+
+Nothing is dropped: a rejected row keeps its content, gets ``split = "rejected"``, ``reject_reason``
+and its original split in ``origin_split``. Train and eval read only train/test/ood.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from typing import Any
+
+FILTERS = ("max_tokens", "empty_answer", "empty_thinking", "unclosed_thinking", "unverified", "duplicate")
+
+
+def _assistant(row: dict[str, Any]) -> dict[str, Any]:
+    return row["messages"][-1]
+
+
+def row_reason(row: dict[str, Any], enabled: set[str], verify: bool) -> str | None:
+    """The first filter (in ``FILTERS`` order, duplicates aside) that rejects ``row``, else None."""
+    a = _assistant(row)
+    content, reasoning = (a.get("content") or ""), a.get("reasoning_content")
+    if "max_tokens" in enabled and row.get("stop_reason") == "max_tokens":
+        return "max_tokens"
+    if "empty_answer" in enabled and not content.strip():
+        return "empty_answer"
+    if "unclosed_thinking" in enabled and ("<think>" in content or "</think>" in content
+                                           or row.get("thinking_unclosed")):
+        return "unclosed_thinking"
+    if "empty_thinking" in enabled and not (reasoning or "").strip():
+        return "empty_thinking"
+    if "unverified" in enabled and verify and row.get("verified") is False:
+        return "unverified"
+    return None
+
+
+def _fingerprint(row: dict[str, Any]) -> str:
+    msgs = [(m["role"], m.get("content") or "", m.get("reasoning_content") or "") for m in row["messages"]]
+    return hashlib.sha256(json.dumps(msgs).encode()).hexdigest()
+
+
+def apply_filters(rows: list[dict[str, Any]], enabled: list[str], verify: bool) -> tuple[list[dict[str, Any]], Counter]:
+    """Rows in a stable order (prompt, sample), each with ``reject_reason``/``origin_split``; counts by reason.
+
+    The duplicate filter keeps the first of identical (prompt, reasoning, answer) rows in that order.
+    """
+    on = set(enabled)
+    unknown = on - set(FILTERS)
+    if unknown:
+        raise ValueError(f"generate.filters: unknown filter(s) {sorted(unknown)}; known: {list(FILTERS)}")
+    out, counts, seen = [], Counter(), set()
+    for r in sorted(rows, key=lambda r: (r["origin_split"] if "origin_split" in r else r["split"],
+                                         r["prompt_id"], r["sample_index"])):
+        r = dict(r)
+        origin = r.get("origin_split") or r["split"]
+        reason = row_reason(r, on, verify)
+        if reason is None and "duplicate" in on:
+            fp = _fingerprint(r)
+            if fp in seen:
+                reason = "duplicate"
+            seen.add(fp)
+        r["origin_split"] = origin
+        r["reject_reason"] = reason
+        r["split"] = "rejected" if reason else origin
+        counts[reason or "kept"] += 1
+        out.append(r)
+    return out, counts

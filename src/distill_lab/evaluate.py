@@ -1,0 +1,210 @@
+"""The ``eval`` stage: base student, distilled student and teacher on the same held-out prompts.
+
+Prompts: the rows of ``eval.splits`` in ``eval.dataset_dir`` (the teacher's answers are those rows'
+assistant turns) and/or the external JSONL ``eval.suite``. Models: ``base`` (the student without
+adapter, when ``eval.include_base``), ``student`` (with ``eval.adapter_dir``), and ``teacher`` (its
+rows, scored with the same verifier). Each student output is generated with the chat template and
+thinking on; the thinking is stripped before the family's extractor/verifier sees the answer.
+
+Greedy decoding gives ``accuracy``; with ``eval.n_samples > 1`` (and ``eval.temperature > 0``) n
+sampled outputs per prompt give ``pass_at_k`` (unbiased estimator) and ``majority_accuracy``; with one
+sample those equal the greedy figures. The teacher's sample 0 is its "greedy" answer and all its rows
+are its samples.
+
+Artifacts in the run directory:
+  ``metrics.json``  the schema below
+  ``samples.jsonl`` one line per output: model, prompt_id, split, category, task, kind, sample_index,
+                    prompt, reference, output, thinking, answer, extracted, correct, think_unclosed,
+                    output_tokens, thinking_chars, answer_chars, runaway, style_similarity
+
+``metrics.json`` schema (version 1)::
+
+  {"schema_version": 1,
+   "eval": {...the eval config...}, "dataset_dir": str|null, "adapter_dir": str|null,
+   "student": str, "prompts": {split: n},
+   "models": {MODEL: {                         # MODEL in base | student | teacher
+       "overall": BLOCK,
+       "splits": {SPLIT: BLOCK + {"categories": {CATEGORY: BLOCK}, "families": {FAMILY: BLOCK}}},
+       "categories": {CATEGORY: BLOCK},        # all splits together
+       "families": {FAMILY: BLOCK}}},
+   "retention": {MODEL: CMP},                  # MODEL / teacher, for base and student
+   "gain": CMP | null}                         # student - base (null unless both were evaluated)
+
+  BLOCK = {"n": prompts, "correct": greedy correct, "accuracy": float, "accuracy_ci": [lo, hi] (Wilson),
+           "n_samples": samples per prompt, "pass_at_k": {"k": float}, "majority_accuracy": float,
+           "format": {"think_closed", "has_thinking", "answer_parsed", "compliant"} (shares),
+           "lengths": {"output_tokens", "thinking_chars", "answer_chars"} (means of greedy outputs),
+           "runaway_share": share that hit max_new_tokens, "style_similarity": mean ROUGE-L F1 vs the
+           teacher's answer (null for the teacher)}
+  CMP = {"overall": STAT, "categories": {CATEGORY: STAT},
+         "splits": {SPLIT: {"all": STAT, "categories": {CATEGORY: STAT}}}}
+  STAT = {"value": float|null, "ci": [lo, hi]|null (paired percentile bootstrap over prompts),
+          "n": paired prompts, "a_accuracy": float, "b_accuracy": float}
+
+Access paths the pipeline relies on:
+  metrics["models"]["student"]["splits"]["test"]["accuracy"]  (and "base", "teacher")
+  metrics["retention"]["student"]["splits"]["test"]["all"]["value"]
+  metrics["gain"]["splits"]["test"]["all"]["value"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from distill_lab.config import Config, ConfigError, EvalConfig, to_container
+from distill_lab.evaluation.aggregate import build_metrics
+from distill_lab.evaluation.extract import score_output
+from distill_lab.evaluation.generation import Generation, generate
+from distill_lab.evaluation.prompts import EvalPrompt, load_heldout, load_suite
+from distill_lab.metrics import rouge_l_f1
+from distill_lab.stage import StageResult
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+
+
+def load_prompts(ec: EvalConfig) -> list[EvalPrompt]:
+    if not ec.dataset_dir and not ec.suite:
+        raise ConfigError("eval.dataset_dir: required (a dataset folder from `generate`), or set eval.suite")
+    prompts: list[EvalPrompt] = []
+    if ec.dataset_dir:
+        prompts += load_heldout(ec.dataset_dir, list(ec.splits), ec.max_prompts)
+    if ec.suite:
+        prompts += load_suite(ec.suite, ec.max_prompts)
+    seen: set[str] = set()
+    for p in prompts:
+        if p.prompt_id in seen:
+            raise ValueError(f"prompt_id {p.prompt_id!r} appears twice (dataset and suite overlap?)")
+        seen.add(p.prompt_id)
+    return prompts
+
+
+def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    """The generation prompt (chat template, thinking on)."""
+    try:
+        from distill_lab.data.chat import render_prompt
+    except ImportError:  # the chat module of the students' engineer; the template itself is enough
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             enable_thinking=True)
+    return render_prompt(tokenizer, messages, enable_thinking=True)
+
+
+def make_record(model: str, p: EvalPrompt, kind: str, sample_index: int, text: str, *,
+                n_tokens: int | None, runaway: bool) -> dict[str, Any]:
+    s = score_output(text, p.task, p.reference)
+    style = rouge_l_f1(text, p.teacher_outputs[0]) if model != "teacher" and p.teacher_outputs else None
+    return {
+        "model": model, "prompt_id": p.prompt_id, "split": p.split, "category": p.category,
+        "task": p.task or "generic", "kind": kind, "sample_index": sample_index,
+        "prompt": p.user_text, "reference": p.reference, "output": text,
+        "thinking": s.parsed.thinking, "answer": s.parsed.answer, "extracted": s.extracted,
+        "correct": s.correct, "think_unclosed": s.parsed.think_unclosed,
+        "output_tokens": n_tokens, "thinking_chars": len(s.parsed.thinking), "answer_chars": len(s.parsed.answer),
+        "runaway": runaway, "style_similarity": style,
+    }
+
+
+def teacher_records(prompts: list[EvalPrompt], tokenizer: Any | None = None) -> list[dict[str, Any]]:
+    """The teacher's answers as records (sample 0 is its greedy answer); tokens counted with the
+    student's tokenizer so lengths compare."""
+    out = []
+    for p in prompts:
+        for i, text in enumerate(p.teacher_outputs):
+            n_tok = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if tokenizer is not None else None
+            for kind in (("greedy", "sample") if i == 0 else ("sample",)):
+                out.append(make_record("teacher", p, kind, i, text, n_tokens=n_tok, runaway=False))
+    return out
+
+
+def evaluate_model(name: str, model: Any, tokenizer: Any, prompts: list[EvalPrompt], ec: EvalConfig, *,
+                   bf16: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Greedy outputs (and n sampled outputs when ``ec.n_samples > 1``) of one model, as records."""
+    texts = [render(tokenizer, p.messages) for p in prompts]
+    common = dict(max_new_tokens=ec.max_new_tokens, batch_size=ec.batch_size, bf16=bf16, progress=progress)
+    greedy = generate(model, tokenizer, texts, desc=f"{name} greedy", **common)
+
+    def rec(p: EvalPrompt, kind: str, i: int, g: Generation) -> dict[str, Any]:
+        return make_record(name, p, kind, i, g.text, n_tokens=g.n_tokens, runaway=g.runaway)
+
+    records = [rec(p, "greedy", 0, gs[0]) for p, gs in zip(prompts, greedy, strict=True)]
+    if ec.n_samples > 1:
+        sampled = generate(model, tokenizer, texts, num_return_sequences=ec.n_samples, do_sample=True,
+                           temperature=ec.temperature, top_p=ec.top_p, seed=ec.seed,
+                           desc=f"{name} x{ec.n_samples}", **common)
+        for p, gs in zip(prompts, sampled, strict=True):
+            records += [rec(p, "sample", i, g) for i, g in enumerate(gs)]
+    return records
+
+
+def _place(model: Any, cfg: Config) -> Any:
+    import torch
+
+    if cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available():
+        model = model.to("cuda")
+    return model
+
+
+def run(cfg: Config, run_dir: Path) -> StageResult:
+    import torch
+
+    from distill_lab.students import load_student
+
+    ec = cfg.eval
+    if ec.n_samples > 1 and ec.temperature <= 0:
+        raise ConfigError("eval.temperature: must be > 0 when eval.n_samples > 1 (sampling)")
+    if not ec.include_base and not ec.adapter_dir:
+        raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
+    bf16 = cfg.hardware.precision in ("bf16-mixed", "bf16-true")
+    prompts = load_prompts(ec)
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p.split] = counts.get(p.split, 0) + 1
+    log.info("eval: %d prompts %s", len(prompts), counts)
+    t0 = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    tokenizer = None
+    if ec.adapter_dir:
+        model, tokenizer = load_student(cfg.student, adapter_dir=ec.adapter_dir)
+        model = _place(model, cfg)
+        t = time.perf_counter()
+        records += evaluate_model("student", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+        timings["student"] = time.perf_counter() - t
+        if ec.include_base and hasattr(model, "disable_adapter"):  # peft: the base is the same weights
+            t = time.perf_counter()
+            with model.disable_adapter():
+                records += evaluate_model("base", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+            timings["base"] = time.perf_counter() - t
+        del model
+    if ec.include_base and "base" not in timings:
+        model, tokenizer = load_student(cfg.student)
+        model = _place(model, cfg)
+        t = time.perf_counter()
+        records += evaluate_model("base", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+        timings["base"] = time.perf_counter() - t
+        del model
+    records += teacher_records(prompts, tokenizer)
+    metrics = build_metrics(records, confidence=ec.confidence, pass_k=sorted(set(ec.pass_k)),
+                            n_resamples=ec.bootstrap, seed=ec.seed)
+    metrics = {"schema_version": SCHEMA_VERSION, "eval": to_container(cfg)["eval"],
+               "dataset_dir": ec.dataset_dir, "adapter_dir": ec.adapter_dir, "student": cfg.student.name,
+               "prompts": counts, **metrics, "timings_s": {k: round(v, 2) for k, v in timings.items()}}
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(run_dir / "samples.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    summary = {m: {s: b["accuracy"] for s, b in v["splits"].items()} for m, v in metrics["models"].items()}
+    objective = None
+    if "student" in metrics["models"] and "test" in metrics["models"]["student"]["splits"]:
+        objective = metrics["models"]["student"]["splits"]["test"]["accuracy"]
+    log.info("eval: accuracy %s in %.1fs", summary, time.perf_counter() - t0)
+    return StageResult(artifacts={"metrics": str(run_dir / "metrics.json"), "samples": str(run_dir / "samples.jsonl")},
+                       summary={"accuracy": summary}, objective=objective)

@@ -1,0 +1,367 @@
+"""The ``report`` stage: eval results -> ``report.md``, ``report.json`` and PNG plots.
+
+Reads the ``metrics.json`` (and ``samples.jsonl`` for example failures) of each ``report.eval_dirs``
+entry and writes, per eval run: accuracy of base / student / teacher per split (Wilson CIs), gain
+(student - base) and retention (student / teacher) per split and capability category with paired
+bootstrap CIs, the seed document's retention figures beside ours, sampling and format figures, and
+example failures per category (prompt, reference, teacher answer, student answer).
+
+``load_eval_metrics(dir)`` is the loader other aggregators (sweeps) reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from distill_lab.config import Config, ConfigError
+from distill_lab.stage import StageResult
+
+log = logging.getLogger(__name__)
+
+# The seed document ("Quantifying the gap"): retention vs teacher after SFT distillation, no method given.
+SEED_RETENTION: dict[str, tuple[str, float, float]] = {
+    "style": ("Writing style", 0.85, 0.95),
+    "format": ("Format/structure", 0.90, 0.95),
+    "knowledge": ("Common knowledge", 0.70, 0.85),
+    "reasoning": ("Novel reasoning", 0.40, 0.60),
+    "edge_case": ("Edge cases", 0.30, 0.50),
+}
+MODELS = ("base", "student", "teacher")
+
+
+def load_eval_metrics(path: str | Path) -> dict[str, Any]:
+    """``metrics.json`` of an eval run directory (or the file itself), checked for the v1 schema."""
+    p = Path(path)
+    f = p / "metrics.json" if p.is_dir() else p
+    if not f.is_file():
+        raise FileNotFoundError(f"{p}: no metrics.json (not an eval run directory)")
+    try:
+        m = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(m, dict) or m.get("schema_version") != 1 or not isinstance(m.get("models"), dict):
+        raise ValueError(f"{f}: not a distill_lab eval metrics file (schema_version 1 with 'models')")
+    return m
+
+
+def load_samples(path: str | Path) -> list[dict[str, Any]]:
+    """``samples.jsonl`` of an eval run directory ([] when absent)."""
+    f = Path(path) / "samples.jsonl"
+    if not f.is_file():
+        return []
+    out = []
+    for lineno, line in enumerate(f.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------- content
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _signed_pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f} pt"
+
+
+def _signed_ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a report shows, pulled out of one metrics.json."""
+    splits = sorted({s for v in m["models"].values() for s in v["splits"]}, key=lambda s: ("train", "test", "ood").index(s)
+                    if s in ("train", "test", "ood") else 9)
+    acc: dict[str, dict[str, Any]] = {}
+    for s in splits:
+        acc[s] = {}
+        for model, v in m["models"].items():
+            b = v["splits"].get(s)
+            if b:
+                acc[s][model] = {"accuracy": b["accuracy"], "ci": b["accuracy_ci"], "n": b["n"],
+                                 "correct": b["correct"]}
+    retention: dict[str, dict[str, Any]] = {}
+    ret_student = (m.get("retention") or {}).get("student")
+    if ret_student:
+        for s, block in ret_student["splits"].items():
+            retention[s] = {"all": block["all"], **block["categories"]}
+    gain: dict[str, Any] = {}
+    if m.get("gain"):
+        for s, block in m["gain"]["splits"].items():
+            gain[s] = {"all": block["all"], **block["categories"]}
+    return {"splits": splits, "accuracy": acc, "retention": retention, "gain": gain}
+
+
+def failures(samples: list[dict[str, Any]], per_category: int, model: str = "student") -> list[dict[str, Any]]:
+    """Up to ``per_category`` greedy failures of ``model`` per (split, category), with the teacher's
+    answer and the base model's answer to the same prompt."""
+    greedy = [r for r in samples if r.get("kind") == "greedy"]
+    by_key = {(r["model"], r["prompt_id"]): r for r in greedy}
+    if not any(r["model"] == model for r in greedy):
+        model = "base"  # an eval without adapter: show the base model's failures
+    out: list[dict[str, Any]] = []
+    counts: dict[tuple[str, str], int] = {}
+    for r in greedy:
+        if r["model"] != model or r["correct"]:
+            continue
+        key = (r["split"], r["category"])
+        if counts.get(key, 0) >= per_category:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        t = by_key.get(("teacher", r["prompt_id"]))
+        b = by_key.get(("base", r["prompt_id"])) if model != "base" else None
+        out.append({"model": model, "split": r["split"], "category": r["category"], "task": r["task"],
+                    "prompt": r["prompt"], "reference": r["reference"], "extracted": r["extracted"],
+                    "output": r["output"], "runaway": r["runaway"], "think_unclosed": r["think_unclosed"],
+                    "teacher_answer": t["answer"] if t else None, "teacher_correct": t["correct"] if t else None,
+                    "base_output": b["output"] if b else None})
+    return out
+
+
+def _clip(text: str | None, n: int = 400) -> str:
+    if text is None:
+        return "–"
+    text = text.strip()
+    text = text if len(text) <= n else text[:n] + f" … (+{len(text) - n} chars)"
+    return text.replace("```", "'''")
+
+
+def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: list[dict[str, Any]],
+                 plots: list[str]) -> str:
+    ec = m.get("eval") or {}
+    lines = [f"## {label}", ""]
+    lines.append(f"- student `{m.get('student')}`, adapter `{m.get('adapter_dir')}`, dataset `{m.get('dataset_dir')}`")
+    lines.append(f"- prompts per split: {m.get('prompts')}; greedy decoding, max_new_tokens {ec.get('max_new_tokens')}, "
+                 f"n_samples {ec.get('n_samples')} (temperature {ec.get('temperature')}, top_p {ec.get('top_p')}), "
+                 f"confidence {ec.get('confidence')}, bootstrap {ec.get('bootstrap')} resamples")
+    lines += ["", "### Accuracy by split (greedy; Wilson CI)", ""]
+    present = [x for x in MODELS if x in m["models"]]
+    head = "| split | n | " + " | ".join(present) + " | gain (student − base) | retention (student / teacher) |"
+    lines += [head, "|" + "---|" * (len(present) + 4)]
+    for s in summ["splits"]:
+        row = summ["accuracy"][s]
+        n = next(iter(row.values()))["n"] if row else 0
+        cells = [f"{_pct(row[x]['accuracy'])}{_ci(row[x]['ci'])}" if x in row else "–" for x in present]
+        g = summ["gain"].get(s, {}).get("all")
+        r = summ["retention"].get(s, {}).get("all")
+        gcell = f"{_signed_pct(g['value'])}{_signed_ci(g['ci'])}" if g else "–"
+        rcell = f"{_pct(r['value'])}{_ci(r['ci'])}" if r else "–"
+        lines.append(f"| {s} | {n} | " + " | ".join(cells) + f" | {gcell} | {rcell} |")
+    lines += ["", "### Retention per capability category (student / teacher; paired bootstrap CI)", "",
+              "| category | split | n | student | teacher | retention | gain (student − base) | seed's figure |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in summ["splits"]:
+        for cat, st in sorted(summ["retention"].get(s, {}).items()):
+            if cat == "all":
+                continue
+            seed = SEED_RETENTION.get(cat)
+            seed_cell = f"{seed[0]}: {seed[1]:.0%}–{seed[2]:.0%}" if seed else "–"
+            g = summ["gain"].get(s, {}).get(cat)
+            gcell = f"{_signed_pct(g['value'])}{_signed_ci(g['ci'])}" if g else "–"
+            lines.append(f"| {cat} | {s} | {st['n']} | {_pct(st['a_accuracy'])} | {_pct(st['b_accuracy'])} | "
+                         f"{_pct(st['value'])}{_ci(st['ci'])} | {gcell} | {seed_cell} |")
+    lines += ["", "### Sampling, format and length", "",
+              "| model | split | pass@k | majority | format ok | think closed | has thinking | runaway | "
+              "output tokens | thinking chars | style sim. |", "|" + "---|" * 11]
+    for x in present:
+        for s, b in m["models"][x]["splits"].items():
+            pk = ", ".join(f"@{k} {_pct(v)}" for k, v in b["pass_at_k"].items()) or "–"
+            f, ln = b["format"], b["lengths"]
+            tok = "–" if ln["output_tokens"] is None else f"{ln['output_tokens']:.0f}"
+            th = "–" if ln["thinking_chars"] is None else f"{ln['thinking_chars']:.0f}"
+            sim = "–" if b["style_similarity"] is None else f"{b['style_similarity']:.2f}"
+            lines.append(f"| {x} | {s} | {pk} | {_pct(b['majority_accuracy'])} | {_pct(f['compliant'])} | "
+                         f"{_pct(f['think_closed'])} | {_pct(f['has_thinking'])} | {_pct(b['runaway_share'])} | "
+                         f"{tok} | {th} | {sim} |")
+    if plots:
+        lines += ["", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots]]
+    lines += ["", "### Example failures", ""]
+    if not fails:
+        lines.append("No failures (or no samples.jsonl) in this run.")
+    for fl in fails:
+        flags = ", ".join(x for x, on in (("runaway", fl["runaway"]), ("unclosed think", fl["think_unclosed"])) if on)
+        lines += [f"**{fl['category']} / {fl['split']}** ({fl['task']}): {_clip(fl['prompt'], 200)}  ",
+                  f"reference `{fl['reference']}`, {fl['model']} extracted `{fl['extracted']}`"
+                  + (f" ({flags})" if flags else ""), "",
+                  f"- teacher ({'correct' if fl['teacher_correct'] else 'wrong'}): {_clip(fl['teacher_answer'], 200)}",
+                  f"- {fl['model']}: `{_clip(fl['output']).replace(chr(10), ' ⏎ ')}`"]
+        if fl["base_output"] is not None:
+            lines.append(f"- base: `{_clip(fl['base_output'], 200).replace(chr(10), ' ⏎ ')}`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+METHOD = """## Method
+
+- Every model answers the same held-out prompts: `test` (the training distribution) and `ood`
+  (beyond it). The teacher's answers are its dataset rows for those prompts; the students generate
+  greedily with their chat template and thinking on, capped at `max_new_tokens`, stopping at end of turn.
+- The thinking (`<think>…</think>`) is stripped before the task family's extractor and verifier see the
+  answer; an answer only inside the thinking, or after an unclosed `<think>`, counts as wrong.
+- Accuracy CIs are Wilson score intervals. Retention = student accuracy / teacher accuracy and gain =
+  student − base, both on paired prompts, with percentile bootstrap CIs over prompts (the same resampled
+  prompts for both models). pass@k is the unbiased estimator over n samples; majority vote breaks ties
+  by first occurrence.
+- The seed document's figures are printed beside ours for comparison; it states no method, model,
+  or sample size, so they are not a like-for-like reference. Its "novel reasoning" corresponds best to
+  our `reasoning` category on the `ood` split.
+"""
+
+
+# ------------------------------------------------------------------------------------------ plots
+def make_plots(label: str, m: dict[str, Any], summ: dict[str, Any], out_dir: Path) -> list[str]:
+    """Accuracy by split (base / student / teacher, Wilson bars) and retention per category
+    (bootstrap bars, the seed's range as a grey band). Returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+    paths: list[str] = []
+    present = [x for x in MODELS if x in m["models"]]
+    splits = summ["splits"]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(splits), 3.2))
+    width = 0.8 / max(1, len(present))
+    for i, x in enumerate(present):
+        xs, ys, lo, hi = [], [], [], []
+        for j, s in enumerate(splits):
+            a = summ["accuracy"][s].get(x)
+            if a and a["accuracy"] is not None:
+                xs.append(j + (i - (len(present) - 1) / 2) * width)
+                ys.append(a["accuracy"])
+                ci = a["ci"] or [a["accuracy"], a["accuracy"]]
+                lo.append(a["accuracy"] - ci[0])
+                hi.append(ci[1] - a["accuracy"])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=x)
+    ax.set_xticks(range(len(splits)), splits)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy (greedy)")
+    ax.set_title(f"accuracy by split: {label}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = out_dir / f"accuracy_{safe}.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(str(p))
+
+    cats = sorted({c for s in splits for c in summ["retention"].get(s, {}) if c != "all"})
+    if cats:
+        fig, ax = plt.subplots(figsize=(2.0 + 1.4 * len(cats), 3.2))
+        width = 0.8 / max(1, len(splits))
+        for j, c in enumerate(cats):
+            seed = SEED_RETENTION.get(c)
+            if seed:
+                ax.fill_between([j - 0.45, j + 0.45], seed[1], seed[2], color="0.85", zorder=0,
+                                label="seed's figure" if j == 0 else None)
+        for i, s in enumerate(splits):
+            xs, ys, lo, hi = [], [], [], []
+            for j, c in enumerate(cats):
+                st = summ["retention"].get(s, {}).get(c)
+                if st and st["value"] is not None:
+                    xs.append(j + (i - (len(splits) - 1) / 2) * width)
+                    ys.append(st["value"])
+                    ci = st["ci"] or [st["value"], st["value"]]
+                    lo.append(max(0.0, st["value"] - ci[0]))
+                    hi.append(max(0.0, ci[1] - st["value"]))
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=s, zorder=2)
+        ax.axhline(1.0, color="k", lw=0.6, ls="--")
+        ax.set_xticks(range(len(cats)), cats)
+        ax.set_ylabel("retention (student / teacher)")
+        ax.set_title(f"retention per category: {label}", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        p = out_dir / f"retention_{safe}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(str(p))
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ stage
+def _labels(dirs: list[str]) -> list[str]:
+    names = [Path(d).name or str(d) for d in dirs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"run{i}_{n}" for i, n in enumerate(names)]
+
+
+def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: int = 3,
+                 plots: bool = True) -> dict[str, Any]:
+    """Write ``report.md``, ``report.json`` and the plots for ``eval_dirs`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs, md = [], ["# Distillation report", ""]
+    for label, d in zip(_labels(eval_dirs), eval_dirs, strict=True):
+        m = load_eval_metrics(d)
+        summ = summarize(m)
+        fails = failures(load_samples(d), failures_per_category)
+        pngs = make_plots(label, m, summ, out_dir) if plots else []
+        md.append(run_markdown(label, m, summ, fails, pngs))
+        runs.append({"label": label, "eval_dir": str(d), "student": m.get("student"),
+                     "adapter_dir": m.get("adapter_dir"), **summ, "failures": fails, "plots": pngs})
+    md.append(METHOD)
+    report = {"schema_version": 1, "runs": runs,
+              "seed_retention": {c: {"name": n, "low": lo, "high": hi} for c, (n, lo, hi) in SEED_RETENTION.items()}}
+    (out_dir / "report.md").write_text("\n".join(md))
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _log_wandb(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
+    """Report tables and plots to W&B (``logger=wandb``), job_type ``report``."""
+    import wandb
+
+    lc = cfg.logger
+    run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, tags=list(lc.tags), mode=lc.mode,
+                     job_type="report", dir=str(run_dir), reinit="finish_previous")
+    try:
+        for r in report["runs"]:
+            acc = wandb.Table(columns=["run", "split", "model", "accuracy", "ci_low", "ci_high", "n"])
+            for s, row in r["accuracy"].items():
+                for model, a in row.items():
+                    ci = a["ci"] or [None, None]
+                    acc.add_data(r["label"], s, model, a["accuracy"], ci[0], ci[1], a["n"])
+            ret = wandb.Table(columns=["run", "split", "category", "retention", "ci_low", "ci_high", "n"])
+            for s, cats in r["retention"].items():
+                for c, st in cats.items():
+                    ci = st["ci"] or [None, None]
+                    ret.add_data(r["label"], s, c, st["value"], ci[0], ci[1], st["n"])
+            payload: dict[str, Any] = {f"report/{r['label']}/accuracy": acc, f"report/{r['label']}/retention": ret}
+            for p in r["plots"]:
+                payload[f"report/{r['label']}/{Path(p).stem}"] = wandb.Image(p)
+            run.log(payload)
+    finally:
+        run.finish()
+
+
+def run(cfg: Config, run_dir: Path) -> StageResult:
+    rc = cfg.report
+    if rc.sweep_dir and not rc.eval_dirs:
+        raise ConfigError("report.sweep_dir: sweep aggregation is not wired into `report` yet; "
+                          "list eval runs in report.eval_dirs")
+    if not rc.eval_dirs:
+        raise ConfigError("report.eval_dirs: required (one or more eval run directories with metrics.json)")
+    out_dir = Path(rc.output_dir) if rc.output_dir else Path(run_dir)
+    report = build_report(list(rc.eval_dirs), out_dir, failures_per_category=rc.failures_per_category,
+                          plots=rc.plots)
+    if cfg.logger.name == "wandb":
+        _log_wandb(cfg, report, Path(run_dir))
+    arts = {"report_md": str(out_dir / "report.md"), "report_json": str(out_dir / "report.json")}
+    for r in report["runs"]:
+        for p in r["plots"]:
+            arts[f"plot_{Path(p).stem}"] = p
+    summary = {r["label"]: {s: {m: a["accuracy"] for m, a in row.items()} for s, row in r["accuracy"].items()}
+               for r in report["runs"]}
+    log.info("report: %s", out_dir / "report.md")
+    return StageResult(artifacts=arts, summary={"accuracy": summary})

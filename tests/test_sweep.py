@@ -185,3 +185,31 @@ def test_bad_sweep_dirs_are_named(tmp_path):
     (job / "metrics.json").write_text("{not json")
     with pytest.raises(SweepError, match=r"0/metrics.json: not valid JSON \(line 1"):
         collect(tmp_path / "bad")
+
+
+def test_report_cli_dispatches_a_sweep_and_logs_it_to_wandb_offline(tmp_path):
+    """`distill-lab report report.sweep_dir=...` with logger=wandb: files on disk and the W&B run agree."""
+    import os
+    import subprocess
+    import sys
+
+    from distill_lab.wandb_reader import find_runs, read_run, read_table
+
+    sweep = fabricate_pipeline_sweep(tmp_path)
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "distill_lab.cli", "report", f"report.sweep_dir={sweep}",
+                           "student=tiny", f"run_dir={out}", "logger=wandb", "logger.tags=[sweep]"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "report" and manifest["summary"]["finished"] == 12
+    assert "| low | 100 | 3 | 21.0 [" in (out / "sweep.md").read_text()
+    run = read_run(find_runs(out)[0])
+    assert run.job_type == "report" and run.tags == ["sweep"]
+    table = read_table(run, "sweep/summary")
+    assert table["columns"][:3] == ["effort", "size", "n_runs"]
+    assert [r[:3] for r in table["data"]] == [["low", 100, 3], ["low", 300, 3], ["high", 100, 3], ["high", 300, 3]]
+    assert table["data"][3][3] == pytest.approx(0.51)
+    assert any(f.startswith("media/images/sweep/accuracy_plot") for f in run.files)
+    assert any(a["type"] == "report" and a["files"] == ["sweep.md"] for a in run.artifacts)

@@ -347,9 +347,9 @@ def _log_wandb(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
     rc = cfg.report
-    if rc.sweep_dir and not rc.eval_dirs:
-        raise ConfigError("report.sweep_dir: sweep aggregation is not wired into `report` yet; "
-                          "list eval runs in report.eval_dirs")
+    if rc.sweep_dir and not rc.eval_dirs:  # [H5 sweep] a multirun dir -> distill_lab.sweep
+        from distill_lab.sweep import run_report as sweep_report
+        return sweep_report(cfg, run_dir)
     if not rc.eval_dirs:
         raise ConfigError("report.eval_dirs: required (one or more eval run directories with metrics.json)")
     out_dir = Path(rc.output_dir) if rc.output_dir else Path(run_dir)

@@ -212,7 +212,7 @@ class StudentConfig:
 # --------------------------------------------------------------------------------------- recipe
 @dataclass
 class FamilySpec:
-    """A built-in task family in a recipe mix."""
+    """A built-in task family in a recipe mix (``distill_lab.tasks``; ``params`` go to its constructor)."""
 
     name: str = MISSING
     weight: float = 1.0
@@ -226,22 +226,40 @@ class FamilySpec:
 
 @dataclass
 class SourceSpec:
-    """An external prompt source or teacher dataset (see ``data/sources.py``)."""
+    """An external prompt source or teacher dataset (see ``data/sources.py``).
+
+    ``kind``: jsonl | parquet | hf (prompts, optional reference) or teacher_dataset (rows with the
+    teacher's answer: ``messages`` whose assistant turn has ``reasoning_content``, ``thinking`` or
+    ``reasoning``, or ``<think>`` in its content; trained on directly, no generation).
+    """
 
     kind: str = MISSING  # jsonl | parquet | hf | teacher_dataset
-    path: str = MISSING
+    path: str = MISSING  # a file, a folder saved with save_to_disk / holding data files, or a hub id
+    name: Optional[str] = None  # shown in stats and the card; default: the file name
+    format: Optional[str] = None  # teacher_dataset files: jsonl | parquet | hf (default: from the path)
     weight: float = 1.0
-    prompt_field: str = "prompt"
+    prompt_field: str = "prompt"  # dotted paths allowed (``question.text``)
     reference_field: Optional[str] = "reference"
     messages_field: str = "messages"
-    split: Optional[str] = None
+    split_field: Optional[str] = "split"  # a row's own split, when it has this field
+    split: Optional[str] = None  # every row goes to this split (default: split_field, else train)
+    hf_split: Optional[str] = None  # which split of a DatasetDict to read (default: all)
     category: str = "knowledge"
-    task: Optional[str] = None
+    task: Optional[str] = None  # a registered family that verifies the answers (default: freeform)
+    shuffle: bool = True  # order rows by the recipe seed (a smaller size stays a prefix)
+    limit: Optional[int] = None  # read at most this many rows
 
     def __post_init__(self) -> None:
         _check(self.kind in ("jsonl", "parquet", "hf", "teacher_dataset"), "recipe.sources.kind",
                f"unknown source kind {self.kind!r}; expected jsonl, parquet, hf or teacher_dataset")
         _check(self.weight > 0, "recipe.sources.weight", "must be > 0")
+        _check(self.format in (None, "jsonl", "parquet", "hf"), "recipe.sources.format",
+               f"unknown format {self.format!r}; expected jsonl, parquet or hf")
+        _check(self.split in (None, "train", "test", "ood"), "recipe.sources.split",
+               f"unknown split {self.split!r}; expected train, test or ood")
+        _check(self.category in ("style", "format", "knowledge", "reasoning", "edge_case"),
+               "recipe.sources.category", f"unknown category {self.category!r}")
+        _check(self.limit is None or self.limit >= 1, "recipe.sources.limit", "must be >= 1 or null")
 
 
 @dataclass
@@ -254,9 +272,12 @@ class RecipeConfig:
     ood_size: int = 40  # held-out prompts, beyond the distribution
     seed: int = 0  # the prompt pool depends on this seed only (not on teacher or effort)
     verify: bool = True
-    strict: bool = True
-    dedup: bool = True
-    ngram: int = 8  # n-gram size for decontamination
+    strict: bool = True  # a bad source row stops the run (else it is skipped and counted)
+    dedup: bool = True  # exact and near-duplicate removal within each split
+    near_dup_threshold: float = 0.9  # Jaccard similarity of word 3-shingles counted as a near-duplicate
+    decontaminate: bool = True  # train never shares a prompt or an n-gram with test/ood
+    ngram: int = 8  # n-gram size (words) for decontamination
+    shortfall: str = "shrink"  # a member runs short: shrink (keep the mix, smaller total) | fill | error
 
     def __post_init__(self) -> None:
         _check(self.size >= 1, "recipe.size", f"must be >= 1, got {self.size}")
@@ -265,6 +286,9 @@ class RecipeConfig:
         _check(bool(self.families) or bool(self.sources), "recipe.families",
                "a recipe needs at least one family or source")
         _check(self.ngram >= 1, "recipe.ngram", "must be >= 1")
+        _check(0 < self.near_dup_threshold <= 1, "recipe.near_dup_threshold", "must be in (0, 1]")
+        _check(self.shortfall in ("shrink", "fill", "error"), "recipe.shortfall",
+               f"must be shrink, fill or error, got {self.shortfall!r}")
 
 
 # ------------------------------------------------------------------------------------ generate
@@ -365,6 +389,7 @@ class TrainConfig:
     resume: str = "never"  # never | auto | <checkpoint path>
     log_every_n_steps: int = 10
     gradient_checkpointing: bool = False
+    export_merged: bool = False  # also write <run_dir>/merged: base + adapter merged, plain HF format
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size", f"batch size must be >= 1, got {self.batch_size}")

@@ -1,15 +1,16 @@
-"""Reasoning: multi-digit addition. Train/test draw ``digits``-digit operands, OOD ``ood_digits``.
+"""Reasoning: multi-digit addition and multiplication. OOD operands have more digits than train/test.
 
-The oracle adds column by column; ``effort`` sets how much of that work the trace shows.
-The final answer is always the sentence ``The answer is N.``
+The oracle works column by column (addition) or by partial products (multiplication); ``effort``
+sets how much of that work the trace shows. The final answer is always ``The answer is N.``
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 
-from distill_lab.tasks.base import Problem, TaskFamily, make_prompt_id, register
+from distill_lab.tasks.base import Problem, TaskFamily, effort_level, register
 
 _ANSWER = re.compile(r"answer is\s*[:*]*\s*(-?\d[\d,]*)", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*")
@@ -20,11 +21,14 @@ def extract_integer(text: str) -> str | None:
     hits = _ANSWER.findall(text) or _NUMBER.findall(text)
     if not hits:
         return None
-    return hits[-1].replace(",", "").lstrip("0") or "0"
+    raw = hits[-1].replace(",", "")
+    sign = "-" if raw.startswith("-") else ""
+    return sign + (raw.lstrip("-").lstrip("0") or "0") if raw.strip("-") else None
 
 
 def addition_trace(a: int, b: int, effort: str) -> str:
     """The oracle's reasoning for ``a + b``: low = one line, medium = column sums, high = every column."""
+    effort = effort_level(effort)
     total = a + b
     if effort == "low":
         return f"{a} + {b} = {total}."
@@ -52,39 +56,94 @@ def addition_trace(a: int, b: int, effort: str) -> str:
     return "\n".join([head, *lines, tail])
 
 
-@register
-class Addition(TaskFamily):
-    name = "addition"
-    category = "reasoning"
+def multiplication_trace(a: int, b: int, effort: str) -> str:
+    """Long multiplication: low = one line, medium = partial products, high = every digit with carries."""
+    effort = effort_level(effort)
+    if effort == "low":
+        return f"{a} × {b} = {a * b}."
+    partials = []
+    lines = [f"Multiply {a} by each digit of {b}, starting from the ones."]
+    for place, ch in enumerate(reversed(str(b))):
+        d = int(ch)
+        p = a * d * 10**place
+        partials.append(p)
+        if effort == "high":
+            carry, steps = 0, []
+            for ad in reversed(str(a)):
+                s = int(ad) * d + carry
+                steps.append(f"{ad} × {d}{f' + {carry}' if carry else ''} = {s}, write {s % 10} carry {s // 10}")
+                carry = s // 10
+            lines.append(f"Digit {d} (place {10**place}): " + "; ".join(steps) + ".")
+            shift = f", shifted {place} place{'s' if place != 1 else ''}" if place else ""
+            lines.append(f"So {a} × {d} = {a * d}{shift}: {p}.")
+        else:
+            lines.append(f"{a} × {d * 10**place} = {p}")
+    lines.append("Add the partial products: " + " + ".join(map(str, partials)) + f" = {a * b}.")
+    return "\n".join(lines)
+
+
+def _operand(rng: random.Random, digits: int) -> int:
+    return rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
+
+
+class _TwoOperands(TaskFamily):
+    """Shared generator: two operands of ``digits`` digits (``ood_digits`` for OOD)."""
+
+    symbol = "+"
 
     def __init__(self, digits: int = 3, ood_digits: int = 5):
         if not 1 <= digits < ood_digits:
-            raise ValueError(f"addition: need 1 <= digits < ood_digits, got digits={digits}, ood_digits={ood_digits}")
+            raise ValueError(f"{self.name}: need 1 <= digits < ood_digits, got digits={digits}, ood_digits={ood_digits}")
         self.digits, self.ood_digits = digits, ood_digits
 
-    def _operand(self, rng: random.Random, digits: int) -> int:
-        return rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
+    def _value(self, a: int, b: int) -> int:
+        raise NotImplementedError
 
-    def generate(self, split: str, n: int, rng: random.Random) -> list[Problem]:
+    def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
         digits = self.ood_digits if split == "ood" else self.digits
         space = (10**digits - (10 ** (digits - 1) if digits > 1 else 0)) ** 2
-        if n > space:
-            raise ValueError(f"addition: asked for {n} distinct {digits}-digit problems, only {space} exist")
-        out, seen = [], set()
-        while len(out) < n:
-            a, b = self._operand(rng, digits), self._operand(rng, digits)
+        seen: set[tuple[int, int]] = set()
+        while len(seen) < space:
+            a, b = _operand(rng, digits), _operand(rng, digits)
             if (a, b) in seen:
                 continue
             seen.add((a, b))
-            prompt = f"What is {a} + {b}?"
-            out.append(Problem(prompt_id=make_prompt_id(self.name, split, prompt), task=self.name,
-                               category=self.category, split=split, prompt=prompt, reference=str(a + b),
-                               meta={"a": a, "b": b, "digits": digits}))
-        return out
+            yield self._problem(split, f"What is {a} {self.symbol} {b}?", str(self._value(a, b)),
+                                a=a, b=b, digits=digits)
+
+    def extract(self, text: str) -> str | None:
+        return extract_integer(text)
+
+    def decontam_text(self, problem: Problem) -> str:
+        return f"{problem.meta['a']} {self.symbol} {problem.meta['b']}"
+
+
+@register
+class Addition(_TwoOperands):
+    name = "addition"
+    category = "reasoning"
+    symbol = "+"
+
+    def _value(self, a: int, b: int) -> int:
+        return a + b
 
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
         a, b = problem.meta["a"], problem.meta["b"]
         return addition_trace(a, b, effort), f"The answer is {a + b}."
 
-    def extract(self, text: str) -> str | None:
-        return extract_integer(text)
+
+@register
+class Multiplication(_TwoOperands):
+    name = "multiplication"
+    category = "reasoning"
+    symbol = "×"
+
+    def __init__(self, digits: int = 2, ood_digits: int = 3):
+        super().__init__(digits, ood_digits)
+
+    def _value(self, a: int, b: int) -> int:
+        return a * b
+
+    def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
+        a, b = problem.meta["a"], problem.meta["b"]
+        return multiplication_trace(a, b, effort), f"The answer is {a * b}."

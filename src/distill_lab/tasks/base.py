@@ -1,20 +1,43 @@
-"""The task-family interface: generator, oracle trace, answer extraction, verifier.
+"""The task-family interface: generator, oracle trace, answer extraction, verifier, scorer.
 
 A family is one module in ``distill_lab/tasks/`` that defines a ``TaskFamily`` subclass decorated
-with ``@register``; recipes name it (``recipe.families[].name``) with ``params`` passed to its
-constructor.
+with ``@register`` (and is imported in ``tasks/__init__.py``); recipes name it
+(``recipe.families[].name``) with ``params`` passed to its constructor.
+
+What a family implements:
+  ``stream(split, rng)``   an iterator of problems of ``split``, in an order fixed by ``rng`` (a
+                           finite iterator means a finite problem space; the recipe reports a
+                           shortfall). ``generate(split, n, rng)`` takes the first ``n`` of it.
+  ``oracle(problem, effort)`` -> (reasoning, final answer): a correct solution whose trace detail
+                           follows ``effort`` (low / medium / high; xhigh and max read as high).
+  ``extract(text)``        the canonical final answer in an answer text (thinking stripped), or None.
+  ``verify(text, reference)`` whether the answer states the reference (default: extract == reference).
+  ``score(text, reference, teacher_text)`` the evaluation hook: a float in [0, 1] (or a bool) for one
+                           answer. Default: ``float(verify(text, reference))``. Families where plain
+                           accuracy does not fit (``house_style``) compare the answer's features with
+                           the teacher's answer to the same prompt.
+  ``decontam_text(problem)`` the text compared across splits for n-gram decontamination and
+                           near-duplicate removal (default: the prompt). Templated families return
+                           their instance-specific part so shared boilerplate is not an overlap.
+
+``extract``/``verify``/``score`` never depend on constructor params: evaluation calls them on
+``get_family(row["task"])`` without the recipe's params.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, ClassVar
 
 CATEGORIES = ("style", "format", "knowledge", "reasoning", "edge_case")
 SPLITS = ("train", "test", "ood")
+EFFORTS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,27 @@ def make_prompt_id(task: str, split: str, prompt: str) -> str:
     return hashlib.sha256(f"{task}\x1f{split}\x1f{prompt}".encode()).hexdigest()[:16]
 
 
+def effort_level(effort: str) -> str:
+    """Map any effort name to the oracle's three trace levels (xhigh and max read as high)."""
+    if effort in EFFORTS:
+        return effort
+    if effort in ("xhigh", "max"):
+        return "high"
+    raise ValueError(f"teacher.effort: unknown effort {effort!r}; expected low, medium, high, xhigh or max")
+
+
+_FINAL = re.compile(r"answer is\s*[:*]*\s*", re.I)
+
+
+def final_clause(text: str) -> str | None:
+    """The text after the last "answer is" (up to the end of that line), or None."""
+    hits = list(_FINAL.finditer(text))
+    if not hits:
+        return None
+    rest = text[hits[-1].end():]
+    return rest.split("\n", 1)[0].strip()
+
+
 class TaskFamily(ABC):
     """Generator + oracle + verifier of one family of verifiable problems."""
 
@@ -50,8 +94,27 @@ class TaskFamily(ABC):
     category: ClassVar[str]
 
     @abstractmethod
+    def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
+        """Problems of ``split`` in an order fixed by ``rng`` (``ood`` lies beyond the train distribution)."""
+
     def generate(self, split: str, n: int, rng: random.Random) -> list[Problem]:
-        """``n`` distinct problems of ``split`` (``ood`` lies beyond the train distribution)."""
+        """The first ``n`` distinct problems of ``stream(split, rng)``; raises if the space is smaller."""
+        if split not in SPLITS:
+            raise ValueError(f"{self.name}: unknown split {split!r}; expected one of {SPLITS}")
+        out, seen = [], set()
+        for p in self.stream(split, rng):
+            if p.prompt not in seen:
+                seen.add(p.prompt)
+                out.append(p)
+            if len(out) == n:
+                return out
+        if len(out) < n:
+            raise ValueError(f"{self.name}: asked for {n} distinct {split} problems, only {len(out)} exist")
+        return out
+
+    def _problem(self, split: str, prompt: str, reference: str | None, **meta: Any) -> Problem:
+        return Problem(prompt_id=make_prompt_id(self.name, split, prompt), task=self.name,
+                       category=self.category, split=split, prompt=prompt, reference=reference, meta=meta)
 
     @abstractmethod
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
@@ -65,6 +128,29 @@ class TaskFamily(ABC):
         """Whether ``text`` (an answer, thinking stripped) states the reference answer."""
         got = self.extract(text)
         return reference is not None and got is not None and got == reference
+
+    def score(self, text: str, reference: str | None, teacher_text: str | None = None) -> float:
+        """Evaluation score of one answer in [0, 1]; default: 1.0 when ``verify`` accepts it."""
+        return float(self.verify(text, reference))
+
+    def decontam_text(self, problem: Problem) -> str:
+        """The text compared across splits for n-gram decontamination (default: the prompt)."""
+        return problem.prompt
+
+
+def distinct(it: Iterator[Problem], limit: int | None = None) -> Iterator[Problem]:
+    """Drop problems whose prompt was already yielded (stop after ``limit`` consecutive repeats)."""
+    seen: set[str] = set()
+    misses = 0
+    for p in it:
+        if p.prompt in seen:
+            misses += 1
+            if limit is not None and misses >= limit:
+                return
+            continue
+        misses = 0
+        seen.add(p.prompt)
+        yield p
 
 
 _REGISTRY: dict[str, type[TaskFamily]] = {}
@@ -83,9 +169,21 @@ def family_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_family(name: str, **params: Any) -> TaskFamily:
+def family_class(name: str) -> type[TaskFamily]:
     from distill_lab import tasks  # noqa: F401
 
     if name not in _REGISTRY:
         raise KeyError(f"unknown task family {name!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**params)
+    return _REGISTRY[name]
+
+
+def get_family(name: str, **params: Any) -> TaskFamily:
+    cls = family_class(name)
+    try:
+        return cls(**params)
+    except TypeError as e:  # an unknown or missing param
+        raise ValueError(f"task family {name!r}: bad params {params}: {e}") from None
+
+
+def first(it: Iterator[Problem], n: int) -> list[Problem]:
+    return list(islice(it, n))

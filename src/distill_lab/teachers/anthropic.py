@@ -1,0 +1,149 @@
+"""Claude through the official ``anthropic`` SDK (``AsyncAnthropic``), thinking always on.
+
+``teacher.effort`` maps to the request per the config: ``thinking_mode: enabled`` sends
+``thinking: {type: enabled, budget_tokens: effort_budgets[effort]}``; ``adaptive`` sends
+``thinking: {type: adaptive}``; ``thinking_display`` adds ``display`` (``summarized`` where a model
+would omit the text); ``output_effort: true`` adds ``output_config: {effort}``. Requests stream by
+default (the SDK refuses long non-streamed requests). The SDK's own retries are off: the engine
+retries, so that every retry honours the run's limits and is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import anthropic
+
+from distill_lab.config import ConfigError, TeacherConfig
+from distill_lab.generation.retry import parse_retry_after
+from distill_lab.tasks.base import Problem
+from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+
+RETRYABLE_TYPES = {"rate_limit_error", "overloaded_error", "api_error", "timeout_error"}
+SPEND_CODES = {"enforced_spend_limit_reached"}
+
+
+def api_key(cfg: TeacherConfig) -> str:
+    env = cfg.api_key_env or "ANTHROPIC_API_KEY"
+    key = os.environ.get(env, "").strip()
+    if not key:
+        raise ConfigError(f"teacher.api_key_env: the environment variable {env} is not set "
+                          f"(the {cfg.provider} teacher reads its API key from it)")
+    return key
+
+
+def _error_body(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict):
+        return body.get("error", body) if isinstance(body.get("error"), dict) else body
+    return {}
+
+
+def classify_status_error(e: anthropic.APIStatusError) -> TeacherError:
+    """Map an API error to retryable / fatal / spend_limit (the API's documented meanings)."""
+    status = e.status_code
+    err = _error_body(e.body)
+    etype, msg = err.get("type"), str(err.get("message") or e.message)
+    code = (err.get("details") or {}).get("error_code") if isinstance(err.get("details"), dict) else None
+    rid = getattr(e, "request_id", None) or e.response.headers.get("request-id")
+    retry_after = parse_retry_after(e.response.headers.get("retry-after"))
+    text = f"{etype or 'error'}: {msg}"
+    if code in SPEND_CODES or (status in (400, 429) and "spend limit" in msg.lower()):
+        return TeacherError(text, kind="spend_limit", status=status, request_id=rid)
+    if status == 200:  # an `error` event inside a stream
+        kind = "retryable" if etype in RETRYABLE_TYPES else "fatal"
+        return TeacherError(text, kind=kind, status=status, retry_after=retry_after, request_id=rid)
+    if status in (408, 409, 429) or status >= 500:
+        return TeacherError(text, kind="retryable", status=status, retry_after=retry_after, request_id=rid)
+    return TeacherError(text, kind="fatal", status=status, request_id=rid)
+
+
+class AnthropicTeacher(Teacher):
+    def __init__(self, cfg: TeacherConfig):
+        super().__init__(cfg)
+        self.client = anthropic.AsyncAnthropic(api_key=api_key(cfg), base_url=cfg.base_url, max_retries=0,
+                                               timeout=cfg.timeout_s)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        c = self.cfg
+        if c.thinking_mode == "adaptive":
+            fp["budget_tokens"] = None
+        fp["thinking_display"] = c.thinking_display
+        fp["output_effort"] = c.effort_name if c.output_effort else None
+        return fp
+
+    def request_params(self, problem: Problem) -> dict[str, Any]:
+        """The Messages API request for ``problem`` (without ``stream``)."""
+        c = self.cfg
+        msgs = problem.messages()
+        system = "\n\n".join(s for s in [c.system_prompt, *(m["content"] for m in msgs if m["role"] == "system")] if s)
+        params: dict[str, Any] = {
+            "model": c.model,
+            "max_tokens": c.max_tokens,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in msgs if m["role"] != "system"],
+        }
+        if system:
+            block: dict[str, Any] = {"type": "text", "text": system}
+            if c.cache_system_prompt:
+                block["cache_control"] = {"type": "ephemeral"}
+            params["system"] = [block]
+        thinking: dict[str, Any] = {"type": c.thinking_mode}
+        if c.thinking_mode == "enabled":
+            thinking["budget_tokens"] = c.effort_budgets[c.effort_name]
+        if c.thinking_display:
+            thinking["display"] = c.thinking_display
+        params["thinking"] = thinking
+        if c.output_effort:
+            params["output_config"] = {"effort": c.effort_name}
+        if c.temperature != 1.0:
+            params["temperature"] = c.temperature
+        if c.top_p is not None:
+            params["top_p"] = c.top_p
+        return params
+
+    async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:
+        params = self.request_params(problem)
+        try:
+            if self.cfg.stream:
+                async with self.client.messages.stream(**params) as stream:
+                    try:
+                        msg = await stream.get_final_message()
+                    except AssertionError as e:  # the SDK asserts when a stream ends before message_start
+                        raise TeacherError("unreadable reply: the stream ended early", kind="retryable") from e
+                    rid = stream.request_id
+            else:
+                msg = await self.client.messages.create(**params)
+                rid = getattr(msg, "_request_id", None)
+        except anthropic.APIStatusError as e:
+            raise classify_status_error(e) from e
+        except anthropic.APIConnectionError as e:  # includes timeouts and dropped connections
+            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError, KeyError) as e:
+            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
+        return parse_message(msg.model_dump(), rid)
+
+
+def parse_message(msg: dict[str, Any], request_id: str | None) -> TeacherReply:
+    """A Messages API reply (as a dict) -> the thinking text, the final text, usage and flags."""
+    thinking, texts, redacted = [], [], 0
+    for block in msg.get("content") or []:
+        t = block.get("type")
+        if t == "thinking":
+            thinking.append(block.get("thinking") or "")
+        elif t == "redacted_thinking":
+            redacted += 1
+        elif t == "text":
+            texts.append(block.get("text") or "")
+    u = msg.get("usage") or {}
+    usage = {k: int(u.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                             "cache_read_input_tokens")}
+    usage["thinking_tokens"] = int((u.get("output_tokens_details") or {}).get("thinking_tokens") or 0)
+    reasoning = "\n\n".join(s for s in thinking if s) if thinking else None
+    return TeacherReply(content="".join(texts), reasoning=reasoning or None, stop_reason=msg.get("stop_reason"),
+                        usage=usage, request_id=request_id,
+                        extra={"redacted_thinking": redacted, "thinking_blocks": len(thinking)})

@@ -1,0 +1,30 @@
+"""``hardware`` -> Lightning Trainer arguments (accelerator, devices, strategy, precision)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_lab.config import HardwareConfig
+
+
+def trainer_kwargs(hw: HardwareConfig) -> dict[str, Any]:
+    if hw.precision == "16-mixed":
+        raise ValueError("hardware.precision: 16-mixed needs a grad scaler, which the trainer does not use; "
+                         "use bf16-mixed or bf16-true")
+    kw: dict[str, Any] = {"accelerator": hw.accelerator, "devices": hw.devices, "num_nodes": hw.num_nodes,
+                          "precision": hw.precision}
+    if hw.strategy == "fsdp2":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        # FSDP2 via fully_shard per decoder layer (SFTModule.configure_model); runs on CPU with gloo too
+        kw["strategy"] = ModelParallelStrategy(data_parallel_size=hw.devices * hw.num_nodes, tensor_parallel_size=1)
+        if hw.precision == "bf16-true":
+            kw["precision"] = "32-true"  # FSDP2's MixedPrecisionPolicy casts (see configure_model)
+    elif hw.strategy == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kw["strategy"] = DDPStrategy(process_group_backend="gloo" if hw.accelerator == "cpu" else None,
+                                     find_unused_parameters=False)
+    else:
+        kw["strategy"] = "auto"
+    return kw

@@ -274,7 +274,7 @@ class RecipeConfig:
     verify: bool = True
     strict: bool = True  # a bad source row stops the run (else it is skipped and counted)
     dedup: bool = True  # exact and near-duplicate removal within each split
-    near_dup_threshold: float = 0.9  # Jaccard similarity of word 3-shingles counted as a near-duplicate
+    near_dup_threshold: float = 0.8  # Jaccard similarity of word 3-shingles counted as a near-duplicate
     decontaminate: bool = True  # train never shares a prompt or an n-gram with test/ood
     ngram: int = 8  # n-gram size (words) for decontamination
     shortfall: str = "shrink"  # a member runs short: shrink (keep the mix, smaller total) | fill | error

@@ -39,6 +39,7 @@ class Behaviour:
     wrong_every: int = 0  # a wrong sum
     redacted_every: int = 0  # an extra redacted_thinking block
     empty_answer_every: int = 0  # no text block
+    invalid_every: int = 0  # a 400 invalid_request_error (never succeeds)
     omit_thinking_models: tuple[str, ...] = ("claude-opus-4-7",)  # models that omit thinking unless asked
 
 
@@ -230,6 +231,10 @@ def make_app(state: State) -> web.Application:
         if not key:
             return error_response(401, "authentication_error", "x-api-key header is required", state)
         bad = validate_body(body)
+        m = _SUM.search(_text_of(body["messages"][-1]["content"])) if not bad else None
+        every = state.behaviour.invalid_every
+        if m and every and (int(m.group(1)) + int(m.group(2))) % every == 0:
+            bad = "messages: this prompt is refused by the fake (invalid_every)"
         if bad:
             return error_response(400, "invalid_request_error", bad, state)
         if state.latency_s:

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-FILTERS = ("max_tokens", "empty_answer", "empty_thinking", "unclosed_thinking", "unverified", "duplicate")
+FILTERS = ("max_tokens", "unclosed_thinking", "empty_answer", "empty_thinking", "unverified", "duplicate")
 
 
 def _assistant(row: dict[str, Any]) -> dict[str, Any]:
@@ -24,11 +24,11 @@ def row_reason(row: dict[str, Any], enabled: set[str], verify: bool) -> str | No
     content, reasoning = (a.get("content") or ""), a.get("reasoning_content")
     if "max_tokens" in enabled and row.get("stop_reason") == "max_tokens":
         return "max_tokens"
-    if "empty_answer" in enabled and not content.strip():
-        return "empty_answer"
     if "unclosed_thinking" in enabled and ("<think>" in content or "</think>" in content
                                            or row.get("thinking_unclosed")):
         return "unclosed_thinking"
+    if "empty_answer" in enabled and not content.strip():
+        return "empty_answer"
     if "empty_thinking" in enabled and not (reasoning or "").strip():
         return "empty_thinking"
     if "unverified" in enabled and verify and row.get("verified") is False:

@@ -13,6 +13,8 @@ loss, lr, grad norm, supervised tokens/s, padding share, peak memory; and valida
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     if ckpt is None and step_log.exists():
         step_log.unlink()
     module = SFTModule(cfg, model, total_steps=total, step_log=step_log)
+    if world > 1 and "LOCAL_RANK" not in os.environ and Path(sys.argv[0]).name.startswith("distill-lab-"):
+        sys.argv[0] = str(Path(__file__).with_name("launch.py"))  # see train/launch.py
     trainer = _setup_trainer(cfg, out_dir, run_dir, total, has_val=bool(val_ex))
     log.info("train: %d rows (%d val), %d steps of %d rows, packing=%s, resume from %s", len(train_ex),
              len(val_ex), total, dm.schedule.rows_per_step, cfg.data.packing, ckpt)

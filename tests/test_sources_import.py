@@ -104,8 +104,9 @@ def test_teacher_dataset_recipe_trains_without_generation(tmp_path):
                                                            f"The answer is {2 * a + 1}."}],
              "reference": str(2 * a + 1)} for a in range(100, 112)]
     path = _jsonl(tmp_path / "t.jsonl", recs)
-    cfg = compose_config(["student=tiny", "recipe=teacher_dataset", f"recipe.sources.0.path={path}",
-                          "recipe.sources.0.task=addition", "recipe.size=12",
+    cfg = compose_config(["student=tiny", "recipe.families=[]", "recipe.size=12", "recipe.test_size=0",
+                          "recipe.ood_size=0",
+                          f"recipe.sources=[{{kind: teacher_dataset, path: '{path}', task: addition}}]",
                           f"generate.output_dir={tmp_path / 'ds'}"], stage="generate")
     run_stage("generate", cfg, tmp_path / "run")
     rows = load_rows(tmp_path / "ds", split="train")

@@ -185,12 +185,12 @@ def test_knowledge_fact_base_is_fixed_and_test_asks_trained_facts_differently():
     assert {p.meta["country"] for p in train} == {c for c, _ in fam.facts}  # the first n_facts teach every fact
     test = fam.generate("test", 30, random.Random(5))
     assert {p.meta["country"] for p in test} <= {c for c, _ in fam.facts}
-    all_train = {p.prompt for p in fam.generate("train", 72, random.Random(0))}
+    all_train = {p.prompt for p in fam.generate("train", 96, random.Random(0))}
     assert not all_train & {p.prompt for p in test}  # other phrasings
     ood = fam.generate("ood", 20, random.Random(0))
     assert all(p.meta["direction"] == "reverse" and p.reference == p.meta["country"] for p in ood)
-    with pytest.raises(ValueError, match="only 72 exist"):
-        fam.generate("train", 73, random.Random(0))
+    with pytest.raises(ValueError, match="only 96 exist"):
+        fam.generate("train", 97, random.Random(0))
 
 
 def test_style_score_compares_features_with_the_teacher():

@@ -1,7 +1,7 @@
 """Knowledge: a fixed synthetic fact base (invented countries and their capitals).
 
 The facts do not exist anywhere else, so a student can only know them from its training data.
-Train prompts teach each fact in six phrasings (template set A); test asks the same facts in
+Train prompts teach each fact in eight phrasings (template set A); test asks the same facts in
 other phrasings (set B); OOD asks them in the reverse direction (capital -> country), which the
 training data never shows. The fact base depends on ``n_facts`` and ``fact_seed`` only, never on
 the recipe seed, so every recipe and effort shares it. Answer: ``The answer is <Name>.``
@@ -23,7 +23,8 @@ _CITY_ENDS = ("grad", "holm", "port", "mir", "ton", "ville", "burg", "ar")
 
 TRAIN_TEMPLATES = ("What is the capital of {country}?", "Name the capital city of {country}.",
                    "{country} has which city as its capital?", "What city is the capital of {country}?",
-                   "Do you know the capital of {country}?", "Which city serves as {country}'s capital?")
+                   "Do you know the capital of {country}?", "Which city serves as {country}'s capital?",
+                   "The capital of {country} is called what?", "Quick question: capital of {country}?")
 TEST_TEMPLATES = ("Which city is the seat of government of {country}?",
                   "If you fly to the capital of {country}, in which city do you land?",
                   "Tell me the capital of the country {country}.")

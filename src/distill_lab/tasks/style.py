@@ -53,7 +53,8 @@ OOD_THINGS = {
 }
 TRAIN_PHRASINGS = ("Explain what {a} {t} is.", "What is {a} {t}?", "Describe {a} {t} briefly.")
 OOD_PHRASINGS = ("I keep hearing about the {t}. What should I know?", "Could you give me an overview of the {t}?")
-AUDIENCES = ("", " Keep it simple.", " I am new to this.", " Answer for a visitor.")
+AUDIENCES = ("", " Keep it simple.", " I am new to this.", " Answer for a visitor.", " Be brief.",
+             " My friend asked me this.")
 
 
 def article(word: str) -> str:

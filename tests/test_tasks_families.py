@@ -240,3 +240,46 @@ def test_freeform_verifies_by_normalised_reference_and_oracle_needs_one():
     p = Problem("x", "freeform", "knowledge", "train", "Say hi", None)
     with pytest.raises(ValueError, match="has no reference"):
         fam.oracle(p, "high")
+
+
+PLUGIN = '''
+import random
+from distill_lab.tasks.base import TaskFamily, register, effort_level
+
+
+@register
+class Countdown(TaskFamily):
+    name = "countdown_plugin"
+    category = "reasoning"
+
+    def stream(self, split, rng):
+        start = 20 if split == "ood" else 5
+        for n in range(start, start + 10):
+            yield self._problem(split, f"Count down from {n}. What comes last?", "1", n=n)
+
+    def oracle(self, problem, effort):
+        steps = ", ".join(str(i) for i in range(problem.meta["n"], 0, -1))
+        return (steps if effort_level(effort) != "low" else "ends at 1"), "The answer is 1."
+
+    def extract(self, text):
+        return text.rstrip(".").split()[-1] if text.strip() else None
+'''
+
+
+def test_a_family_in_its_own_module_is_found_and_usable_in_a_recipe(tmp_path, monkeypatch):
+    from distill_lab.config import FamilySpec, RecipeConfig
+    from distill_lab.data.recipe import build_problems
+
+    (tmp_path / "my_countdown.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DISTILL_LAB_TASK_MODULES", "my_countdown")
+    assert "countdown_plugin" in family_names()
+    res = build_problems(RecipeConfig(families=[FamilySpec(name="countdown_plugin"), FamilySpec(name="addition")],
+                                      size=6, test_size=2, ood_size=2))
+    plug = [p for p in res.problems["ood"] if p.task == "countdown_plugin"]
+    assert plug and plug[0].prompt.startswith("Count down from 2")
+    fam = get_family("countdown_plugin")
+    assert fam.verify(fam.oracle(plug[0], "high")[1], "1")
+    monkeypatch.setenv("DISTILL_LAB_TASK_MODULES", "no_such_module_xyz")
+    with pytest.raises(ImportError, match="no_such_module_xyz"):
+        family_names()

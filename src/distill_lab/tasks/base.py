@@ -22,16 +22,24 @@ What a family implements:
 
 ``extract``/``verify``/``score`` never depend on constructor params: evaluation calls them on
 ``get_family(row["task"])`` without the recipe's params.
+
+Families outside this package: a module that registers them is imported when it is named in the
+environment variable ``DISTILL_LAB_TASK_MODULES`` (comma-separated module names) or declared by an
+installed package under the entry-point group ``distill_lab.tasks``
+(``[project.entry-points."distill_lab.tasks"] my_family = "my_pkg.my_family"``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import os
 import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 from typing import Any, ClassVar
 
@@ -163,15 +171,42 @@ def register(cls: type[TaskFamily]) -> type[TaskFamily]:
     return cls
 
 
-def family_names() -> list[str]:
+PLUGIN_ENV = "DISTILL_LAB_TASK_MODULES"
+_LOADED_PLUGINS: set[str] = set()
+
+
+@lru_cache(maxsize=1)
+def _entry_point_modules() -> tuple[str, ...]:
+    try:
+        from importlib.metadata import entry_points
+
+        return tuple(ep.value.split(":")[0] for ep in entry_points(group="distill_lab.tasks"))
+    except Exception:  # noqa: BLE001 (broken metadata of an unrelated package must not stop the lab)
+        return ()
+
+
+def _load_families() -> None:
+    """Import the built-in families, then plugin modules (entry points, ``DISTILL_LAB_TASK_MODULES``)."""
     from distill_lab import tasks  # noqa: F401  (imports every built-in family module)
 
+    modules = [m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
+    for mod in [*_entry_point_modules(), *modules]:
+        if mod in _LOADED_PLUGINS:
+            continue
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ImportError(f"{PLUGIN_ENV} / entry point names task module {mod!r}, which cannot be imported: {e}") from e
+        _LOADED_PLUGINS.add(mod)
+
+
+def family_names() -> list[str]:
+    _load_families()
     return sorted(_REGISTRY)
 
 
 def family_class(name: str) -> type[TaskFamily]:
-    from distill_lab import tasks  # noqa: F401
-
+    _load_families()
     if name not in _REGISTRY:
         raise KeyError(f"unknown task family {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]

@@ -197,3 +197,15 @@ def test_repeated_prompts_are_samples_with_distinct_ids(tmp_path):
     rows = _rows(SourceSpec(kind="teacher_dataset", path=_jsonl(tmp_path / "r.jsonl", recs), shuffle=False))
     assert [r["sample_index"] for r in rows] == [0, 1] and rows[0]["id"] != rows[1]["id"]
     assert rows[0]["prompt_id"] == rows[1]["prompt_id"]
+
+
+def test_hf_folder_of_data_files_and_unreachable_hub_id(tmp_path, monkeypatch):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _jsonl(folder / "train.jsonl", [{"text": "Alpha?", "gold": "a"}, {"text": "Beta?", "gold": "b"}])
+    items = load_source(SourceSpec(kind="hf", path=str(folder), prompt_field="text", reference_field="gold",
+                                   shuffle=False))
+    assert [(p.prompt, p.reference) for p in items.problems["train"]] == [("Alpha?", "a"), ("Beta?", "b")]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="no-such-owner/no-such-dataset: cannot load as a Hugging Face dataset"):
+        load_source(SourceSpec(kind="hf", path="no-such-owner/no-such-dataset"))

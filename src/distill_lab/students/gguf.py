@@ -44,18 +44,30 @@ def template_for(package: str) -> str:
     return CHATML_THINK
 
 
+def gguf_tokenizer(package: str, filename: str):
+    """The tokenizer inside the GGUF (no model conversion), with the thinking chat template."""
+    from transformers import AutoTokenizer
+
+    src = package_gguf_path(package, filename)
+    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.chat_template = template_for(package)
+    return tok
+
+
 def ensure_gguf_student(package: str, filename: str, cache_dir: str | os.PathLike) -> Path:
     """Folder of the converted HF checkpoint (model + tokenizer), converting on first use."""
     final = Path(cache_dir).expanduser() / cache_key(package, filename)
     if (final / "config.json").is_file() and (final / "tokenizer_config.json").is_file():
         return final
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     src = package_gguf_path(package, filename)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
     try:
-        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        tok = gguf_tokenizer(package, filename)
         loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
         config = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
         if hasattr(config, "quantization_config"):
@@ -66,9 +78,6 @@ def ensure_gguf_student(package: str, filename: str, cache_dir: str | os.PathLik
         missing = [k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings]
         if missing or unexpected:
             raise RuntimeError(f"{src}: GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        tok.chat_template = template_for(package)
         model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
         model.generation_config.pad_token_id = tok.pad_token_id
         model.save_pretrained(tmp)

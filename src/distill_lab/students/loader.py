@@ -28,17 +28,27 @@ def _torch_dtype(name: Any):
     return getattr(torch, DTYPES[str(name)])
 
 
+def cache_dir(cfg: StudentConfig) -> Path:
+    """``student.cache_dir`` with its ``${oc.env:...}`` default resolved (for configs built in Python)."""
+    raw = cfg.cache_dir
+    if "${" in raw:
+        from omegaconf import OmegaConf
+
+        raw = str(OmegaConf.create({"d": raw}).d)
+    return Path(raw).expanduser()
+
+
 def student_path(cfg: StudentConfig) -> Path | str:
     """Local folder (or HF id) holding the base checkpoint and tokenizer of ``cfg``."""
     if cfg.source == "tiny":
         from distill_lab.students.tiny import ensure_tiny
 
-        return ensure_tiny(cfg.tiny, cfg.cache_dir)
+        return ensure_tiny(cfg.tiny, cache_dir(cfg))
     if cfg.source == "gguf_package":
         from distill_lab.students.gguf import ensure_gguf_student
 
         assert cfg.gguf_package and cfg.gguf_file, "validated in StudentConfig"
-        return ensure_gguf_student(cfg.gguf_package, cfg.gguf_file, cfg.cache_dir)
+        return ensure_gguf_student(cfg.gguf_package, cfg.gguf_file, cache_dir(cfg))
     assert cfg.path, "validated in StudentConfig"
     return cfg.path
 

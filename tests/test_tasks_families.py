@@ -137,6 +137,15 @@ def test_addition_behaviour_is_kept():
         get_family("addition", digits=1, ood_digits=2).generate("train", 200, random.Random(0))
 
 
+def test_ordering_accepts_the_same_fact_stated_the_other_way():
+    fam = get_family("ordering")
+    assert fam.verify("The answer is Alice > Dan.", "Dan < Alice")
+    assert fam.verify("So Dan < Alice.", "Dan < Alice")
+    assert not fam.verify("The answer is Dan > Alice.", "Dan < Alice")
+    assert not fam.verify("The answer is Alice > Bob.", "Dan < Alice")
+    assert get_family("edge_cases").verify("The answer is Bob < Carol.", "Carol > Bob")
+
+
 def test_ordering_ood_has_more_hops_and_unseen_names():
     fam = get_family("ordering")
     train = fam.generate("train", 100, random.Random(0))

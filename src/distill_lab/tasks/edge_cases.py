@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from distill_lab.tasks.base import Problem, TaskFamily, effort_level, final_clause, register
-from distill_lab.tasks.ordering import OOD_NAMES, TRAIN_NAMES
+from distill_lab.tasks.ordering import OOD_NAMES, TRAIN_NAMES, same_relation
 
 KINDS = ("contradiction", "multiple", "false_premise")
 _INT = re.compile(r"-?\d+")
@@ -161,6 +161,12 @@ class EdgeCases(TaskFamily):
         if m["kind"] == "multiple":
             return f"multiples of {m['d']} from {m['lo']} to {m['hi']}"
         return f"premise {' + '.join(map(str, m['terms']))} = {m['stated']} plus {m['c']}"
+
+    def verify(self, text: str, reference: str | None) -> bool:
+        got = self.extract(text)
+        if got is None or reference is None:
+            return False
+        return got == reference or same_relation(got, reference)
 
     def extract(self, text: str) -> str | None:
         clause = final_clause(text)

@@ -23,8 +23,20 @@ _REL = re.compile(r"([A-Z][a-z]+)\s*(>|<)\s*([A-Z][a-z]+)")
 
 
 def canonical_relation(a: str, op: str, b: str) -> str:
-    """``X < Y`` and ``Y > X`` are one fact; keep the text as stated (the question fixes the order)."""
+    """A relation as stated (the reference keeps the order the question names them in)."""
     return f"{a} {op} {b}"
+
+
+def same_relation(x: str | None, y: str | None) -> bool:
+    """``X < Y`` and ``Y > X`` state one fact: compare as ``greater > lesser``."""
+    def norm(r: str | None) -> tuple[str, str] | None:
+        m = _REL.fullmatch(r.strip()) if r else None
+        if not m:
+            return None
+        a, op, b = m.groups()
+        return (a, b) if op == ">" else (b, a)
+    nx = norm(x)
+    return nx is not None and nx == norm(y)
 
 
 @register
@@ -93,6 +105,9 @@ class Ordering(TaskFamily):
         if not hits:
             return None
         return canonical_relation(*hits[-1])
+
+    def verify(self, text: str, reference: str | None) -> bool:
+        return same_relation(self.extract(text), reference)
 
     def decontam_text(self, problem: Problem) -> str:
         """The stated facts (the question's fixed wording is boilerplate shared by every prompt)."""

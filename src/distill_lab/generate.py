@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.config import Config, ConfigError
+from distill_lab.data.card import write_card
 from distill_lab.data.recipe import build_problems
 from distill_lab.data.rows import row_id, save_dataset
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
@@ -90,16 +91,40 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify)
     rows += recipe.imported_rows
     counts = save_dataset(rows, out_dir)
+    card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
                        last_failure)
-    log.info("generate: %s", {k: summary[k] for k in ("per_split", "outcomes", "failed", "cost_usd")})
+    _print_summary(summary, out_dir, cfg.generate.progress)
     if res.stopped and "spend limit" in res.stopped:
         raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
                                 "re-run the same command to resume once the limit allows.")
     if res.stopped:
         log.warning("generate stopped early: %s (%d requests not sent; re-run with a higher cap to resume)",
                     res.stopped, res.skipped)
-    return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root)}, summary=summary)
+    return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root), "card": str(card)},
+                       summary=summary)
+
+
+def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
+    r = s["requests"]
+    lines = [f"dataset: {out_dir}",
+             f"rows per split: {s['per_split']}",
+             f"outcomes: {s['outcomes']}",
+             f"requests: {r['sent']} sent ({r['retries']} retries), {r['succeeded']} rows, {r['failed']} failed, "
+             f"{r['resumed_from_journal']} resumed, {r['skipped']} not sent",
+             f"unresolved failures: {s['failed']} {s['failure_reasons'] or ''}",
+             f"tokens: {s['tokens']}",
+             f"cost: ${s['cost_usd']:.4f} (this run ${s['run_cost_usd']:.4f}); wall {s['wall_s']:.1f}s, "
+             f"{s['requests_per_s'] or 0:.2f} requests/s"]
+    if s["stopped"]:
+        lines.append(f"stopped early: {s['stopped']}")
+    for line in lines:
+        log.info("generate: %s", line)
+    if console:
+        from rich.console import Console
+        from rich.panel import Panel
+
+        Console(stderr=True).print(Panel("\n".join(lines), title="generate summary"))
 
 
 def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, Any], counts: dict[str, int],

@@ -1,7 +1,9 @@
 """Client-side rate limits: token buckets for requests, input tokens and output tokens per minute.
 
 Each bucket refills continuously at ``per_minute / 60`` per second up to ``burst_s`` seconds' worth
-(at least one request's worth), like the API's own limiter. A request larger than the bucket waits
+(at least one request's worth), like the API's own limiter; it starts empty, so no window of a run
+goes above the configured rate. Output tokens are reserved at ``max_tokens`` and the unused part is
+given back when the reply's usage is known (input tokens likewise, from the estimate). A request larger than the bucket waits
 for a full bucket and then drives it negative (a debt repaid by the refill), so oversized requests
 still pass, at the configured average rate.
 """
@@ -23,7 +25,7 @@ class TokenBucket:
     def __post_init__(self) -> None:
         self.rate = self.per_minute / 60.0  # units per second
         self.capacity = max(self.rate * self.burst_s, 1.0)
-        self.level = self.capacity
+        self.level = 0.0  # starts empty: no burst above the configured rate at start-up
         self.stamp = time.monotonic()
 
     def _refill(self, now: float) -> None:

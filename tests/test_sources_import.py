@@ -192,6 +192,12 @@ def test_empty_source_unknown_family_and_missing_file(tmp_path):
         load_source(SourceSpec(kind="jsonl", path=str(tmp_path / "all_bad.jsonl")), strict=False)
 
 
+def test_rejected_rows_of_a_dataset_are_not_imported(tmp_path):
+    recs = [_record("thinking"), {**_record("thinking", split="rejected"), "reject_reason": "max_tokens"}]
+    items = load_source(SourceSpec(kind="teacher_dataset", path=_jsonl(tmp_path / "r.jsonl", recs)))
+    assert items.rejected == 1 and items.count("train") == 1 and not items.bad
+
+
 def test_repeated_prompts_are_samples_with_distinct_ids(tmp_path):
     recs = [_record("thinking"), {**_record("thinking"), "messages": [USER, {**SHAPES["thinking"], "thinking": "other"}]}]
     rows = _rows(SourceSpec(kind="teacher_dataset", path=_jsonl(tmp_path / "r.jsonl", recs), shuffle=False))

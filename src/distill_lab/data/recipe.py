@@ -229,6 +229,7 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
         "filter_examples": hyg.examples,
         "shortfall": shortfall,
         "sources": {label: {"records": src.read, "bad_skipped": len(src.bad), "bad_examples": src.bad[:5],
+                            "rejected_skipped": src.rejected,
                             "usable": {s: src.count(s) for s in SPLITS}} for label, src in sources.items()},
         "members": [{"member": m.label, "weight": m.weight} for m in members],
         "seed": recipe.seed,

@@ -45,6 +45,7 @@ class SourceItems:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in SPLITS})
     bad: list[str] = field(default_factory=list)  # "where: why" of each skipped record
     read: int = 0  # records read
+    rejected: int = 0  # rows of a distill_lab dataset's ``rejected`` split (filtered out there; not imported)
 
     def count(self, split: str) -> int:
         return len(self.problems[split]) + len(self.rows[split])
@@ -280,6 +281,9 @@ def load_source(spec: SourceSpec, *, index: int = 0, seed: int = 0, strict: bool
         try:
             if isinstance(rec, str):
                 rec = _parse_jsonl_record(where, rec)
+            if spec.split is None and spec.split_field and rec.get(spec.split_field) == "rejected":
+                items.rejected += 1
+                continue
             if spec.kind == "teacher_dataset":
                 row = to_row(spec, rec, where, known, verify)
                 items.rows[row["split"]].append(row)

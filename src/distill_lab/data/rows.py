@@ -134,7 +134,13 @@ def save_dataset(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, int]:
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(rs) for s, rs in by_split.items()})
     hf, hf_tmp = out_dir / "hf", out_dir / "hf.tmp"
     shutil.rmtree(hf_tmp, ignore_errors=True)
-    dd.save_to_disk(str(hf_tmp))
+    was_off = datasets.utils.are_progress_bars_disabled()
+    datasets.utils.disable_progress_bars()  # one "Saving the dataset" bar per split is noise here
+    try:
+        dd.save_to_disk(str(hf_tmp))
+    finally:
+        if not was_off:
+            datasets.utils.enable_progress_bars()
     shutil.rmtree(hf, ignore_errors=True)  # no stale split of an earlier run survives
     os.replace(hf_tmp, hf)
     return {s: len(rs) for s, rs in by_split.items()}

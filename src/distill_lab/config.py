@@ -301,6 +301,8 @@ class GenerateConfig:
     requests_per_minute: Optional[float] = None
     input_tokens_per_minute: Optional[float] = None
     output_tokens_per_minute: Optional[float] = None
+    # cap on the dataset's teacher spend: a resumed run counts what its journal already cost; each request
+    # is admitted only if its worst case (max_tokens out) still fits, so the cap is never crossed
     max_cost_usd: Optional[float] = None
     shard_rows: int = 1000
     progress: bool = True

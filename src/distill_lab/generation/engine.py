@@ -103,7 +103,10 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                         stop.set()
                         queue.put_nowait(item)
                         return
-                    if e.kind == "retryable" and attempt <= t.max_retries and not stop.is_set():
+                    if e.kind == "retryable" and stop.is_set():  # the run is stopping: leave it for a re-run
+                        queue.put_nowait(item)
+                        return
+                    if e.kind == "retryable" and attempt <= t.max_retries:
                         tally.retries += 1
                         if e.retry_after:
                             limiter.block_for(e.retry_after)

@@ -13,7 +13,7 @@ from distill_lab.teachers.base import TeacherReply
 
 
 def _rows():
-    res = build_problems(RecipeConfig(families=[FamilySpec(name="addition"), FamilySpec(name="capitals")],
+    res = build_problems(RecipeConfig(families=[FamilySpec(name="addition"), FamilySpec(name="capitals", params={"n_facts": 10})],
                                       size=20, test_size=4, ood_size=2))
     rows = []
     for effort in ("low", "high"):
@@ -40,6 +40,7 @@ def test_card_lists_counts_lengths_filters_and_cost(tmp_path):
     assert "| knowledge | 20 | 4 | 2 | 26 |" in text and "| **total** | 40 | 8 | 4 | 52 |" in text
     assert "| max_tokens | 3 |" in text and "| kept | 52 |" in text
     assert "recipe member `family:capitals`, weight 1.0" in text
+    assert "- capitals: facts_taught 10, heldout 3, heldout_taught 3, share_taught 1.00" in text
     assert "- total: $0.0520" in text and "- output_tokens: 364" in text
     assert "## Lengths per teacher effort (words)" in text
     stats, thinking, unit = length_stats(rows)

@@ -145,6 +145,15 @@ def test_shortfall_keeps_the_mix_and_is_reported(tmp_path):
         build_problems(replace(recipe, shortfall="error"))
 
 
+def test_knowledge_coverage_is_reported():
+    recipe = RecipeConfig(families=[FamilySpec(name="capitals", params={"n_facts": 10})], size=5, test_size=10,
+                          ood_size=0)
+    cov = build_problems(recipe).stats["coverage"]["capitals"]
+    assert cov["facts_taught"] == 5 and cov["heldout"] == 10 and 0 < cov["share_taught"] < 1
+    full = build_problems(replace(recipe, size=10)).stats["coverage"]["capitals"]
+    assert full["facts_taught"] == 10 and full["share_taught"] == 1.0
+
+
 def test_deal_is_proportional_and_house_monotone():
     w = [0.5, 0.5, 1.0, 2.0]
     assert quota(400, w) == [50, 50, 100, 200]

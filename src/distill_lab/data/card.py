@@ -140,6 +140,13 @@ def write_card(rows: list[dict[str, Any]], out_dir: str | Path, *, recipe_stats:
     frows += [[f"recipe: {k}", v] for k, v in sorted((rs.get("filters") or {}).items())]
     lines += _table(["filter / outcome", "rows"], frows) if frows else ["No filter removed anything."]
     lines.append("")
+    cov = rs.get("coverage") or {}
+    if cov:
+        lines += ["## Coverage of held-out needs", ""]
+        for fam, c in sorted(cov.items()):
+            lines.append(f"- {fam}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in c.items()))
+        lines.append("")
     short = {s: v for s, v in (rs.get("shortfall") or {}).items() if v.get("realised", 0) < v.get("requested", 0)}
     if short:
         lines += ["## Shortfall", ""]

@@ -218,6 +218,17 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
                 problems[split].append(it.problem)
             else:
                 imported.append(it.row)  # type: ignore[arg-type]
+    coverage = {}
+    for spec in recipe.families:
+        fam = get_family(spec.name, **dict(spec.params))
+        mine = [p for p in problems["train"] if p.task == spec.name]
+        held = [p for s in ("test", "ood") for p in problems[s] if p.task == spec.name]
+        cov = fam.coverage(mine, held)
+        if cov is not None:
+            coverage[spec.name] = cov
+            if cov.get("share_taught", 1.0) < 1.0:
+                log.warning("recipe: only %d of %d held-out %s questions are taught in train (raise recipe.size "
+                            "or lower the family's n_facts)", cov["heldout_taught"], cov["heldout"], spec.name)
     every = [(p.task, p.category, p.split) for ps in problems.values() for p in ps] + \
             [(r["task"], r["category"], r["split"]) for r in imported]
     stats = {
@@ -226,6 +237,7 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
         "per_category": _nested(Counter((c, s) for _, c, s in every)),
         "imported_rows": len(imported),
         "filters": dict(hyg.counts),
+        "coverage": coverage,
         "filter_examples": hyg.examples,
         "shortfall": shortfall,
         "sources": {label: {"records": src.read, "bad_skipped": len(src.bad), "bad_examples": src.bad[:5],

@@ -16,6 +16,7 @@ What a family implements:
                            answer. Default: ``float(verify(text, reference))``. Families where plain
                            accuracy does not fit (``house_style``) compare the answer's features with
                            the teacher's answer to the same prompt.
+  ``coverage(train, heldout)`` optional: how much of what held-out problems need train holds.
   ``decontam_text(problem)`` the text compared across splits for n-gram decontamination and
                            near-duplicate removal (default: the prompt). Templated families return
                            their instance-specific part so shared boilerplate is not an overlap.
@@ -144,6 +145,11 @@ class TaskFamily(ABC):
     def decontam_text(self, problem: Problem) -> str:
         """The text compared across splits for n-gram decontamination (default: the prompt)."""
         return problem.prompt
+
+    def coverage(self, train: list[Problem], heldout: list[Problem]) -> dict[str, Any] | None:
+        """What the held-out problems need from training and how much of it train holds (e.g. facts
+        taught); None where held-out problems need nothing specific. Reported in the recipe stats."""
+        return None
 
 
 def distinct(it: Iterator[Problem], limit: int | None = None) -> Iterator[Problem]:

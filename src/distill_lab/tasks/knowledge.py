@@ -100,6 +100,15 @@ class Capitals(TaskFamily):
                          f"governed from. So {asked} is {problem.reference}.")
         return "\n".join(lines), answer
 
+    def coverage(self, train: list[Problem], heldout: list[Problem]) -> dict[str, float | int]:
+        """Held-out questions whose fact the train prompts teach (fewer train prompts than facts
+        leave some facts untaught: those questions measure guessing, not retention)."""
+        taught = {p.meta["country"] for p in train}
+        asked = [p.meta["country"] for p in heldout]
+        hit = sum(c in taught for c in asked)
+        return {"facts_taught": len(taught), "heldout": len(asked), "heldout_taught": hit,
+                "share_taught": hit / len(asked) if asked else 1.0}
+
     def extract(self, text: str) -> str | None:
         clause = final_clause(text)
         names = _NAME.findall(clause) if clause else []

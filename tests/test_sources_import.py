@@ -173,6 +173,9 @@ def test_teacher_rows_without_messages_or_answer_are_named(tmp_path):
     path = _jsonl(tmp_path / "u.jsonl", [{"messages": [USER, {"role": "assistant", "content": "<think>hm</think>"}]}])
     with pytest.raises(SourceError, match=r"u\.jsonl:1: the assistant turn has no answer text"):
         load_source(SourceSpec(kind="teacher_dataset", path=path))
+    path = _jsonl(tmp_path / "w.jsonl", [{"messages": [USER, {"role": "assistant", "content": "<think>long..."}]}])
+    with pytest.raises(SourceError, match=r"w\.jsonl:1: '<think>' in the assistant content is never closed"):
+        load_source(SourceSpec(kind="teacher_dataset", path=path))
     path = _jsonl(tmp_path / "v.jsonl", [{"messages": [USER]}])
     with pytest.raises(SourceError, match=r"v\.jsonl:1: messages need a user turn and must end with an assistant"):
         load_source(SourceSpec(kind="teacher_dataset", path=path))

@@ -166,6 +166,8 @@ def split_thinking(message: dict[str, Any], where: str) -> tuple[str, str | None
     for key in ("reasoning_content", "thinking", "reasoning"):
         if thinking is None and isinstance(message.get(key), str) and message[key].strip():
             thinking = message[key]
+    if thinking is None and "<think>" in content and "</think>" not in content:
+        raise SourceError(f"{where}: '<think>' in the assistant content is never closed (a truncated answer?)")
     if thinking is None and "</think>" in content:
         m = _THINK.match(content)
         if m:

@@ -218,3 +218,25 @@ def test_hf_folder_of_data_files_and_unreachable_hub_id(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SourceError, match="no-such-owner/no-such-dataset: cannot load as a Hugging Face dataset"):
         load_source(SourceSpec(kind="hf", path="no-such-owner/no-such-dataset"))
+
+
+def test_oracle_refuses_external_prompts_it_cannot_solve(tmp_path):
+    import asyncio
+
+    from distill_lab.config import TeacherConfig
+    from distill_lab.teachers.oracle import OracleTeacher
+
+    path = _jsonl(tmp_path / "o.jsonl", [{"prompt": "What is 2 + 2?", "reference": "4"}])
+    teacher = OracleTeacher(TeacherConfig())
+    p = load_source(SourceSpec(kind="jsonl", path=path, task="addition")).problems["train"][0]
+    with pytest.raises(ValueError, match=r"o\.jsonl:1 is labelled task 'addition' but was not generated"):
+        asyncio.run(teacher.complete(p, 0))
+    p = load_source(SourceSpec(kind="jsonl", path=path)).problems["train"][0]
+    reply = asyncio.run(teacher.complete(p, 0))
+    assert reply.content == "The answer is 4." and get_family_verify(reply.content, "4")
+
+
+def get_family_verify(text, ref):
+    from distill_lab.tasks import get_family
+
+    return get_family("freeform").verify(text, ref)

@@ -37,6 +37,7 @@ def test_batch_run_at_batch_price(fake, tmp_path):
         u = r["usage"]
         assert r["cost_usd"] == pytest.approx(0.5 * (u["input_tokens"] * 5 + u["output_tokens"] * 25) / 1e6)
         assert r["messages"][-1]["reasoning_content"].startswith("Step 1")
+        assert r["request_id"].startswith("msgbatch_")
     assert res.summary["per_split"] == {"train": 6, "test": 2, "ood": 2}
 
 

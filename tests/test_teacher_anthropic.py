@@ -207,3 +207,37 @@ def test_api_key_never_written(fake, tmp_path):
     for p in files:
         assert SECRET.encode() not in p.read_bytes(), p
     assert {r["api_key"] for r in fake.state.requests} == {SECRET}  # it was sent, only to the server
+
+
+def test_timeouts_are_retried_then_recorded(fake, tmp_path):
+    fake.state.latency_s = 1.0
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.timeout_s=0.2", "teacher.max_retries=1",
+                     size=2, test=0, ood=0)
+    res = run(cfg, tmp_path)
+    assert len(_bodies(fake)) == 4  # each request tried twice
+    assert res.summary["failed"] == 2 and res.summary["requests"]["retries"] == 2
+    fails = [json.loads(x) for x in (tmp_path / "ds" / "shards" / "failures.jsonl").read_text().splitlines()]
+    assert all("Timeout" in f["reason"] and "retries exhausted after 2" in f["reason"] for f in fails)
+
+
+def test_few_shot_turns_are_cached():
+    import os
+
+    from distill_lab.config import TeacherConfig
+    from distill_lab.tasks.base import Problem
+    from distill_lab.teachers.anthropic import AnthropicTeacher
+
+    class FewShot(Problem):
+        def messages(self):
+            return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 1 + 1?"},
+                    {"role": "assistant", "content": "The answer is 2."}, {"role": "user", "content": self.prompt}]
+
+    os.environ.setdefault("ANTHROPIC_API_KEY", SECRET)
+    t = AnthropicTeacher(TeacherConfig(provider="anthropic", max_tokens=9000, base_url="http://127.0.0.1:9"))
+    p = t.request_params(FewShot(prompt_id="p", task="addition", category="reasoning", split="train",
+                                 prompt="What is 2 + 2?", reference="4"))
+    assert p["system"] == [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
+    assert p["messages"][1] == {"role": "assistant", "content": [
+        {"type": "text", "text": "The answer is 2.", "cache_control": {"type": "ephemeral"}}]}
+    assert p["messages"][0] == {"role": "user", "content": "What is 1 + 1?"}
+    assert p["messages"][2] == {"role": "user", "content": "What is 2 + 2?"}

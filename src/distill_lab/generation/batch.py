@@ -103,7 +103,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             if item is None or cid in written:
                 continue  # another recipe's request, or already written: never twice
             if kind == "succeeded":
-                reply = parse_message(r.result.message.model_dump(), None)
+                reply = parse_message(r.result.message.model_dump(), bid)  # batch results carry no request-id
                 cost = usage_cost(reply.usage, t.prices, batch=True)
                 journal.append(build_row(item.problem, item.sample_index, fp, reply, cfg.recipe.verify, cost))
                 written.add(cid)

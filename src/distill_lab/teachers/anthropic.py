@@ -4,7 +4,8 @@
 ``thinking: {type: enabled, budget_tokens: effort_budgets[effort]}``; ``adaptive`` sends
 ``thinking: {type: adaptive}``; ``thinking_display`` adds ``display`` (``summarized`` where a model
 would omit the text); ``output_effort: true`` adds ``output_config: {effort}``. Requests stream by
-default (the SDK refuses long non-streamed requests). The SDK's own retries are off: the engine
+default (the SDK refuses long non-streamed requests). With ``cache_system_prompt`` the system prompt and
+any few-shot turns before the question are marked ``cache_control: ephemeral``. The SDK's own retries are off: the engine
 retries, so that every retry honours the run's limits and is counted.
 """
 
@@ -82,11 +83,13 @@ class AnthropicTeacher(Teacher):
         c = self.cfg
         msgs = problem.messages()
         system = "\n\n".join(s for s in [c.system_prompt, *(m["content"] for m in msgs if m["role"] == "system")] if s)
-        params: dict[str, Any] = {
-            "model": c.model,
-            "max_tokens": c.max_tokens,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in msgs if m["role"] != "system"],
-        }
+        turns: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"]} for m in msgs
+                                        if m["role"] != "system"]
+        if c.cache_system_prompt and len(turns) > 1:
+            # few-shot turns before the question: the same for every prompt, so cache up to the last of them
+            shot = turns[-2]
+            shot["content"] = [{"type": "text", "text": shot["content"], "cache_control": {"type": "ephemeral"}}]
+        params: dict[str, Any] = {"model": c.model, "max_tokens": c.max_tokens, "messages": turns}
         if system:
             block: dict[str, Any] = {"type": "text", "text": system}
             if c.cache_system_prompt:

@@ -140,6 +140,31 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, prompts: list[EvalProm
     return records
 
 
+def log_metrics(cfg: Config, metrics: dict[str, Any], records: list[dict[str, Any]], run_dir: Path) -> None:
+    """Accuracies, retention and gain as scalars, and the greedy samples as a table (``logger`` group)."""
+    from distill_lab.loggers import open_run
+
+    with open_run(cfg, "eval", run_dir) as lg:
+        if not lg.enabled:
+            return
+        scalars: dict[str, float] = {}
+        for m, v in metrics["models"].items():
+            for s, b in v["splits"].items():
+                for key in ("accuracy", "majority_accuracy", "runaway_share"):
+                    if b[key] is not None:
+                        scalars[f"eval/{m}/{s}/{key}"] = b[key]
+        for m, cmp in metrics["retention"].items():
+            for s, b in cmp["splits"].items():
+                if b["all"]["value"] is not None:
+                    scalars[f"eval/retention/{m}/{s}"] = b["all"]["value"]
+        for s, b in (metrics["gain"] or {}).get("splits", {}).items():
+            if b["all"]["value"] is not None:
+                scalars[f"eval/gain/{s}"] = b["all"]["value"]
+        lg.log_metrics(scalars)
+        cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct"]
+        lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
+
+
 def _place(model: Any, cfg: Config) -> Any:
     import torch
 
@@ -151,15 +176,22 @@ def _place(model: Any, cfg: Config) -> Any:
 def run(cfg: Config, run_dir: Path) -> StageResult:
     import torch
 
+    ec = cfg.eval
+    if not ec.include_base and not ec.adapter_dir:
+        raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
+    old_threads = torch.get_num_threads()
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
+    try:
+        return _run(cfg, Path(run_dir))
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.students import load_student
 
     ec = cfg.eval
-    if ec.n_samples > 1 and ec.temperature <= 0:
-        raise ConfigError("eval.temperature: must be > 0 when eval.n_samples > 1 (sampling)")
-    if not ec.include_base and not ec.adapter_dir:
-        raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
-    if cfg.hardware.threads:
-        torch.set_num_threads(cfg.hardware.threads)
     bf16 = cfg.hardware.precision in ("bf16-mixed", "bf16-true")
     prompts = load_prompts(ec)
     counts: dict[str, int] = {}
@@ -190,7 +222,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         timings["base"] = time.perf_counter() - t
         del model
     records += teacher_records(prompts, tokenizer)
-    metrics = build_metrics(records, confidence=ec.confidence, pass_k=sorted(set(ec.pass_k)),
+    metrics = build_metrics(records, confidence=ec.confidence, pass_k=sorted(set(ec.pass_k) | {ec.n_samples}),
                             n_resamples=ec.bootstrap, seed=ec.seed)
     metrics = {"schema_version": SCHEMA_VERSION, "eval": to_container(cfg)["eval"],
                "dataset_dir": ec.dataset_dir, "adapter_dir": ec.adapter_dir, "student": cfg.student.name,
@@ -201,6 +233,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     with open(run_dir / "samples.jsonl", "w") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    log_metrics(cfg, metrics, records, run_dir)
     summary = {m: {s: b["accuracy"] for s, b in v["splits"].items()} for m, v in metrics["models"].items()}
     objective = None
     if "student" in metrics["models"] and "test" in metrics["models"]["student"]["splits"]:

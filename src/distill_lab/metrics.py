@@ -36,8 +36,10 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # clamp rounding noise; the interval is exact at the boundaries (k=0 -> lo=0, k=n -> hi=1)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at the boundaries the interval touches 0 or 1 exactly; elsewhere clamp rounding noise
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -242,8 +242,8 @@ def make_plots(label: str, m: dict[str, Any], summ: dict[str, Any], out_dir: Pat
                 xs.append(j + (i - (len(present) - 1) / 2) * width)
                 ys.append(a["accuracy"])
                 ci = a["ci"] or [a["accuracy"], a["accuracy"]]
-                lo.append(a["accuracy"] - ci[0])
-                hi.append(ci[1] - a["accuracy"])
+                lo.append(max(0.0, a["accuracy"] - ci[0]))
+                hi.append(max(0.0, ci[1] - a["accuracy"]))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=x)
     ax.set_xticks(range(len(splits)), splits)
     ax.set_ylim(0, 1.05)
@@ -318,31 +318,29 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
     return report
 
 
-def _log_wandb(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
-    """Report tables and plots to W&B (``logger=wandb``), job_type ``report``."""
-    import wandb
+def log_report(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
+    """Tables, plots and the report file to the configured logger (W&B: tables and images)."""
+    from distill_lab.loggers import open_run
 
-    lc = cfg.logger
-    run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, tags=list(lc.tags), mode=lc.mode,
-                     job_type="report", dir=str(run_dir), reinit="finish_previous")
-    try:
+    with open_run(cfg, "report", run_dir) as lg:
+        if not lg.enabled:
+            return
         for r in report["runs"]:
-            acc = wandb.Table(columns=["run", "split", "model", "accuracy", "ci_low", "ci_high", "n"])
-            for s, row in r["accuracy"].items():
-                for model, a in row.items():
-                    ci = a["ci"] or [None, None]
-                    acc.add_data(r["label"], s, model, a["accuracy"], ci[0], ci[1], a["n"])
-            ret = wandb.Table(columns=["run", "split", "category", "retention", "ci_low", "ci_high", "n"])
-            for s, cats in r["retention"].items():
-                for c, st in cats.items():
-                    ci = st["ci"] or [None, None]
-                    ret.add_data(r["label"], s, c, st["value"], ci[0], ci[1], st["n"])
-            payload: dict[str, Any] = {f"report/{r['label']}/accuracy": acc, f"report/{r['label']}/retention": ret}
+            rows = [[r["label"], s, model, a["accuracy"], *(a["ci"] or [None, None]), a["n"]]
+                    for s, row in r["accuracy"].items() for model, a in row.items()]
+            lg.log_table(f"report/{r['label']}/accuracy", ["run", "split", "model", "accuracy", "ci_low", "ci_high", "n"],
+                         rows)
+            rows = [[r["label"], s, c, st["value"], *(st["ci"] or [None, None]), st["n"]]
+                    for s, cats in r["retention"].items() for c, st in cats.items()]
+            lg.log_table(f"report/{r['label']}/retention",
+                         ["run", "split", "category", "retention", "ci_low", "ci_high", "n"], rows)
+            rows = [[f["split"], f["category"], f["prompt"], f["reference"], f["teacher_answer"], f["output"]]
+                    for f in r["failures"]]
+            lg.log_table(f"report/{r['label']}/failures",
+                         ["split", "category", "prompt", "reference", "teacher_answer", "student_output"], rows)
             for p in r["plots"]:
-                payload[f"report/{r['label']}/{Path(p).stem}"] = wandb.Image(p)
-            run.log(payload)
-    finally:
-        run.finish()
+                lg.log_image(f"report/{r['label']}/{Path(p).stem}", p)
+        lg.log_artifact(Path(run_dir) / "report.md", "report", "report")
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
@@ -355,8 +353,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir = Path(rc.output_dir) if rc.output_dir else Path(run_dir)
     report = build_report(list(rc.eval_dirs), out_dir, failures_per_category=rc.failures_per_category,
                           plots=rc.plots)
-    if cfg.logger.name == "wandb":
-        _log_wandb(cfg, report, Path(run_dir))
+    log_report(cfg, report, out_dir)
     arts = {"report_md": str(out_dir / "report.md"), "report_json": str(out_dir / "report.json")}
     for r in report["runs"]:
         for p in r["plots"]:

@@ -14,7 +14,7 @@ are its samples.
 Artifacts in the run directory:
   ``metrics.json``  the schema below
   ``samples.jsonl`` one line per output: model, prompt_id, split, category, task, kind, sample_index,
-                    prompt, reference, output, thinking, answer, extracted, correct, think_unclosed,
+                    prompt, reference, output, thinking, answer, extracted, correct, score, think_unclosed,
                     output_tokens, thinking_chars, answer_chars, runaway, style_similarity
 
 ``metrics.json`` schema (version 1)::
@@ -27,11 +27,13 @@ Artifacts in the run directory:
        "splits": {SPLIT: BLOCK + {"categories": {CATEGORY: BLOCK}, "families": {FAMILY: BLOCK}}},
        "categories": {CATEGORY: BLOCK},        # all splits together
        "families": {FAMILY: BLOCK}}},
-   "retention": {MODEL: CMP},                  # MODEL / teacher, for base and student
+   "retention": {MODEL: CMP},                  # MODEL / teacher on accuracy, for base and student
+   "score_retention": {MODEL: CMP},            # the same on the families' graded scores (style!)
    "gain": CMP | null}                         # student - base (null unless both were evaluated)
 
   BLOCK = {"n": prompts, "correct": greedy correct, "accuracy": float, "accuracy_ci": [lo, hi] (Wilson),
            "n_samples": samples per prompt, "pass_at_k": {"k": float}, "majority_accuracy": float,
+           "score": mean of the family's graded score in [0, 1] (= accuracy for pass/fail families),
            "format": {"think_closed", "has_thinking", "answer_parsed", "compliant"} (shares),
            "lengths": {"output_tokens", "thinking_chars", "answer_chars"} (means of greedy outputs),
            "runaway_share": share that hit max_new_tokens, "style_similarity": mean ROUGE-L F1 vs the
@@ -57,7 +59,7 @@ from typing import Any
 
 from distill_lab.config import Config, ConfigError, EvalConfig, to_container
 from distill_lab.evaluation.aggregate import build_metrics
-from distill_lab.evaluation.extract import score_output
+from distill_lab.evaluation.extract import score_output, split_thinking
 from distill_lab.evaluation.generation import Generation, generate
 from distill_lab.evaluation.prompts import EvalPrompt, load_heldout, load_suite
 from distill_lab.metrics import rouge_l_f1
@@ -95,14 +97,16 @@ def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
 
 def make_record(model: str, p: EvalPrompt, kind: str, sample_index: int, text: str, *,
                 n_tokens: int | None, runaway: bool) -> dict[str, Any]:
-    s = score_output(text, p.task, p.reference)
-    style = rouge_l_f1(text, p.teacher_outputs[0]) if model != "teacher" and p.teacher_outputs else None
+    teacher = p.teacher_outputs[0] if p.teacher_outputs else None
+    teacher_answer = split_thinking(teacher).answer if teacher is not None and model != "teacher" else None
+    s = score_output(text, p.task, p.reference, teacher_answer)
+    style = rouge_l_f1(text, teacher) if model != "teacher" and teacher is not None else None
     return {
         "model": model, "prompt_id": p.prompt_id, "split": p.split, "category": p.category,
         "task": p.task or "generic", "kind": kind, "sample_index": sample_index,
         "prompt": p.user_text, "reference": p.reference, "output": text,
         "thinking": s.parsed.thinking, "answer": s.parsed.answer, "extracted": s.extracted,
-        "correct": s.correct, "think_unclosed": s.parsed.think_unclosed,
+        "correct": s.correct, "score": s.score, "think_unclosed": s.parsed.think_unclosed,
         "output_tokens": n_tokens, "thinking_chars": len(s.parsed.thinking), "answer_chars": len(s.parsed.answer),
         "runaway": runaway, "style_similarity": style,
     }

@@ -96,11 +96,17 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     if ret_student:
         for s, block in ret_student["splits"].items():
             retention[s] = {"all": block["all"], **block["categories"]}
+    score_retention: dict[str, dict[str, Any]] = {}
+    sr = (m.get("score_retention") or {}).get("student")
+    if sr:
+        for s, block in sr["splits"].items():
+            score_retention[s] = {"all": block["all"], **block["categories"]}
     gain: dict[str, Any] = {}
     if m.get("gain"):
         for s, block in m["gain"]["splits"].items():
             gain[s] = {"all": block["all"], **block["categories"]}
-    return {"splits": splits, "accuracy": acc, "retention": retention, "gain": gain}
+    return {"splits": splits, "accuracy": acc, "retention": retention, "score_retention": score_retention,
+            "gain": gain}
 
 
 def failures(samples: list[dict[str, Any]], per_category: int, model: str = "student") -> list[dict[str, Any]]:
@@ -159,8 +165,8 @@ def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: lis
         rcell = f"{_pct(r['value'])}{_ci(r['ci'])}" if r else "–"
         lines.append(f"| {s} | {n} | " + " | ".join(cells) + f" | {gcell} | {rcell} |")
     lines += ["", "### Retention per capability category (student / teacher; paired bootstrap CI)", "",
-              "| category | split | n | student | teacher | retention | gain (student − base) | seed's figure |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| category | split | n | student | teacher | retention | score retention | gain (student − base) "
+              "| seed's figure |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summ["splits"]:
         for cat, st in sorted(summ["retention"].get(s, {}).items()):
             if cat == "all":
@@ -169,8 +175,10 @@ def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: lis
             seed_cell = f"{seed[0]}: {seed[1]:.0%}–{seed[2]:.0%}" if seed else "–"
             g = summ["gain"].get(s, {}).get(cat)
             gcell = f"{_signed_pct(g['value'])}{_signed_ci(g['ci'])}" if g else "–"
+            sc = summ["score_retention"].get(s, {}).get(cat)
+            scell = f"{_pct(sc['value'])}{_ci(sc['ci'])}" if sc else "–"
             lines.append(f"| {cat} | {s} | {st['n']} | {_pct(st['a_accuracy'])} | {_pct(st['b_accuracy'])} | "
-                         f"{_pct(st['value'])}{_ci(st['ci'])} | {gcell} | {seed_cell} |")
+                         f"{_pct(st['value'])}{_ci(st['ci'])} | {scell} | {gcell} | {seed_cell} |")
     lines += ["", "### Sampling, format and length", "",
               "| model | split | pass@k | majority | format ok | think closed | has thinking | runaway | "
               "output tokens | thinking chars | style sim. |", "|" + "---|" * 11]
@@ -209,6 +217,8 @@ METHOD = """## Method
   greedily with their chat template and thinking on, capped at `max_new_tokens`, stopping at end of turn.
 - The thinking (`<think>…</think>`) is stripped before the task family's extractor and verifier see the
   answer; an answer only inside the thinking, or after an unclosed `<think>`, counts as wrong.
+- "Score retention" uses each family's graded score in [0, 1] instead of pass/fail (the house-style
+  family scores the share of style features that match the teacher's answer; elsewhere score = accuracy).
 - Accuracy CIs are Wilson score intervals. Retention = student accuracy / teacher accuracy and gain =
   student − base, both on paired prompts, with percentile bootstrap CIs over prompts (the same resampled
   prompts for both models). pass@k is the unbiased estimator over n samples; majority vote breaks ties

@@ -64,6 +64,7 @@ def block(records: list[dict[str, Any]], *, confidence: float, pass_k: list[int]
         "n_samples": n_samples,
         "pass_at_k": pk,
         "majority_accuracy": M.accuracy(maj_correct),
+        "score": M.mean([_score(r) for r in greedy]),
         "format": {
             "think_closed": M.accuracy([not r["think_unclosed"] for r in greedy]),
             "has_thinking": M.accuracy([bool(r["thinking_chars"]) for r in greedy]),
@@ -104,28 +105,37 @@ def model_metrics(records: list[dict[str, Any]], *, confidence: float, pass_k: l
     }
 
 
-def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """Greedy correctness of two models on the prompts both answered, in a fixed prompt order."""
-    ga = {r["prompt_id"]: float(bool(r["correct"])) for r in a if r["kind"] == "greedy"}
-    gb = {r["prompt_id"]: float(bool(r["correct"])) for r in b if r["kind"] == "greedy"}
+def _score(r: dict[str, Any]) -> float:
+    """A record's graded score (the family's ``score``), its correctness where it has none."""
+    return float(r["score"]) if r.get("score") is not None else float(bool(r["correct"]))
+
+
+def _value(r: dict[str, Any], key: str) -> float:
+    return _score(r) if key == "score" else float(bool(r["correct"]))
+
+
+def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str = "correct") -> tuple[list[float], list[float]]:
+    """Greedy correctness (or score) of two models on the prompts both answered, in a fixed order."""
+    ga = {r["prompt_id"]: _value(r, key) for r in a if r["kind"] == "greedy"}
+    gb = {r["prompt_id"]: _value(r, key) for r in b if r["kind"] == "greedy"}
     common = sorted(set(ga) & set(gb))
     return [ga[p] for p in common], [gb[p] for p in common]
 
 
 def comparison(a: list[dict[str, Any]], b: list[dict[str, Any]], stat: Callable[..., float | None], *,
-               n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
-    """``stat(a, b)`` on paired greedy correctness with a bootstrap CI over prompts."""
-    xa, xb = _paired(a, b)
+               n_resamples: int, confidence: float, seed: int, key: str = "correct") -> dict[str, Any]:
+    """``stat(a, b)`` on paired greedy correctness (or score) with a bootstrap CI over prompts."""
+    xa, xb = _paired(a, b, key)
     ci = M.bootstrap_ci([xa, xb], stat, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return {"value": stat(xa, xb), "ci": list(ci) if ci else None, "n": len(xa),
             "a_accuracy": M.mean(xa), "b_accuracy": M.mean(xb)}
 
 
 def comparisons(a: list[dict[str, Any]], b: list[dict[str, Any]], stat: Callable[..., float | None], *,
-                n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
+                n_resamples: int, confidence: float, seed: int, key: str = "correct") -> dict[str, Any]:
     """The comparison overall, per category, and per split (all categories and each category)."""
     def c(x: list[dict[str, Any]], y: list[dict[str, Any]]) -> dict[str, Any]:
-        return comparison(x, y, stat, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        return comparison(x, y, stat, n_resamples=n_resamples, confidence=confidence, seed=seed, key=key)
 
     b_split, b_cat = _group(b, "split"), _group(b, "category")
     out: dict[str, Any] = {"overall": c(a, b), "categories": {}, "splits": {}}
@@ -141,17 +151,20 @@ def comparisons(a: list[dict[str, Any]], b: list[dict[str, Any]], stat: Callable
 
 def build_metrics(records: list[dict[str, Any]], *, confidence: float, pass_k: list[int], n_resamples: int,
                   seed: int) -> dict[str, Any]:
-    """``models``, ``retention`` (model / teacher, per model) and ``gain`` (student - base)."""
+    """``models``, ``retention`` (model / teacher, per model, on accuracy), ``score_retention`` (the
+    same on the families' graded scores) and ``gain`` (student - base, on accuracy)."""
     by_model = _group(records, "model")
     models = {m: model_metrics(by_model[m], confidence=confidence, pass_k=pass_k)
               for m in sorted(by_model, key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 9, m))}
     kw = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
-    retention = {}
+    retention, score_retention = {}, {}
     if "teacher" in by_model:
         for m in by_model:
             if m != "teacher":
                 retention[m] = comparisons(by_model[m], by_model["teacher"], M.ratio_of_means, **kw)
+                score_retention[m] = comparisons(by_model[m], by_model["teacher"], M.ratio_of_means,
+                                                 key="score", **kw)
     gain = None
     if "student" in by_model and "base" in by_model:
         gain = comparisons(by_model["student"], by_model["base"], M.diff_of_means, **kw)
-    return {"models": models, "retention": retention, "gain": gain}
+    return {"models": models, "retention": retention, "score_retention": score_retention, "gain": gain}

@@ -70,6 +70,9 @@ class GenericAnswer:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         return lines[-1] if lines else None
 
+    def score(self, text: str, reference: str | None, teacher_text: str | None = None) -> float:
+        return float(self.verify(text, reference))
+
     def verify(self, text: str, reference: str | None) -> bool:
         got = self.extract(text)
         if got is None or reference is None:
@@ -106,12 +109,20 @@ class Scored:
     parsed: ParsedOutput
     extracted: str | None
     correct: bool
+    score: float  # the family's graded score in [0, 1] (1.0/0.0 = correct/wrong where it has none)
 
 
-def score_output(text: str, task: str | None, reference: str | None) -> Scored:
-    """Strip the thinking, extract the final answer with the family's extractor, verify it."""
+def score_output(text: str, task: str | None, reference: str | None, teacher_text: str | None = None) -> Scored:
+    """Strip the thinking, extract the final answer with the family's extractor, verify it.
+
+    ``teacher_text`` (the teacher's answer to the same prompt, thinking stripped) goes to families
+    whose ``score`` compares with the teacher (the house style family scores style features).
+    """
     parsed = split_thinking(text)
     fam = verifier_for(task)
     extracted = fam.extract(parsed.answer) if parsed.answer else None
     correct = bool(parsed.answer) and reference is not None and bool(fam.verify(parsed.answer, reference))
-    return Scored(parsed, extracted, correct)
+    score = float(correct)
+    if parsed.answer and hasattr(fam, "score"):
+        score = float(fam.score(parsed.answer, reference, teacher_text))
+    return Scored(parsed, extracted, correct, score)

@@ -134,7 +134,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             admitted, budget = [], (None if g.max_cost_usd is None
                                     else g.max_cost_usd - spent_before - tally.cost_usd)
             for it in pending:
-                worst = max_request_cost(teacher.estimate_input_tokens(it.problem), t.max_tokens, t.prices, batch=True)
+                worst = max_request_cost(teacher.worst_input_tokens(it.problem), t.max_tokens, t.prices, batch=True)
                 if budget is not None:
                     if worst > budget:
                         res.stopped = f"generate.max_cost_usd={g.max_cost_usd} reached (batch admitted {len(admitted)})"

@@ -80,7 +80,7 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
 
     async def one(item: WorkItem) -> None:
         est_in = teacher.estimate_input_tokens(item.problem)
-        worst = max_request_cost(est_in, t.max_tokens, t.prices)
+        worst = max_request_cost(teacher.worst_input_tokens(item.problem), t.max_tokens, t.prices)
         if not await cap.reserve(worst):
             res.stopped = res.stopped or (f"generate.max_cost_usd={g.max_cost_usd} reached: the next request could "
                                           f"cost up to ${worst:.4f}")

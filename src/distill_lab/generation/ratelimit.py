@@ -55,6 +55,7 @@ class RateLimiter:
         self.otpm = TokenBucket(output_tokens_per_minute, burst_s) if output_tokens_per_minute else None
         self._lock = asyncio.Lock()  # FIFO: requests pass in the order they asked
         self.blocked_until = 0.0  # monotonic time before which nothing starts (a server's retry-after)
+        self._settled = asyncio.Event()  # tokens came back: a waiter re-checks at once instead of oversleeping
 
     def block_for(self, seconds: float) -> None:
         """Hold every new request for ``seconds`` (a 429's retry-after applies to the whole client)."""
@@ -70,7 +71,11 @@ class RateLimiter:
                 delay = max([self.blocked_until - now, *(b.wait_time(a, now) for b, a in wants)])
                 if delay <= 0:
                     break
-                await asyncio.sleep(delay)
+                self._settled.clear()
+                try:
+                    await asyncio.wait_for(self._settled.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
             for b, a in wants:
                 b.take(a)
 
@@ -81,6 +86,7 @@ class RateLimiter:
                 self.itpm.take(input_used - input_reserved)
         if self.otpm is not None and output_used < output_reserved:
             self.otpm.give_back(output_reserved - output_used)
+        self._settled.set()
 
     def allowed_rate(self, input_tokens: float, output_tokens: float) -> float:
         """Requests per second these limits allow for requests of the given size (inf when unlimited)."""

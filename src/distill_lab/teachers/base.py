@@ -57,9 +57,16 @@ class Teacher(ABC):
         return fp
 
     def estimate_input_tokens(self, problem: Problem) -> int:
-        """A rough count of the prompt's input tokens (on the high side: 2 characters a token), for rate limits and the spend cap."""
+        """A typical count of the prompt's input tokens (4 characters a token), for the rate limits.
+
+        The spend cap takes ``worst_input_tokens`` instead: twice this, plus a margin.
+        """
         chars = sum(len(m.get("content") or "") for m in problem.messages()) + len(self.cfg.system_prompt or "")
-        return chars // 2 + 32
+        return chars // 4 + 8
+
+    def worst_input_tokens(self, problem: Problem) -> int:
+        """An upper bound on the prompt's input tokens (for the spend cap's worst case)."""
+        return 2 * self.estimate_input_tokens(problem) + 64
 
     @abstractmethod
     async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:

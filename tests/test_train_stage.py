@@ -109,6 +109,8 @@ def test_resume_auto_continues_to_the_same_result(dataset, tmp_path):
     assert res.summary["resumed_from"].endswith("step-000003.ckpt")
     assert res.summary["steps_this_run"] == 5 and res.summary["steps"] == 8
     assert abs(res.summary["final_loss"] - ref.summary["final_loss"]) < 1e-6
+    assert [r["step"] for r in step_log(run)] == list(range(1, 9))  # the log is continued, not duplicated
+    assert max(abs(a - b) for a, b in zip(losses(run), losses(tmp_path / "ref"), strict=True)) < 1e-6
     ck = torch.load(run / "checkpoints" / "step-000003.ckpt", weights_only=False)
     assert all("lora_" in k for k in ck["state_dict"])  # adapters: only trainable weights are checkpointed
 

@@ -66,7 +66,9 @@ class StepDataset(Dataset):
         self.pad_id, self.packing, self.max_length = pad_id, packing, max_length
 
     def __len__(self) -> int:
-        return max(0, self.total - self.start)
+        # Lightning restores the epoch's batch index on resume and stops the epoch at len(): keep the
+        # nominal length of the whole run, whatever ``start`` is (``max_steps`` ends the run on time)
+        return self.total
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         step = self.start + i

@@ -12,8 +12,10 @@ loss, lr, grad norm, supervised tokens/s, padding share, peak memory; and valida
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -81,6 +83,16 @@ def find_checkpoint(out_dir: Path, resume: str) -> str | None:
     return None
 
 
+def _trim_step_log(step_log: Path, ckpt: str) -> None:
+    """Drop log lines of steps after the checkpoint (a killed run may have logged past it)."""
+    m = re.search(r"step-(\d+)", Path(ckpt).name)
+    if not m or not step_log.exists():
+        return
+    last = int(m.group(1))
+    lines = [ln for ln in step_log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last]
+    step_log.write_text("".join(ln + "\n" for ln in lines))
+
+
 def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, has_val: bool):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -146,6 +158,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     step_log = out_dir / "train_log.jsonl"
     if ckpt is None and step_log.exists():
         step_log.unlink()
+    elif ckpt is not None:
+        _trim_step_log(step_log, ckpt)
     module = SFTModule(cfg, model, total_steps=total, step_log=step_log)
     if world > 1 and "LOCAL_RANK" not in os.environ and Path(sys.argv[0]).name.startswith("distill-lab-"):
         sys.argv[0] = str(Path(__file__).with_name("launch.py"))  # see train/launch.py

@@ -144,6 +144,28 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, prompts: list[EvalProm
     return records
 
 
+def assemble_metrics(records: list[dict[str, Any]], ec: EvalConfig, *, student: str,
+                     eval_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole ``metrics.json`` document (schema above) from the per-output records."""
+    counts: dict[str, int] = {}
+    for _pid, split in sorted({(r["prompt_id"], r["split"]) for r in records}):
+        counts[split] = counts.get(split, 0) + 1
+    core = build_metrics(records, confidence=ec.confidence, pass_k=sorted(set(ec.pass_k) | {ec.n_samples}),
+                         n_resamples=ec.bootstrap, seed=ec.seed)
+    return {"schema_version": SCHEMA_VERSION, "eval": eval_config or {}, "dataset_dir": ec.dataset_dir,
+            "adapter_dir": ec.adapter_dir, "student": student, "prompts": counts, **core}
+
+
+def write_outputs(run_dir: Path, metrics: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """``metrics.json`` and ``samples.jsonl`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(run_dir / "samples.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
 def log_metrics(cfg: Config, metrics: dict[str, Any], records: list[dict[str, Any]], run_dir: Path) -> None:
     """Accuracies, retention and gain as scalars, and the greedy samples as a table (``logger`` group)."""
     from distill_lab.loggers import open_run
@@ -226,17 +248,9 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
         timings["base"] = time.perf_counter() - t
         del model
     records += teacher_records(prompts, tokenizer)
-    metrics = build_metrics(records, confidence=ec.confidence, pass_k=sorted(set(ec.pass_k) | {ec.n_samples}),
-                            n_resamples=ec.bootstrap, seed=ec.seed)
-    metrics = {"schema_version": SCHEMA_VERSION, "eval": to_container(cfg)["eval"],
-               "dataset_dir": ec.dataset_dir, "adapter_dir": ec.adapter_dir, "student": cfg.student.name,
-               "prompts": counts, **metrics, "timings_s": {k: round(v, 2) for k, v in timings.items()}}
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(run_dir / "samples.jsonl", "w") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    metrics = assemble_metrics(records, ec, student=cfg.student.name, eval_config=to_container(cfg)["eval"])
+    metrics["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    write_outputs(run_dir, metrics, records)
     log_metrics(cfg, metrics, records, run_dir)
     summary = {m: {s: b["accuracy"] for s, b in v["splits"].items()} for m, v in metrics["models"].items()}
     objective = None

@@ -328,7 +328,7 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
     return report
 
 
-def log_report(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
+def log_report(cfg: Config, report: dict[str, Any], run_dir: Path, out_dir: Path) -> None:
     """Tables, plots and the report file to the configured logger (W&B: tables and images)."""
     from distill_lab.loggers import open_run
 
@@ -350,7 +350,7 @@ def log_report(cfg: Config, report: dict[str, Any], run_dir: Path) -> None:
                          ["split", "category", "prompt", "reference", "teacher_answer", "student_output"], rows)
             for p in r["plots"]:
                 lg.log_image(f"report/{r['label']}/{Path(p).stem}", p)
-        lg.log_artifact(Path(run_dir) / "report.md", "report", "report")
+        lg.log_artifact(out_dir / "report.md", "report", "report")
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
@@ -363,7 +363,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir = Path(rc.output_dir) if rc.output_dir else Path(run_dir)
     report = build_report(list(rc.eval_dirs), out_dir, failures_per_category=rc.failures_per_category,
                           plots=rc.plots)
-    log_report(cfg, report, out_dir)
+    log_report(cfg, report, Path(run_dir), out_dir)
     arts = {"report_md": str(out_dir / "report.md"), "report_json": str(out_dir / "report.json")}
     for r in report["runs"]:
         for p in r["plots"]:

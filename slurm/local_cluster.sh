@@ -55,6 +55,8 @@ ClusterName=distill_lab_local
 SlurmctldHost=$HOST
 SlurmUser=root
 AuthType=auth/munge
+# a requeued job waits cred_expire+1 s before it may start again (default 120): short for tests
+AuthInfo=cred_expire=10
 CryptoType=crypto/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
@@ -115,19 +117,36 @@ start() {
 }
 
 stop_pidfile() {
-  local name="$1" file="$STATE/$1.pid" i
-  if pid_alive "$file"; then
-    kill "$(cat "$file")" 2>/dev/null || true
-    for i in $(seq 1 20); do pid_alive "$file" || break; sleep 0.5; done
-    pid_alive "$file" && kill -9 "$(cat "$file")" 2>/dev/null || true
-    log "stopped $name"
+  # the pid is read once: slurmd removes its pid file as soon as it starts shutting down
+  local name="$1" file="$STATE/$1.pid" pid i
+  [ -s "$file" ] || return 0
+  pid="$(cat "$file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    log "stopped $name ($pid)"
   fi
   rm -f "$file"
 }
 
+drain_jobs() {
+  # cancel every job and wait until the steps have reported back: a step still running when
+  # slurmctld stops hangs on retrying its completion message
+  local i
+  scancel --quiet --partition="$PARTITION" 2>/dev/null || true
+  for i in $(seq 1 60); do
+    [ -z "$(squeue -h -o %i 2>/dev/null)" ] && [ -z "$(pgrep -x slurmstepd || true)" ] && return 0
+    sleep 0.5
+  done
+  log "jobs still running after 30 s; stopping anyway"
+  local pid
+  for pid in $(pgrep -x slurmstepd || true); do kill -9 "$pid" 2>/dev/null || true; done
+}
+
 stop() {
   need_root
-  scancel --full --quiet --partition="$PARTITION" 2>/dev/null || true
+  if [ -s "$STATE/slurmctld.pid" ]; then drain_jobs; fi
   stop_pidfile slurmd
   stop_pidfile slurmctld
   # munged only if this script started it (a system-wide munge service is left alone)

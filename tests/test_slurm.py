@@ -1,0 +1,182 @@
+"""Against a real one-node Slurm (slurm/local_cluster.sh): Hydra sweeps through launcher=slurm, a
+2-task DDP/FSDP2 job, and SIGUSR1 -> checkpoint -> requeue -> resume with the same final loss.
+
+The tests start the cluster themselves (installing slurm-wlm + munge with apt-get when missing) and
+stop it afterwards. They skip only when not root or when Slurm is missing and apt-get is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from distill_lab.sweep import collect, write_report
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = REPO / "slurm" / "local_cluster.sh"
+TEMPLATE = REPO / "slurm" / "train.sbatch"
+BIN = Path(sys.executable).parent / "distill-lab"
+
+
+def _sh(*cmd: str, timeout: float = 60, check: bool = True) -> str:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    if os.geteuid() != 0:
+        pytest.skip("a local Slurm needs root (slurmd, munged)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("slurm-wlm is not installed and apt-get is unavailable to install it")
+    _sh("bash", str(SCRIPT), "start", timeout=600)
+    try:
+        assert "idle" in _sh("sinfo", "-h", "-o", "%t")
+        yield "debug"
+    finally:
+        _sh("bash", str(SCRIPT), "stop", timeout=120, check=False)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "offline", "SLURM_PARTITION": "debug", "DISTILL_LAB_BIN": str(BIN),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env())
+    assert proc.returncode == 0, f"distill-lab {' '.join(args)}\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("slurm_data")
+    _cli("generate", "student=tiny", "recipe.size=48", "recipe.test_size=8", "recipe.ood_size=8",
+         f"run_dir={d / 'gen'}", cwd=d)
+    return d / "gen" / "dataset"
+
+
+def test_cluster_runs_a_two_task_step(slurm, tmp_path):
+    out = tmp_path / "ranks.out"
+    _sh("sbatch", "--wait", "--ntasks=2", f"--output={out}", "--wrap",
+        "srun bash -c 'echo rank=$SLURM_PROCID of=$SLURM_NTASKS'", timeout=120)
+    assert sorted(out.read_text().split()) == ["of=2", "of=2", "rank=0", "rank=1"]
+
+
+def test_two_by_two_sweep_through_launcher_slurm(slurm, tmp_path):
+    """`distill-lab generate -m launcher=slurm` over 2 sizes x 2 seeds: one Slurm array, 4 finished jobs,
+    collected by the sweep code."""
+    sweep = tmp_path / "multirun" / "generate" / "sw"
+    _cli("generate", "-m", "launcher=slurm", "student=tiny", "debug=fast", "recipe.size=8,16", "seed=0,1",
+         f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
+    submission = next((sweep / ".submitit").glob(".submission_file_*.sh")).read_text()
+    assert "#SBATCH --array=0-3%4" in submission and "#SBATCH --signal=USR1@120" in submission
+    assert "#SBATCH --ntasks-per-node=1" in submission and "#SBATCH --requeue" in submission
+    runs = collect(sweep)
+    assert len(runs) == 4
+    got = sorted((r.params["recipe.size"], r.params["seed"], r.size, r.seed, r.train_rows) for r in runs)
+    assert got == [("16", "0", 16, 0, 16), ("16", "1", 16, 1, 16), ("8", "0", 8, 0, 8), ("8", "1", 8, 1, 8)]
+    # each job ran under Slurm (its own array task), not in this process
+    for r in runs:
+        rows = [json.loads(x) for x in (Path(r.path) / "dataset" / "rows.jsonl").read_text().splitlines()]
+        assert sum(x["split"] == "train" for x in rows) == r.size
+    assert len({p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and "_" in p.name}) == 4
+
+
+@pytest.mark.slow
+def test_pipeline_sweep_on_slurm_is_collected_into_a_report(slurm, tmp_path):
+    """effort x size (2 x 2) pipelines as a Slurm array, then `report report.sweep_dir=` over it."""
+    sweep = tmp_path / "multirun" / "pipeline" / "sw"
+    _cli("pipeline", "-m", "launcher=slurm", "student=tiny", "debug=fast", "teacher.effort=low,high",
+         "recipe.size=16,32", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
+    res = write_report(sweep, tmp_path / "report")
+    assert res["summary"]["finished"] == 4 and res["summary"]["expected_jobs"] == 4
+    assert sorted((r["effort"], r["size"]) for r in res["rows"]) == [("high", 16), ("high", 32), ("low", 16),
+                                                                       ("low", 32)]
+    for row in res["rows"]:
+        assert 0.0 <= row["student_test_accuracy"]["mean"] <= 1.0
+        assert row["teacher_test_accuracy"]["mean"] == pytest.approx(1.0)  # the oracle is always right
+    assert Path(res["artifacts"]["accuracy_plot"]).is_file()
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "manifest.json").read_text())["summary"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hardware", ["ddp_cpu2", "fsdp2_cpu2"])
+def test_two_task_job_trains_across_slurm_tasks(slurm, dataset, tmp_path, hardware):
+    """slurm/train.sbatch with 2 tasks: Lightning takes its ranks from srun; same loss as DDP in-process."""
+    run = tmp_path / "run"
+    log = tmp_path / "job.out"
+    _sh("sbatch", "--wait", "--ntasks-per-node=2", f"--output={log}", f"--chdir={tmp_path}", str(TEMPLATE),
+        str(run), "student=tiny", f"train.dataset_dir={dataset}", "train.max_steps=4", "train.batch_size=4",
+        f"hardware={hardware}", timeout=900)
+    text = log.read_text()
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in text and "GLOBAL_RANK: 1, MEMBER: 2/2" in text, text[-3000:]
+    s = _summary(run)
+    assert s["world_size"] == 2 and s["steps"] == 4
+    assert (run / "adapter").is_dir()
+    # the same job with 2 processes started by Lightning itself (no Slurm) reaches the same loss
+    ref = tmp_path / "ref"
+    subprocess.run([str(BIN), "train", f"run_dir={ref}", "student=tiny", f"train.dataset_dir={dataset}",
+                    "train.max_steps=4", "train.batch_size=4", f"hardware={hardware}"], check=True,
+                   capture_output=True, timeout=900, cwd=tmp_path,
+                   env={k: v for k, v in _env().items() if not k.startswith("SLURM_")})
+    assert s["final_loss"] == pytest.approx(_summary(ref)["final_loss"], rel=1e-5)
+
+
+def _job_field(job: str, field: str) -> str:
+    out = _sh("scontrol", "show", "job", job, check=False)
+    for tok in out.split():
+        if tok.startswith(field + "="):
+            return tok.split("=", 1)[1]
+    return ""
+
+
+@pytest.mark.slow
+def test_sigusr1_requeues_and_resumes_to_the_same_final_loss(slurm, dataset, tmp_path):
+    run = tmp_path / "run"
+    log = tmp_path / "job.out"
+    args = ["student=tiny", f"train.dataset_dir={dataset}", "train.max_steps=24", "train.batch_size=4",
+            "train.checkpoint_every_n_steps=3", "hardware=cpu_fp32"]
+    job = _sh("sbatch", "--parsable", f"--output={log}", f"--chdir={tmp_path}", str(TEMPLATE), str(run),
+              *args).strip()
+    deadline = time.time() + 600
+    while not (run / "checkpoints" / "step-000003.ckpt").exists():
+        assert time.time() < deadline, f"no checkpoint after 600 s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    assert not (run / "manifest.json").exists(), "training finished before the signal; make it longer"
+    _sh("scancel", "--signal=USR1", job)
+    while _job_field(job, "Restarts") != "1":
+        assert time.time() < deadline, f"not requeued:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    # a requeued job may start again after AuthInfo=cred_expire (10 s in slurm/local_cluster.sh)
+    while _job_field(job, "JobState") not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", ""):
+        assert time.time() < deadline + 600, f"requeued job did not finish:\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+    assert _job_field(job, "JobState") in ("COMPLETED", ""), log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Handling auto-requeue signal" in text and "attempt 2" in text
+    s = _summary(run)
+    assert s["steps"] == 24 and s["resumed_from"] and "checkpoints/step-" in s["resumed_from"]
+    assert 0 < s["steps_this_run"] < 24
+    assert list(run.glob("hpc_ckpt_*.ckpt")), "Lightning saved no checkpoint at the signal"
+
+    ref = tmp_path / "ref"
+    subprocess.run([str(BIN), "train", f"run_dir={ref}", *args], check=True, capture_output=True, timeout=900,
+                   cwd=tmp_path, env={k: v for k, v in _env().items() if not k.startswith("SLURM_")})
+    assert _summary(ref)["steps_this_run"] == 24
+    assert s["final_loss"] == pytest.approx(_summary(ref)["final_loss"], rel=1e-6)

@@ -213,3 +213,28 @@ def test_report_cli_dispatches_a_sweep_and_logs_it_to_wandb_offline(tmp_path):
     assert table["data"][3][3] == pytest.approx(0.51)
     assert any(f.startswith("media/images/sweep/accuracy_plot") for f in run.files)
     assert any(a["type"] == "report" and a["files"] == ["sweep.md"] for a in run.artifacts)
+
+
+def test_retention_by_category_is_averaged_over_seeds(tmp_path):
+    sweep = tmp_path / "sw"
+    for seed, (r_reason, r_style) in enumerate([(0.4, 0.9), (0.5, 0.8), (0.6, 0.85)]):
+        job = sweep / str(seed)
+        _overrides(job, [f"seed={seed}"])
+        job.mkdir(parents=True, exist_ok=True)
+        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": _config("high", 200, seed, "eval")}))
+        m = _metrics({"test": 0.6}, {"test": 1.0}, {"test": 0.0})
+        m["models"]["student"]["splits"]["test"]["categories"] = {"reasoning": {"accuracy": r_reason},
+                                                                  "style": {"accuracy": r_style}}
+        m["models"]["teacher"]["splits"]["test"]["categories"] = {"reasoning": {"accuracy": 1.0},
+                                                                  "style": {"accuracy": 1.0}}
+        m["retention"]["student"]["splits"]["test"]["categories"] = {"reasoning": {"value": r_reason},
+                                                                     "style": {"value": r_style}}
+        (job / "metrics.json").write_text(json.dumps(m))
+    res = write_report(sweep, tmp_path / "out")
+    (row,) = res["rows"]
+    cell = row["categories"]["test/reasoning"]["retention"]
+    assert cell["mean"] == pytest.approx(0.5) and cell["n"] == 3
+    assert cell["ci"] == pytest.approx([0.5 - 4.3027 * 0.1 / math.sqrt(3), 0.5 + 4.3027 * 0.1 / math.sqrt(3)], abs=1e-4)
+    md = Path(res["artifacts"]["sweep_md"]).read_text()
+    assert "| high | 200 | test | style | 85.0 [" in md and "| 100.0 [100.0, 100.0] | 85.0 [" in md
+    assert "Writing style: 85%–95%" in md

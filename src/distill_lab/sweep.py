@@ -100,12 +100,15 @@ class Run:
     # accuracy per model and split: {"student": {"test": 0.8, "ood": 0.2}, "base": ..., "teacher": ...}
     accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
     retention: dict[str, float | None] = field(default_factory=dict)  # student/teacher per split
+    # per split and capability category: {"test": {"reasoning": {"student": .3, "teacher": 1., "retention": .3}}}
+    categories: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     cost_usd: float | None = None
     train_loss: float | None = None
     wall_s: float | None = None
 
     def flat(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k not in ("params", "accuracy", "retention")}
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("params", "accuracy", "retention", "categories")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
@@ -113,6 +116,9 @@ class Run:
                 out[f"{model}_{split}_accuracy"] = v
         for split, v in self.retention.items():
             out[f"retention_{split}"] = v
+        for split, cats in self.categories.items():
+            for cat, vals in cats.items():
+                out[f"retention_{split}_{cat}"] = vals.get("retention")
         return out
 
 
@@ -232,6 +238,13 @@ def read_run(job_dir: Path) -> Run:
         v = _get(metrics, "retention", "student", "splits", s, "all", "value")
         if v is not None or _get(metrics, "retention", "student", "splits", s) is not None:
             run.retention[s] = v
+    for s in SPLITS:
+        cats = _get(metrics, "retention", "student", "splits", s, "categories") or {}
+        for cat, stat in cats.items():
+            run.categories.setdefault(s, {})[cat] = {
+                "student": _get(metrics, "models", "student", "splits", s, "categories", cat, "accuracy"),
+                "teacher": _get(metrics, "models", "teacher", "splits", s, "categories", cat, "accuracy"),
+                "retention": _get(stat, "value")}
     if "student" not in run.accuracy:
         run.status, run.reason = "missing", f"{metrics_path}: no 'student' model in metrics"
     return run
@@ -300,6 +313,16 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
             vals = [r.retention.get(s) for r in rs if r.retention.get(s) is not None]
             if vals:
                 row[f"retention_{s}"] = seed_interval(vals, confidence)
+        cats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rs:
+            for s, by_cat in r.categories.items():
+                for cat, vals in by_cat.items():
+                    for what, v in vals.items():
+                        if v is not None:
+                            cats[f"{s}/{cat}"][what].append(v)
+        if cats:
+            row["categories"] = {k: {what: seed_interval(v, confidence) for what, v in d.items()}
+                                 for k, d in sorted(cats.items())}
         costs = [r.cost_usd for r in rs if r.cost_usd is not None]
         row["cost_usd"] = mean(costs) if costs else None
         acc = _get(row, "student_test_accuracy", "mean")
@@ -352,6 +375,21 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         lines.append("| " + " | ".join(_fmt(row.get(k), pct=k not in ("cost_usd", "train_loss"))
                                        if k not in ("cost_per_point", "cost_per_gain_point")
                                        else _fmt(row.get(k)) for k, _ in cols) + " |")
+    if any(row.get("categories") for row in rows):
+        lines += ["", "## Retention by capability category (student / teacher)", "",
+                  "| effort | size | split | category | student % | teacher % | retention % | seed's figure |",
+                  "|---|---|---|---|---|---|---|---|"]
+        try:
+            from distill_lab.report import SEED_RETENTION
+        except ImportError:  # the report module is optional here
+            SEED_RETENTION = {}
+        for row in rows:
+            for key, st in (row.get("categories") or {}).items():
+                split, cat = key.split("/", 1)
+                seed = SEED_RETENTION.get(cat)
+                seed_cell = f"{seed[0]}: {seed[1]:.0%}–{seed[2]:.0%}" if seed else "–"
+                lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
+                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | {seed_cell} |")
     missing = [r for r in runs if r.status != "ok"]
     if missing:
         lines += ["", "## Runs without results", ""]
@@ -415,12 +453,13 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(flat)
-    summary_fields = sorted({k for r in rows for k in r})
+    summary_fields = sorted({k for r in rows for k in r if k != "categories"})
     with (out_dir / "sweep_summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=summary_fields)
         w.writeheader()
         for r in rows:
-            w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()})
+            w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
+                        if k != "categories"})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [asdict(r) for r in runs], "cells": rows}
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")

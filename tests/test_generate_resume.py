@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distill_lab.config import Config, GenerateConfig, RecipeConfig
 from distill_lab.data.rows import load_rows
 from distill_lab.generate import run
-from distill_lab.generation.shards import Journal
+from distill_lab.generation.shards import Journal, read_rows
 from tests.fake_api.anthropic_server import AnthropicFake, State
 from tests.fake_api.harness import FAST, SECRET, gen_config
 
@@ -35,8 +37,37 @@ def test_journal_cuts_a_partial_last_line(tmp_path):
     assert [r["id"] for r in j2.rows()] == ["r0", "r1", "r2"]
     j2.append({"id": "r3", "x": 3})
     j2.close()
-    assert [r["id"] for r in Journal(tmp_path / "shards").rows()] == ["r0", "r1", "r2", "r3"]
+    assert [r["id"] for r in read_rows(tmp_path / "shards")] == ["r0", "r1", "r2", "r3"]
     assert len(j2.shard_paths()) == 3  # a new run never appends to an older shard
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=10_000))
+def test_any_cut_leaves_the_complete_rows(tmp_path_factory, cut):
+    """Wherever a kill cuts the last write, the journal keeps exactly the rows whose line is complete."""
+    root = tmp_path_factory.mktemp("cut") / "shards"
+    j = Journal(root, shard_rows=1000)
+    for i in range(40):
+        j.append({"id": f"r{i}", "text": "x" * (i * 7 % 50)})
+    j.close()
+    (shard,) = j.shard_paths()
+    data = shard.read_bytes()
+    cut = cut % (len(data) + 1)
+    shard.write_bytes(data[:cut])
+    complete = data[:cut].count(b"\n")
+    j2 = Journal(root)
+    assert [r["id"] for r in j2.rows()] == [f"r{i}" for i in range(complete)]
+    j2.append({"id": "new", "text": ""})
+    j2.close()
+    assert [r["id"] for r in read_rows(root)][-1] == "new"
+
+
+def test_one_writer_per_dataset(tmp_path):
+    j = Journal(tmp_path / "shards")
+    with pytest.raises(RuntimeError, match="another generate process"):
+        Journal(tmp_path / "shards")
+    j.close()
+    Journal(tmp_path / "shards").close()  # free again
 
 
 def test_oracle_rerun_sends_nothing_and_writes_nothing_twice(tmp_path):
@@ -88,7 +119,7 @@ def test_kill_minus_9_then_resume(tmp_path, monkeypatch):
         # only the missing rows were sent on resume
         assert len(srv.state.requests) - sent_before == size - killed_at[-1] == res.summary["requests"]["sent"]
         resumed_ids = sorted(r["id"] for r in load_rows(ds))
-        shard_ids = [r["id"] for r in Journal(ds / "shards").rows()]  # raises if an id was written twice
+        shard_ids = [r["id"] for r in read_rows(ds / "shards")]  # raises if an id was written twice
         assert len(shard_ids) == size == len(set(shard_ids))
         # an uninterrupted run of the same config
         clean = tmp_path / "clean"

@@ -21,7 +21,7 @@ from distill_lab.data.recipe import build_problems
 from distill_lab.data.rows import row_id, save_dataset
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
 from distill_lab.generation.filters import apply_filters
-from distill_lab.generation.shards import Journal
+from distill_lab.generation.shards import Journal, read_failures, read_rows
 from distill_lab.stage import StageResult
 from distill_lab.teachers.base import Teacher, build_teacher
 
@@ -70,7 +70,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
     wanted = {it.id for it in items}
 
-    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows, fsync_interval_s=cfg.generate.fsync_interval_s)
+    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
+                      fsync_interval_s=cfg.generate.fsync_interval_s)
     try:
         before = journal.rows()
         done = {r["id"] for r in before}
@@ -82,10 +83,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     finally:
         journal.close()
 
-    raw = [r for r in journal.rows() if r["id"] in wanted]  # rows of other teachers/recipes stay in shards only
+    raw = [r for r in read_rows(journal.root) if r["id"] in wanted]  # rows of other teachers/recipes stay in shards only
     have = {r["id"] for r in raw}
     last_failure: dict[str, str] = {}
-    for f in journal.failures():
+    for f in read_failures(journal.root):
         if f["id"] in wanted and f["id"] not in have:
             last_failure[f["id"]] = f["reason"]
     rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify)

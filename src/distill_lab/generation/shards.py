@@ -13,6 +13,7 @@ shard is never requested or written again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -62,12 +63,38 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{lineno}: corrupt journal line ({e.msg})") from None
 
 
+def read_rows(root: Path) -> list[dict[str, Any]]:
+    """Every row in the shards under ``root``, in order; an id written twice is a bug and raises."""
+    out, seen = [], set()
+    for p in sorted(Path(root).glob(SHARD_GLOB)):
+        for r in iter_jsonl(p):
+            if r["id"] in seen:
+                raise ValueError(f"{p}: row id {r['id']} written twice")
+            seen.add(r["id"])
+            out.append(r)
+    return out
+
+
+def read_failures(root: Path) -> list[dict[str, Any]]:
+    path = Path(root) / "failures.jsonl"
+    return list(iter_jsonl(path)) if path.exists() else []
+
+
 class Journal:
     """Append-only shards of rows plus a failure log, in ``root`` (``<dataset>/shards``)."""
 
     def __init__(self, root: Path, shard_rows: int = 1000, fsync_interval_s: float = 0.0):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        # one writer per dataset: a second generate process on the same folder would duplicate requests;
+        # the kernel drops the lock when the holder dies (kill -9 included)
+        self._lock = open(self.root / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise RuntimeError(f"{self.root}: another generate process is writing this dataset "
+                               "(wait for it, or use another generate.output_dir)") from None
         self.shard_rows, self.fsync_interval_s = shard_rows, fsync_interval_s
         self._last_sync = 0.0
         self.repaired_bytes = sum(_repair_tail(p) for p in self.shard_paths())
@@ -82,19 +109,10 @@ class Journal:
         return sorted(self.root.glob(SHARD_GLOB))
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every row in the shards, first occurrence of each id (a duplicate id is a bug: it is reported)."""
-        out, seen = [], set()
-        for p in self.shard_paths():
-            for r in iter_jsonl(p):
-                if r["id"] in seen:
-                    raise ValueError(f"{p}: row id {r['id']} written twice")
-                seen.add(r["id"])
-                out.append(r)
-        return out
+        return read_rows(self.root)
 
     def failures(self) -> list[dict[str, Any]]:
-        path = self.root / "failures.jsonl"
-        return list(iter_jsonl(path)) if path.exists() else []
+        return read_failures(self.root)
 
     def _open_next(self) -> None:
         if self._f is not None:
@@ -131,3 +149,6 @@ class Journal:
                 os.fsync(f.fileno())
                 f.close()
         self._f = self._fail_f = None
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()

@@ -86,3 +86,17 @@ def test_batch_spend_cap(fake, tmp_path):
     (created,) = _batch_creates(fake)
     assert len(created["requests"]) == 3 and "max_cost_usd" in res.summary["stopped"]
     assert res.summary["cost_usd"] <= 1.0 and res.summary["requests"]["skipped"] == 5
+
+
+def test_requests_are_split_within_the_batch_limits(fake, tmp_path, monkeypatch):
+    from distill_lab.generation import batch
+
+    qs = [{"custom_id": f"r{i}", "params": {"x": "y" * i}} for i in range(10)]
+    assert [len(c) for c in batch.chunks(qs, max_requests=4)] == [4, 4, 2]
+    sizes = [len(c) for c in batch.chunks(qs, max_bytes=120)]
+    assert sum(sizes) == 10 and len(sizes) > 1
+    monkeypatch.setattr(batch, "MAX_REQUESTS", 3)
+    monkeypatch.setattr(batch.chunks, "__defaults__", (3, batch.MAX_BYTES))
+    run(gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.batch=true", size=7, test=0, ood=0), tmp_path)
+    assert [len(c["requests"]) for c in _batch_creates(fake)] == [3, 3, 1]
+    assert len(load_rows(tmp_path / "ds")) == 7

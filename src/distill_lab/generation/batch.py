@@ -36,6 +36,25 @@ T = TypeVar("T")
 STATE = "batches.json"
 
 
+MAX_REQUESTS = 100_000  # the API's limits per batch: requests, and bytes of the create body
+MAX_BYTES = 200 * 1024 * 1024  # below the 256 MB limit
+
+
+def chunks(requests: list[dict[str, Any]], max_requests: int = MAX_REQUESTS,
+           max_bytes: int = MAX_BYTES) -> list[list[dict[str, Any]]]:
+    """Split batch requests so that each batch stays within the API's size limits."""
+    out: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for q in requests:
+        n = len(json.dumps(q))
+        if out[-1] and (len(out[-1]) >= max_requests or size + n > max_bytes):
+            out.append([])
+            size = 0
+        out[-1].append(q)
+        size += n
+    return [c for c in out if c]
+
+
 def load_state(root: Path) -> list[dict[str, Any]]:
     path = root / STATE
     if not path.exists():
@@ -143,15 +162,19 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
                 admitted.append(it)
             if not admitted:
                 break
-            requests = [{"custom_id": it.id, "params": teacher.request_params(it.problem)} for it in admitted]
-            b = await _call(lambda requests=requests: client.messages.batches.create(requests=requests),
-                            t.max_retries, backoff, res)
-            entry = {"id": b.id, "custom_ids": [it.id for it in admitted], "collected": False,
-                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            batches.append(entry)
-            save_state(journal.root, batches)  # at once: a crash from here on resumes this batch
-            log.info("batch mode: created batch %s with %d requests", b.id, len(admitted))
-            await collect(entry)
+            new = []
+            for chunk in chunks([{"custom_id": it.id, "params": teacher.request_params(it.problem)}
+                                 for it in admitted]):
+                b = await _call(lambda chunk=chunk: client.messages.batches.create(requests=chunk),
+                                t.max_retries, backoff, res)
+                entry = {"id": b.id, "custom_ids": [q["custom_id"] for q in chunk], "collected": False,
+                         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                batches.append(entry)
+                save_state(journal.root, batches)  # at once: a crash from here on resumes this batch
+                new.append(entry)
+                log.info("batch mode: created batch %s with %d requests", b.id, len(chunk))
+            for entry in new:
+                await collect(entry)
             if res.stopped:
                 break
         for it in items:

@@ -113,6 +113,18 @@ def test_filters_reasons_and_duplicates():
         apply_filters(rows, ["bogus"], verify=False)
 
 
+def test_heldout_rows_are_flagged_not_moved():
+    rows = [dict(_row("a", 0, verified=False), split="test"), dict(_row("b", 0, stop="max_tokens"), split="ood"),
+            _row("c", 0, verified=False), dict(_row("d", 0), split="test")]
+    out, counts = apply_filters(rows, ["max_tokens", "unverified"], verify=True)
+    got = {r["id"]: (r["split"], r["reject_reason"]) for r in out}
+    assert got == {"a-0": ("test", "unverified"), "b-0": ("ood", "max_tokens"), "c-0": ("rejected", "unverified"),
+                   "d-0": ("test", None)}
+    assert counts == {"heldout_unverified": 1, "heldout_max_tokens": 1, "unverified": 1, "kept": 1}
+    out, _ = apply_filters(rows, ["unverified"], verify=True, splits=["train", "test"])
+    assert {r["id"]: r["split"] for r in out}["a-0"] == "rejected"
+
+
 def test_config_checks_name_the_field():
     with pytest.raises(ConfigError, match="teacher.temperature"):
         TeacherConfig(provider="anthropic", temperature=0.7)

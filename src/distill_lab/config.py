@@ -315,6 +315,9 @@ class GenerateConfig:
     # quality filters; rejected rows are kept in the `rejected` split with their reason
     filters: list[str] = field(default_factory=lambda: ["max_tokens", "empty_answer", "unclosed_thinking",
                                                         "empty_thinking", "unverified", "duplicate"])
+    # splits whose caught rows move to `rejected`; held-out rows are only flagged (reject_reason), since
+    # eval measures the teacher on them too
+    filter_splits: list[str] = field(default_factory=lambda: ["train"])
     batch_max_rounds: int = 3  # batch mode: resubmissions of errored/expired requests
 
     def __post_init__(self) -> None:
@@ -327,6 +330,8 @@ class GenerateConfig:
         _check(self.shard_rows >= 1, "generate.shard_rows", "must be >= 1")
         _check(self.fsync_interval_s >= 0, "generate.fsync_interval_s", "must be >= 0")
         _check(self.batch_max_rounds >= 1, "generate.batch_max_rounds", "must be >= 1")
+        for sp in self.filter_splits:
+            _check(sp in ("train", "test", "ood"), "generate.filter_splits", f"unknown split {sp!r}")
         _check(self.samples_per_prompt >= 1, "generate.samples_per_prompt", "must be >= 1")
         _check(self.concurrency >= 1, "generate.concurrency", "must be >= 1")
         for name in ("requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):

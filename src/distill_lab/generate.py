@@ -89,7 +89,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     for f in read_failures(journal.root):
         if f["id"] in wanted and f["id"] not in have:
             last_failure[f["id"]] = f["reason"]
-    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify)
+    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify, cfg.generate.filter_splits)
     rows += recipe.imported_rows
     counts = save_dataset(rows, out_dir)
     card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))

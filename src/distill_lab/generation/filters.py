@@ -1,7 +1,8 @@
-"""Quality filters: each row is kept or moved to the ``rejected`` split with the first reason that applies.
+"""Quality filters: each training row is kept or moved to the ``rejected`` split with the first reason.
 
 Nothing is dropped: a rejected row keeps its content, gets ``split = "rejected"``, ``reject_reason``
-and its original split in ``origin_split``. Train and eval read only train/test/ood.
+and its original split in ``origin_split``. Train and eval read only train/test/ood. Held-out rows
+(test/ood) are flagged, never moved (see ``apply_filters``).
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ def _fingerprint(row: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(msgs).encode()).hexdigest()
 
 
-def apply_filters(rows: list[dict[str, Any]], enabled: list[str], verify: bool) -> tuple[list[dict[str, Any]], Counter]:
+def apply_filters(rows: list[dict[str, Any]], enabled: list[str], verify: bool,
+                  splits: tuple[str, ...] | list[str] = ("train",)) -> tuple[list[dict[str, Any]], Counter]:
     """Rows in a stable order (prompt, sample), each with ``reject_reason``/``origin_split``; counts by reason.
 
-    The duplicate filter keeps the first of identical (prompt, reasoning, answer) rows in that order.
+    Only rows of ``splits`` (the training data) move to ``rejected``. A held-out row (test/ood) that
+    a filter catches keeps its split, with the reason recorded and counted as ``heldout_<reason>``:
+    the teacher's wrong or cut answers there are part of what eval measures, and dropping them
+    would inflate the teacher's accuracy and remove the hardest prompts. The duplicate filter keeps
+    the first of identical (prompt, reasoning, answer) rows in that order.
     """
     on = set(enabled)
     unknown = on - set(FILTERS)
@@ -63,7 +69,8 @@ def apply_filters(rows: list[dict[str, Any]], enabled: list[str], verify: bool) 
             seen.add(fp)
         r["origin_split"] = origin
         r["reject_reason"] = reason
-        r["split"] = "rejected" if reason else origin
-        counts[reason or "kept"] += 1
+        moved = bool(reason) and origin in splits
+        r["split"] = "rejected" if moved else origin
+        counts["kept" if not reason else reason if moved else f"heldout_{reason}"] += 1
         out.append(r)
     return out, counts

@@ -87,10 +87,24 @@ def test_omitted_thinking_is_rejected_not_dropped(fake, tmp_path):
     assert res.summary["outcomes"] == {"empty_thinking": 3}
 
 
-def test_sonnet_sends_no_output_config(fake, tmp_path):
-    run(gen_config("anthropic_sonnet_4_5", fake.url, tmp_path / "ds", size=1, test=0, ood=0), tmp_path)
+def test_sonnet_adaptive(fake, tmp_path):
+    run(gen_config("anthropic_sonnet", fake.url, tmp_path / "ds", "teacher.effort=low", size=1, test=0, ood=0),
+        tmp_path)
     (b,) = _bodies(fake)
-    assert "output_config" not in b and b["thinking"]["budget_tokens"] == 8192
+    assert b["thinking"] == {"type": "adaptive", "display": "summarized"} and b["output_config"] == {"effort": "low"}
+    assert b["model"] == "claude-sonnet-4-6"
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (["teacher=anthropic_adaptive", "teacher.thinking_mode=enabled"], "teacher.thinking_mode"),
+    (["teacher=anthropic", "teacher.model=claude-haiku-4-5"], "teacher.output_effort"),
+    (["teacher=anthropic", "teacher.max_tokens=70000"], "teacher.max_tokens"),
+])
+def test_model_capabilities_are_checked_before_any_message(fake, tmp_path, overrides, field):
+    cfg = gen_config(overrides[0].split("=")[1], fake.url, tmp_path / "ds", *overrides[1:], size=2, test=0, ood=0)
+    with pytest.raises(ConfigError, match=field):
+        run(cfg, tmp_path)
+    assert [r["path"] for r in fake.state.requests] == [f"/v1/models/{cfg.teacher.model}"]
 
 
 def test_filters_and_redacted_thinking(fake, tmp_path):
@@ -131,6 +145,15 @@ def test_system_prompt_is_cached_and_cache_tokens_cost(fake, tmp_path):
                                                + u["cache_read_input_tokens"] * 0.5) / 1e6)
 
 
+def test_long_non_streamed_requests_warn(fake, tmp_path, caplog):
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.stream=false", "teacher.max_tokens=32000",
+                     size=1, test=0, ood=0)
+    with caplog.at_level("WARNING", logger="distill_lab.teachers.anthropic"):
+        run(cfg, tmp_path)
+    assert "teacher.stream=true is safer" in caplog.text
+    assert len(load_rows(tmp_path / "ds")) == 1
+
+
 def test_missing_key_fails_before_any_request(fake, tmp_path, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=2, test=0, ood=0)
@@ -150,14 +173,37 @@ def test_bad_request_is_not_retried(fake, tmp_path):
     assert all("max_tokens" in f["reason"] and "not retryable" in f["reason"] for f in fails)
 
 
-def test_unauthorized_is_not_retried(fake, tmp_path, monkeypatch):
+def test_refused_key_stops_before_any_message(fake, tmp_path):
+    fake.state.rejected_keys = {SECRET}
     cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=3, test=0, ood=0)
-    fake.state.faults = Faults()
-    from tests.fake_api import anthropic_server
+    with pytest.raises(ConfigError, match="refused the key in ANTHROPIC_API_KEY"):
+        run(cfg, tmp_path)
+    assert [r["path"] for r in fake.state.requests] == ["/v1/models/claude-opus-4-5"]
+    assert SECRET not in str(fake.state.requests[0]["path"])
 
-    monkeypatch.setattr(anthropic_server, "api_key_of", lambda request: None)
-    res = run(cfg, tmp_path)
-    assert len(fake.state.requests) == 3 and res.summary["failure_reasons"] == {"401": 3}
+
+def test_error_classes():
+    import anthropic
+    import httpx2
+
+    from distill_lab.teachers.anthropic import classify_status_error
+
+    def err(status, etype, headers=None, details=None):
+        e = {"type": etype, "message": "m"}
+        if details:
+            e["details"] = details
+        body = {"type": "error", "error": e}
+        resp = httpx2.Response(status, headers=headers or {}, json=body,
+                               request=httpx2.Request("POST", "http://x/v1/messages"))
+        return classify_status_error(anthropic.APIStatusError("m", response=resp, body=body))
+
+    assert [err(s, t).kind for s, t in [(400, "invalid_request_error"), (401, "authentication_error"),
+                                         (403, "permission_error"), (404, "not_found_error")]] == ["fatal"] * 4
+    assert [err(s, t).kind for s, t in [(429, "rate_limit_error"), (529, "overloaded_error"), (500, "api_error"),
+                                         (503, "api_error"), (200, "overloaded_error")]] == ["retryable"] * 5
+    assert err(429, "rate_limit_error", {"retry-after": "7"}).retry_after == 7.0
+    assert err(429, "rate_limit_error", details={"error_code": "enforced_spend_limit_reached"}).kind == "spend_limit"
+    assert err(200, "invalid_request_error").kind == "fatal"
 
 
 def test_retries_honour_retry_after(fake, tmp_path):

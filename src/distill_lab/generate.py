@@ -50,6 +50,7 @@ def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[Work
 async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journal: Journal,
                     spent_before: float) -> EngineResult:
     try:
+        await teacher.preflight()  # free checks (key, model capabilities) before any paid request
         if cfg.teacher.batch:
             from distill_lab.generation.batch import run_batches
 

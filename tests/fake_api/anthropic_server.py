@@ -28,6 +28,13 @@ from aiohttp import web
 from tests.fake_api.common import Faults, ThreadedServer, drop_connection
 
 _SUM = re.compile(r"(\d+)\s*\+\s*(\d+)")
+# model -> (thinking types, effort levels, lifecycle), after the public model pages
+MODELS = {
+    "claude-opus-4-5": (("enabled",), ("low", "medium", "high"), "deprecated"),
+    "claude-sonnet-4-6": (("enabled", "adaptive"), ("low", "medium", "high"), "active"),
+    "claude-opus-4-7": (("adaptive",), ("low", "medium", "high", "xhigh", "max"), "active"),
+    "claude-haiku-4-5": (("enabled",), (), "active"),
+}
 EFFORT_LINES = {"low": 1, "medium": 3, "high": 6, "xhigh": 8, "max": 10}
 
 
@@ -52,6 +59,7 @@ class State:
     batch_delay_s: float = 0.2  # a batch ends this long after creation
     batch_fail_first: float = 0.0  # share of custom_ids whose first batch result is errored/expired
     record: bool = True
+    rejected_keys: set[str] = field(default_factory=set)  # keys the server answers 401 to
     requests: list[dict[str, Any]] = field(default_factory=list)
     ok: int = 0
     faults_served: dict[str, int] = field(default_factory=dict)
@@ -228,8 +236,8 @@ def make_app(state: State) -> web.Application:
         if state.record:
             state.requests.append({"path": request.path, "api_key": key,
                                    "anthropic_version": request.headers.get("anthropic-version"), "body": body})
-        if not key:
-            return error_response(401, "authentication_error", "x-api-key header is required", state)
+        if not key or key in state.rejected_keys:
+            return error_response(401, "authentication_error", "invalid x-api-key", state)
         bad = validate_body(body)
         m = _SUM.search(_text_of(body["messages"][-1]["content"])) if not bad else None
         every = state.behaviour.invalid_every
@@ -343,6 +351,33 @@ def make_app(state: State) -> web.Application:
         return web.Response(body=lines.encode(), content_type="application/binary",
                             headers={"request-id": _rid(state)})
 
+    # ------------------------------------------------------------------ Models API
+    async def get_model(request: web.Request) -> web.Response:
+        if state.record:
+            state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": None})
+        if not api_key_of(request) or api_key_of(request) in state.rejected_keys:
+            return error_response(401, "authentication_error", "invalid x-api-key", state)
+        mid = request.match_info["model"]
+        cap = MODELS.get(mid)
+        if cap is None:
+            return error_response(404, "not_found_error", f"model: {mid}", state)
+        thinking_modes, efforts, lifecycle = cap
+
+        def sup(ok: bool) -> dict[str, bool]:
+            return {"supported": ok}
+
+        return web.json_response({
+            "id": mid, "type": "model", "display_name": mid, "created_at": "2025-11-01T00:00:00Z",
+            "lifecycle": lifecycle, "max_tokens": 64000, "max_input_tokens": 200000,
+            "capabilities": {
+                "batch": sup(True), "citations": sup(True), "code_execution": sup(False), "image_input": sup(True),
+                "pdf_input": sup(True), "structured_outputs": sup(True),
+                "effort": {"supported": bool(efforts), **{e: sup(e in efforts) for e in
+                                                           ("low", "medium", "high", "xhigh", "max")}},
+                "thinking": {"supported": True, "types": {t: sup(t in thinking_modes) for t in
+                                                          ("enabled", "adaptive", "disabled", "between_tools")}}}},
+            headers={"request-id": _rid(state)})
+
     # ------------------------------------------------------------------ test control
     async def control(request: web.Request) -> web.Response:
         what = request.match_info["what"]
@@ -356,6 +391,7 @@ def make_app(state: State) -> web.Application:
     app.router.add_post("/v1/messages/batches", create_batch)
     app.router.add_get("/v1/messages/batches/{bid}", get_batch)
     app.router.add_get("/v1/messages/batches/{bid}/results", batch_results)
+    app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/_control/{what}", control)
     return app
 

@@ -12,6 +12,7 @@ retries, so that every retry honours the run's limits and is counted.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -22,6 +23,7 @@ from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
 
+log = logging.getLogger(__name__)
 RETRYABLE_TYPES = {"rate_limit_error", "overloaded_error", "api_error", "timeout_error"}
 SPEND_CODES = {"enforced_spend_limit_reached"}
 
@@ -60,14 +62,74 @@ def classify_status_error(e: anthropic.APIStatusError) -> TeacherError:
     return TeacherError(text, kind="fatal", status=status, request_id=rid)
 
 
+def check_nonstreaming(cfg: TeacherConfig) -> None:
+    """Warn when non-streamed requests may run past 10 minutes (the SDK's own rule; it only enforces it
+    with its default timeout, and this teacher always sets ``teacher.timeout_s``)."""
+    from anthropic._constants import MODEL_NONSTREAMING_TOKENS
+
+    limit = MODEL_NONSTREAMING_TOKENS.get(cfg.model)
+    if 3600 * cfg.max_tokens / 128_000 > 600 or (limit is not None and cfg.max_tokens > limit):
+        log.warning("teacher.stream=false with max_tokens=%d: a request may run past 10 minutes and be cut by "
+                    "the network; teacher.stream=true is safer", cfg.max_tokens)
+
+
 class AnthropicTeacher(Teacher):
     def __init__(self, cfg: TeacherConfig):
         super().__init__(cfg)
         self.client = anthropic.AsyncAnthropic(api_key=api_key(cfg), base_url=cfg.base_url, max_retries=0,
                                                timeout=cfg.timeout_s)
+        if not cfg.stream and not cfg.batch:
+            check_nonstreaming(cfg)
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    async def preflight(self) -> None:
+        """Ask the Models API (free) whether the key works and the model takes this config.
+
+        A refused key stops the run before anything is billed; a thinking mode, effort level or batch
+        mode the model does not support is a ``ConfigError`` naming the field; a deprecated model is a
+        warning. Servers without the Models API (some proxies) skip the check.
+        """
+        c = self.cfg
+        try:
+            info = (await self.client.models.retrieve(c.model)).model_dump()
+        except anthropic.APIStatusError as e:
+            err = classify_status_error(e)
+            if e.status_code in (401, 403):
+                env = c.api_key_env or "ANTHROPIC_API_KEY"
+                raise ConfigError(f"teacher.api_key_env: the API refused the key in {env} ({err})") from None
+            log.warning("teacher: could not check %s with the Models API (%s); going on", c.model, err)
+            return
+        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
+            log.warning("teacher: could not reach the Models API (%s); going on", e)
+            return
+        if info.get("lifecycle") in ("deprecated", "retired"):
+            if info["lifecycle"] == "retired":
+                raise ConfigError(f"teacher.model: {c.model} is retired")
+            log.warning("teacher.model: %s is deprecated (retires %s)", c.model, info.get("retires_at"))
+        caps = info.get("capabilities") or {}
+
+        def supported(*path: str) -> bool | None:
+            node: Any = caps
+            for k in path:
+                if not isinstance(node, dict) or k not in node or node[k] is None:
+                    return None  # not reported: no verdict
+                node = node[k]
+            return bool(node.get("supported")) if isinstance(node, dict) else None
+
+        if supported("thinking", "types", c.thinking_mode) is False:
+            modes = [m for m in ("enabled", "adaptive") if supported("thinking", "types", m)]
+            raise ConfigError(f"teacher.thinking_mode: {c.model} does not take thinking type {c.thinking_mode!r}; "
+                              f"it takes {modes}")
+        if c.output_effort and supported("effort") is False:
+            raise ConfigError(f"teacher.output_effort: {c.model} does not take output_config.effort; set it false")
+        if c.output_effort and supported("effort", c.effort_name) is False:
+            raise ConfigError(f"teacher.effort: {c.model} does not take effort {c.effort_name!r}")
+        if c.batch and supported("batch") is False:
+            raise ConfigError(f"teacher.batch: {c.model} is not available through the Message Batches API")
+        if info.get("max_tokens") and c.max_tokens > info["max_tokens"]:
+            raise ConfigError(f"teacher.max_tokens: {c.max_tokens} is above {c.model}'s limit of {info['max_tokens']}")
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -126,7 +188,7 @@ class AnthropicTeacher(Teacher):
             raise classify_status_error(e) from e
         except anthropic.APIConnectionError as e:  # includes timeouts and dropped connections
             raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError, KeyError) as e:
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
             raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
         return parse_message(msg.model_dump(), rid)
 

@@ -72,6 +72,9 @@ class Teacher(ABC):
     async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:
         """One sample of the teacher on ``problem.messages()``."""
 
+    async def preflight(self) -> None:  # noqa: B027 (optional hook)
+        """Free checks before the first paid request (key accepted, model takes these settings)."""
+
     async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""
 

@@ -92,7 +92,7 @@ class OpenAICompatTeacher(Teacher):
             raise classify_status_error(e) from e
         except openai.APIConnectionError as e:
             raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
-        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as e:
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as e:
             raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
         if not resp.choices:
             raise TeacherError("unreadable reply: no choices", kind="retryable", request_id=resp._request_id)

@@ -79,9 +79,11 @@ def test_oracle_rerun_sends_nothing_and_writes_nothing_twice(tmp_path):
     assert again.summary["requests"]["resumed_from_journal"] == 36
     rows = load_rows(tmp_path / "ds")
     assert len(rows) == 36 == len({r["id"] for r in rows})
-    # the oracle's two samples per prompt are identical: the second is kept as a rejected duplicate
-    assert first.summary["outcomes"] == {"kept": 18, "duplicate": 18}
-    assert len(load_rows(tmp_path / "ds", split="rejected")) == 18
+    # the oracle's two samples per prompt are identical: the second is a duplicate, moved to `rejected`
+    # for train prompts, flagged in place for held-out ones
+    assert first.summary["outcomes"] == {"kept": 18, "duplicate": 12, "heldout_duplicate": 6}
+    assert len(load_rows(tmp_path / "ds", split="rejected")) == 12
+    assert len(load_rows(tmp_path / "ds", split="test")) == 6
 
 
 def _messages(srv) -> int:

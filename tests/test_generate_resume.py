@@ -62,6 +62,15 @@ def test_any_cut_leaves_the_complete_rows(tmp_path_factory, cut):
     assert [r["id"] for r in read_rows(root)][-1] == "new"
 
 
+def test_failure_records_mask_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-value-123")
+    j = Journal(tmp_path / "shards")
+    j.record_failure({"id": "x", "reason": "401: invalid key sk-ant-secret-value-123"})
+    j.close()
+    text = (tmp_path / "shards" / "failures.jsonl").read_text()
+    assert "sk-ant-secret-value-123" not in text and "invalid key ***" in text
+
+
 def test_one_writer_per_dataset(tmp_path):
     j = Journal(tmp_path / "shards")
     with pytest.raises(RuntimeError, match="another generate process"):

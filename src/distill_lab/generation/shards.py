@@ -138,9 +138,12 @@ class Journal:
         self._count += 1
 
     def record_failure(self, record: dict[str, Any]) -> None:
+        """Log a request that gave no row (an error text could quote a secret: known ones are masked)."""
+        from distill_lab.manifest import redact
+
         if self._fail_f is None:
             self._fail_f = open(self.root / "failures.jsonl", "a")
-        self._write(self._fail_f, record)
+        self._write(self._fail_f, redact(record))
 
     def close(self) -> None:
         for f in (self._f, self._fail_f):

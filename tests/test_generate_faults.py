@@ -17,7 +17,7 @@ from tests.fake_api.harness import SECRET, gen_config
 def test_thousand_requests_under_faults(monkeypatch, tmp_path, stream):
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     faults = Faults(rate_limit=0.05, overloaded=0.05, server_error=0.04, drop=0.04, malformed=0.04,
-                    stream_error=0.04, retry_after_s=0.02, seed=7)
+                    stream_error=0.03, stream_cut=0.03, retry_after_s=0.02, seed=7)
     srv = AnthropicFake(State(faults=faults, behaviour=Behaviour(invalid_every=97))).start()
     try:
         cfg = gen_config("anthropic", srv.url, tmp_path / "ds", f"teacher.stream={str(stream).lower()}",
@@ -28,8 +28,8 @@ def test_thousand_requests_under_faults(monkeypatch, tmp_path, stream):
     served = srv.state.faults_served
     for kind in ("rate_limit", "overloaded", "server_error", "drop", "malformed"):
         assert served.get(kind, 0) >= 10, served  # each fault really happened, many times
-    if stream:
-        assert served.get("stream_error", 0) >= 10
+    if stream:  # an error event mid-stream, and a connection cut mid-stream
+        assert served.get("stream_error", 0) >= 10 and served.get("stream_cut", 0) >= 10
     rows = load_rows(tmp_path / "ds")
     fails = [json.loads(x) for x in (tmp_path / "ds" / "shards" / "failures.jsonl").read_text().splitlines()]
     row_ids = [r["id"] for r in rows]

@@ -163,7 +163,8 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def stream_message(request: web.Request, msg: dict[str, Any], rid: str, fail_midway: bool) -> web.StreamResponse:
+async def stream_message(request: web.Request, msg: dict[str, Any], rid: str, fail_midway: bool,
+                         cut_midway: bool = False) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"content-type": "text/event-stream", "request-id": rid,
                                        "cache-control": "no-cache"})
     await resp.prepare(request)
@@ -173,6 +174,9 @@ async def stream_message(request: web.Request, msg: dict[str, Any], rid: str, fa
     await resp.write(_sse("message_start", {"type": "message_start", "message": start}))
     await resp.write(_sse("ping", {"type": "ping"}))
     for i, block in enumerate(msg["content"]):
+        if cut_midway and i == 1:  # the connection drops: no error event, no message_stop
+            request.transport.abort()
+            return resp
         if fail_midway and i == 1:
             await resp.write(_sse("error", {"type": "error", "error": {"type": "overloaded_error",
                                                                        "message": "Overloaded"}}))
@@ -251,7 +255,7 @@ def make_app(state: State) -> web.Application:
             return error_response(429, "rate_limit_error", "You have reached your specified API usage limits.",
                                   state, details={"error_code": "enforced_spend_limit_reached"})
         fault = state.faults.draw()
-        if fault == "stream_error" and not body.get("stream"):
+        if fault in ("stream_error", "stream_cut") and not body.get("stream"):
             fault = None
         if fault:
             state.faults_served[fault] = state.faults_served.get(fault, 0) + 1
@@ -276,11 +280,12 @@ def make_app(state: State) -> web.Application:
                                 content_type="application/json", headers={"request-id": rid})
         msg = compose_message(body, state)
         if body.get("stream"):
-            resp = await stream_message(request, msg, rid, fail_midway=fault == "stream_error"
-                                        and len(msg["content"]) > 1)
+            midway = len(msg["content"]) > 1
+            resp = await stream_message(request, msg, rid, fail_midway=fault == "stream_error" and midway,
+                                        cut_midway=fault == "stream_cut" and midway)
         else:
             resp = web.json_response(msg, headers={"request-id": rid})
-        if fault != "stream_error":
+        if fault not in ("stream_error", "stream_cut"):
             state.ok += 1
         return resp
 

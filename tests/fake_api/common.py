@@ -20,6 +20,7 @@ class Faults:
     drop: float = 0.0  # the connection is closed without a response
     malformed: float = 0.0  # 200 with a body that is not JSON
     stream_error: float = 0.0  # SSE: an `error` event after the stream began
+    stream_cut: float = 0.0  # SSE: the connection drops in the middle of the stream
     retry_after_s: float = 0.05
     seed: int = 0
     rng: random.Random = field(init=False, repr=False)
@@ -29,7 +30,7 @@ class Faults:
 
     def draw(self) -> str | None:
         x = self.rng.random()
-        for name in ("rate_limit", "overloaded", "server_error", "drop", "malformed", "stream_error"):
+        for name in ("rate_limit", "overloaded", "server_error", "drop", "malformed", "stream_error", "stream_cut"):
             p = getattr(self, name)
             if x < p:
                 return name

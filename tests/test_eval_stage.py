@@ -174,3 +174,14 @@ def test_lora_student_and_its_base_share_weights_but_not_outputs(tmp_path):
     assert len(greedy("base_only", "base")) == 4  # max_prompts=2 per split, test and ood
     m = json.loads((tmp_path / "base_only" / "metrics.json").read_text())
     assert "student" not in m["models"] and m["gain"] is None and set(m["retention"]) == {"base"}
+
+
+def test_generation_precision_choice():
+    from distill_lab.evaluate import use_bf16
+
+    # CPU: bf16-mixed training precision does not switch eval to autocast unless asked
+    assert not use_bf16(compose_config(["student=tiny", "hardware=cpu"], stage="eval"))
+    assert use_bf16(compose_config(["student=tiny", "eval.precision=bf16"], stage="eval"))
+    assert not use_bf16(compose_config(["student=tiny", "hardware=gpu1", "eval.precision=fp32"], stage="eval"))
+    with pytest.raises(ConfigError, match="eval.precision"):
+        compose_config(["student=tiny", "eval.precision=fp8"], stage="eval")

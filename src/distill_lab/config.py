@@ -461,9 +461,13 @@ class EvalConfig:
     confidence: float = 0.95
     pass_k: list[int] = field(default_factory=lambda: [1, 5, 10])  # reported where k <= n_samples
     progress: bool = True  # a progress bar per model
+    # generation precision: auto = bf16 autocast where hardware.precision is bf16 on a GPU, fp32 on CPU
+    # (measured here: CPU autocast re-casts the weights every decoding step and was slower than fp32)
+    precision: str = "auto"  # auto | fp32 | bf16
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "eval.max_new_tokens", "must be >= 1")
+        _check(self.precision in ("auto", "fp32", "bf16"), "eval.precision", "must be auto, fp32 or bf16")
         _check(self.n_samples == 1 or self.temperature > 0, "eval.temperature",
                "must be > 0 when eval.n_samples > 1 (the extra samples are drawn by sampling)")
         _check(self.bootstrap >= 1, "eval.bootstrap", "must be >= 1")

@@ -191,6 +191,17 @@ def log_metrics(cfg: Config, metrics: dict[str, Any], records: list[dict[str, An
         lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
 
 
+def use_bf16(cfg: Config) -> bool:
+    """bf16 autocast for generation: ``eval.precision``, or for ``auto`` a bf16 ``hardware.precision``
+    on a GPU (on CPU autocast re-casts every weight at each decoding step: slower than fp32 here)."""
+    import torch
+
+    if cfg.eval.precision != "auto":
+        return cfg.eval.precision == "bf16"
+    on_gpu = cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available()
+    return on_gpu and cfg.hardware.precision in ("bf16-mixed", "bf16-true")
+
+
 def _place(model: Any, cfg: Config) -> Any:
     import torch
 
@@ -218,7 +229,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.students import load_student
 
     ec = cfg.eval
-    bf16 = cfg.hardware.precision in ("bf16-mixed", "bf16-true")
+    bf16 = use_bf16(cfg)
     prompts = load_prompts(ec)
     counts: dict[str, int] = {}
     for p in prompts:

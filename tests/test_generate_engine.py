@@ -96,7 +96,7 @@ def _row(pid, k, content="The answer is 3.", reasoning="1 + 2 = 3", stop="end_tu
 
 
 def test_filters_reasons_and_duplicates():
-    rows = [_row("a", 1), _row("a", 0), _row("b", 0, stop="max_tokens"), _row("c", 0, content="  "),
+    rows = [_row("a", 0), _row("a", 1), _row("b", 0, stop="max_tokens"), _row("c", 0, content="  "),
             _row("d", 0, reasoning=""), _row("e", 0, verified=False), _row("f", 0, content="<think>x"),
             _row("g", 0, reasoning=None)]
     out, counts = apply_filters(rows, ["max_tokens", "unclosed_thinking", "empty_answer", "empty_thinking",

@@ -88,6 +88,12 @@ def test_oracle_rerun_sends_nothing_and_writes_nothing_twice(tmp_path):
     assert again.summary["requests"]["resumed_from_journal"] == 36
     rows = load_rows(tmp_path / "ds")
     assert len(rows) == 36 == len({r["id"] for r in rows})
+    # the dataset lists rows in the recipe's order, whatever order the replies came in
+    from distill_lab.data.recipe import build_problems
+
+    pool = build_problems(cfg.recipe).problems
+    want = [(p.prompt_id, k) for s in ("train", "test", "ood") for p in pool[s] for k in range(2)]
+    assert [(r["prompt_id"], r["sample_index"]) for r in rows] == want
     # the oracle's two samples per prompt are identical: the second is a duplicate, moved to `rejected`
     # for train prompts, flagged in place for held-out ones
     assert first.summary["outcomes"] == {"kept": 18, "duplicate": 12, "heldout_duplicate": 6}

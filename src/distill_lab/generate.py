@@ -84,7 +84,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     finally:
         journal.close()
 
-    raw = [r for r in read_rows(journal.root) if r["id"] in wanted]  # rows of other teachers/recipes stay in shards only
+    # rows in the recipe's order (as prompts were listed, not as replies arrived); rows of other
+    # teachers or recipes stay in the shards only
+    order = {it.id: i for i, it in enumerate(items)}
+    raw = sorted((r for r in read_rows(journal.root) if r["id"] in wanted), key=lambda r: order[r["id"]])
     have = {r["id"] for r in raw}
     last_failure: dict[str, str] = {}
     for f in read_failures(journal.root):

@@ -44,21 +44,20 @@ def _fingerprint(row: dict[str, Any]) -> str:
 
 def apply_filters(rows: list[dict[str, Any]], enabled: list[str], verify: bool,
                   splits: tuple[str, ...] | list[str] = ("train",)) -> tuple[list[dict[str, Any]], Counter]:
-    """Rows in a stable order (prompt, sample), each with ``reject_reason``/``origin_split``; counts by reason.
+    """The rows (in the order given), each with ``reject_reason``/``origin_split``; counts by reason.
 
     Only rows of ``splits`` (the training data) move to ``rejected``. A held-out row (test/ood) that
     a filter catches keeps its split, with the reason recorded and counted as ``heldout_<reason>``:
     the teacher's wrong or cut answers there are part of what eval measures, and dropping them
     would inflate the teacher's accuracy and remove the hardest prompts. The duplicate filter keeps
-    the first of identical (prompt, reasoning, answer) rows in that order.
+    the first of identical (prompt, reasoning, answer) rows in that order (generate passes the recipe's).
     """
     on = set(enabled)
     unknown = on - set(FILTERS)
     if unknown:
         raise ValueError(f"generate.filters: unknown filter(s) {sorted(unknown)}; known: {list(FILTERS)}")
     out, counts, seen = [], Counter(), set()
-    for r in sorted(rows, key=lambda r: (r["origin_split"] if "origin_split" in r else r["split"],
-                                         r["prompt_id"], r["sample_index"])):
+    for r in rows:
         r = dict(r)
         origin = r.get("origin_split") or r["split"]
         reason = row_reason(r, on, verify)

@@ -92,12 +92,14 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
                 acc[s][model] = {"accuracy": b["accuracy"], "ci": b["accuracy_ci"], "n": b["n"],
                                  "correct": b["correct"]}
     retention: dict[str, dict[str, Any]] = {}
-    ret_student = (m.get("retention") or {}).get("student")
+    # retention of the distilled student; of the base model when the eval had no adapter
+    ret_model = "student" if "student" in (m.get("retention") or {}) else "base"
+    ret_student = (m.get("retention") or {}).get(ret_model)
     if ret_student:
         for s, block in ret_student["splits"].items():
             retention[s] = {"all": block["all"], **block["categories"]}
     score_retention: dict[str, dict[str, Any]] = {}
-    sr = (m.get("score_retention") or {}).get("student")
+    sr = (m.get("score_retention") or {}).get(ret_model)
     if sr:
         for s, block in sr["splits"].items():
             score_retention[s] = {"all": block["all"], **block["categories"]}
@@ -105,8 +107,8 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     if m.get("gain"):
         for s, block in m["gain"]["splits"].items():
             gain[s] = {"all": block["all"], **block["categories"]}
-    return {"splits": splits, "accuracy": acc, "retention": retention, "score_retention": score_retention,
-            "gain": gain}
+    return {"splits": splits, "accuracy": acc, "retention_model": ret_model, "retention": retention,
+            "score_retention": score_retention, "gain": gain}
 
 
 def failures(samples: list[dict[str, Any]], per_category: int, model: str = "student") -> list[dict[str, Any]]:
@@ -153,7 +155,8 @@ def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: lis
                  f"confidence {ec.get('confidence')}, bootstrap {ec.get('bootstrap')} resamples")
     lines += ["", "### Accuracy by split (greedy; Wilson CI)", ""]
     present = [x for x in MODELS if x in m["models"]]
-    head = "| split | n | " + " | ".join(present) + " | gain (student − base) | retention (student / teacher) |"
+    rm = summ["retention_model"]
+    head = "| split | n | " + " | ".join(present) + f" | gain (student − base) | retention ({rm} / teacher) |"
     lines += [head, "|" + "---|" * (len(present) + 4)]
     for s in summ["splits"]:
         row = summ["accuracy"][s]
@@ -164,8 +167,8 @@ def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: lis
         gcell = f"{_signed_pct(g['value'])}{_signed_ci(g['ci'])}" if g else "–"
         rcell = f"{_pct(r['value'])}{_ci(r['ci'])}" if r else "–"
         lines.append(f"| {s} | {n} | " + " | ".join(cells) + f" | {gcell} | {rcell} |")
-    lines += ["", "### Retention per capability category (student / teacher; paired bootstrap CI)", "",
-              "| category | split | n | student | teacher | retention | score retention | gain (student − base) "
+    lines += ["", f"### Retention per capability category ({rm} / teacher; paired bootstrap CI)", "",
+              f"| category | split | n | {rm} | teacher | retention | score retention | gain (student − base) "
               "| seed's figure |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summ["splits"]:
         for cat, st in sorted(summ["retention"].get(s, {}).items()):
@@ -183,7 +186,10 @@ def run_markdown(label: str, m: dict[str, Any], summ: dict[str, Any], fails: lis
               "| model | split | pass@k | majority | format ok | think closed | has thinking | runaway | "
               "output tokens | thinking chars | style sim. |", "|" + "---|" * 11]
     for x in present:
-        for s, b in m["models"][x]["splits"].items():
+        for s in summ["splits"]:
+            b = m["models"][x]["splits"].get(s)
+            if b is None:
+                continue
             pk = ", ".join(f"@{k} {_pct(v)}" for k, v in b["pass_at_k"].items()) or "–"
             f, ln = b["format"], b["lengths"]
             tok = "–" if ln["output_tokens"] is None else f"{ln['output_tokens']:.0f}"

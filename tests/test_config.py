@@ -126,3 +126,13 @@ def test_cli_multirun_sweeps_locally(tmp_path):
     efforts = sorted(json.loads((tmp_path / "sweep" / str(i) / "manifest.json").read_text())
                      ["config"]["teacher"]["effort"] for i in (0, 1))
     assert efforts == ["high", "low"]
+
+
+def test_cli_missing_api_key_is_a_clean_error_before_any_request(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    exe = Path(sys.executable).with_name("distill-lab")
+    out = subprocess.run([str(exe), "generate", "teacher=anthropic", "student=tiny", f"run_dir={tmp_path / 'run'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 2
+    assert "ANTHROPIC_API_KEY" in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.rglob("rows.jsonl"))

@@ -47,6 +47,7 @@ def _app(stage: str):
     from omegaconf import DictConfig
 
     from distill_lab.config import ConfigError, register_configs, validate
+    from distill_lab.generate import GenerationStopped
     from distill_lab.stage import run_stage
 
     register_configs()
@@ -62,7 +63,11 @@ def _app(stage: str):
             from omegaconf import OmegaConf
             print(OmegaConf.to_yaml(dcfg, resolve=True))
         run_dir = Path(cfg.run_dir or HydraConfig.get().runtime.output_dir)
-        result = run_stage(stage, cfg, run_dir)
+        try:
+            result = run_stage(stage, cfg, run_dir)
+        except (ConfigError, GenerationStopped) as e:  # expected stops: say why, without a traceback
+            print(f"distill-lab {stage}: {type(e).__name__}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         return result.objective
 
     return task

@@ -103,3 +103,23 @@ def test_eval_stage_on_an_external_suite(tmp_path):
     assert m["models"]["student"]["families"]["generic"]["n"] == 4
     ret = m["retention"]["student"]["overall"]  # paired on the 3 prompts with a teacher answer: (2/3) / (2/3)
     assert ret["n"] == 3 and ret["value"] == pytest.approx(1.0)
+
+
+def test_teacher_asked_live_for_suite_prompts(tmp_path):
+    """eval.teacher_live: prompts without teacher answers go to the teacher group (the oracle restates
+    the reference of free-form prompts); prompts with one keep it."""
+    f = _write(tmp_path / "suite.jsonl", [
+        {"prompt": "What is the capital of France?", "reference": "Paris"},
+        {"prompt": "What is 3 + 4?", "reference": "7", "teacher_answer": "The answer is 8."},
+    ])
+    cfg = compose_config(["student=tiny", f"eval.suite={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
+                          "eval.progress=false", "eval.bootstrap=20", "hardware.threads=1"], stage="eval")
+    run_stage("eval", cfg, tmp_path / "run")
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["teacher_live"]["asked"] == 1 and m["teacher_live"]["cost_usd"] == 0.0
+    assert m["teacher_live"]["teacher"]["provider"] == "oracle"
+    rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    teacher = {r["prompt"]: r for r in rows if r["model"] == "teacher" and r["kind"] == "greedy"}
+    assert teacher["What is the capital of France?"]["answer"] == "The answer is Paris."
+    assert teacher["What is the capital of France?"]["correct"] and not teacher["What is 3 + 4?"]["correct"]
+    assert m["models"]["teacher"]["overall"]["accuracy"] == 0.5

@@ -464,6 +464,7 @@ class EvalConfig:
     # generation precision: auto = bf16 autocast where hardware.precision is bf16 on a GPU, fp32 on CPU
     # (measured here: CPU autocast re-casts the weights every decoding step and was slower than fp32)
     precision: str = "auto"  # auto | fp32 | bf16
+    teacher_live: bool = False  # ask the `teacher` group for prompts without teacher rows (suite prompts)
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "eval.max_new_tokens", "must be >= 1")

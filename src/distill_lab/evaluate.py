@@ -1,10 +1,12 @@
 """The ``eval`` stage: base student, distilled student and teacher on the same held-out prompts.
 
 Prompts: the rows of ``eval.splits`` in ``eval.dataset_dir`` (the teacher's answers are those rows'
-assistant turns) and/or the external JSONL ``eval.suite``. Models: ``base`` (the student without
-adapter, when ``eval.include_base``), ``student`` (with ``eval.adapter_dir``), and ``teacher`` (its
-rows, scored with the same verifier). Each student output is generated with the chat template and
-thinking on; the thinking is stripped before the family's extractor/verifier sees the answer.
+assistant turns) and/or the external JSONL ``eval.suite`` (teacher answers from its ``teacher_answer``
+field, or asked live from the ``teacher`` group with ``eval.teacher_live=true``). Models: ``base``
+(the student without adapter, when ``eval.include_base``), ``student`` (with ``eval.adapter_dir``),
+and ``teacher`` (its answers, scored with the same verifier). Each student output is generated with
+the chat template and thinking on; the thinking is stripped before the family's extractor/verifier
+sees the answer.
 
 Greedy decoding gives ``accuracy``; with ``eval.n_samples > 1`` (and ``eval.temperature > 0``) n
 sampled outputs per prompt give ``pass_at_k`` (unbiased estimator) and ``majority_accuracy``; with one
@@ -231,6 +233,12 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     ec = cfg.eval
     bf16 = use_bf16(cfg)
     prompts = load_prompts(ec)
+    live = None
+    if ec.teacher_live:
+        from distill_lab.evaluation.live_teacher import ask_teacher
+
+        live = ask_teacher(cfg, prompts)
+        log.info("eval: asked the teacher live for %d prompts (cost %.4f USD)", live["asked"], live["cost_usd"])
     counts: dict[str, int] = {}
     for p in prompts:
         counts[p.split] = counts.get(p.split, 0) + 1
@@ -261,6 +269,8 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     records += teacher_records(prompts, tokenizer)
     metrics = assemble_metrics(records, ec, student=cfg.student.name, eval_config=to_container(cfg)["eval"])
     metrics["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    if live is not None:
+        metrics["teacher_live"] = live
     write_outputs(run_dir, metrics, records)
     log_metrics(cfg, metrics, records, run_dir)
     summary = {m: {s: b["accuracy"] for s, b in v["splits"].items()} for m, v in metrics["models"].items()}

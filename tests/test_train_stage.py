@@ -89,10 +89,10 @@ def test_grad_accumulation_weights_every_token_equally(dataset, tmp_path):
     train(dataset, tmp_path / "b8", "train.max_steps=3", "train.batch_size=8", "train.grad_accum=1")
     train(dataset, tmp_path / "b2x4", "train.max_steps=3", "train.batch_size=2", "train.grad_accum=4")
     a, b = losses(tmp_path / "b8"), losses(tmp_path / "b2x4")
-    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5, (a, b)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4, (a, b)
     ga = [r["grad_norm"] for r in step_log(tmp_path / "b8")]
     gb = [r["grad_norm"] for r in step_log(tmp_path / "b2x4")]
-    assert max(abs(x - y) / x for x, y in zip(ga, gb, strict=True)) < 1e-4, (ga, gb)
+    assert max(abs(x - y) / x for x, y in zip(ga, gb, strict=True)) < 1e-3, (ga, gb)
 
 
 def test_resume_auto_continues_to_the_same_result(dataset, tmp_path):

@@ -238,3 +238,11 @@ def test_retention_by_category_is_averaged_over_seeds(tmp_path):
     md = Path(res["artifacts"]["sweep_md"]).read_text()
     assert "| high | 200 | test | style | 85.0 [" in md and "| 100.0 [100.0, 100.0] | 85.0 [" in md
     assert "Writing style: 85%–95%" in md
+
+
+def test_seed_interval_is_clipped_to_the_range_of_an_accuracy():
+    r = seed_interval([0.0, 0.0, 0.1], lo=0.0, hi=1.0)
+    assert r["mean"] == pytest.approx(0.1 / 3) and r["ci"][0] == 0.0 and 0.1 < r["ci"][1] < 0.2
+    r = seed_interval([0.9, 1.0, 1.0], lo=0.0, hi=1.0)
+    assert r["ci"][1] == 1.0 and r["ci"][0] < 0.9
+    assert seed_interval([-1.0, 1.0], lo=None)["ci"][0] < -1.0

@@ -67,8 +67,10 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
-def seed_interval(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
-    """Mean over seeds with a Student-t interval (null interval for fewer than two seeds)."""
+def seed_interval(values: list[float], confidence: float = 0.95, lo: float | None = 0.0,
+                  hi: float | None = None) -> dict[str, Any]:
+    """Mean over seeds with a Student-t interval (null for fewer than two seeds), clipped to the
+    quantity's range [lo, hi] (an accuracy cannot fall below 0 or rise above 1)."""
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not vals:
         return {"mean": None, "std": None, "n": 0, "ci": None}
@@ -77,7 +79,10 @@ def seed_interval(values: list[float], confidence: float = 0.95) -> dict[str, An
         return {"mean": m, "std": None, "n": 1, "ci": None}
     sd = stdev(vals)
     half = t_quantile(0.5 + confidence / 2, len(vals) - 1) * sd / math.sqrt(len(vals))
-    return {"mean": m, "std": sd, "n": len(vals), "ci": [m - half, m + half]}
+    low, high = m - half, m + half
+    low = max(low, lo) if lo is not None else low
+    high = min(high, hi) if hi is not None else high
+    return {"mean": m, "std": sd, "n": len(vals), "ci": [low, high]}
 
 
 # --------------------------------------------------------------------------------------- runs
@@ -308,7 +313,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                 vals = [r.accuracy.get(model, {}).get(s) for r in rs]
                 vals = [v for v in vals if v is not None]
                 if vals:
-                    row[f"{model}_{s}_accuracy"] = seed_interval(vals, confidence)
+                    row[f"{model}_{s}_accuracy"] = seed_interval(vals, confidence, 0.0, 1.0)
         for s in SPLITS:
             vals = [r.retention.get(s) for r in rs if r.retention.get(s) is not None]
             if vals:
@@ -321,7 +326,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                         if v is not None:
                             cats[f"{s}/{cat}"][what].append(v)
         if cats:
-            row["categories"] = {k: {what: seed_interval(v, confidence) for what, v in d.items()}
+            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what == "retention" else 1.0)
+                                     for what, v in d.items()}
                                  for k, d in sorted(cats.items())}
         costs = [r.cost_usd for r in rs if r.cost_usd is not None]
         row["cost_usd"] = mean(costs) if costs else None
@@ -369,7 +375,8 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         cols.append(("train_loss", "final train loss"))
     lines = [f"# Sweep report: {sweep_dir}", "",
              f"{sum(r.status == 'ok' for r in runs)} of {len(runs)} runs finished. Cells: mean over seeds "
-             f"[{int(confidence * 100)}% Student-t interval over seeds]; accuracies and retention in %.",
+             f"[{int(confidence * 100)}% Student-t interval over seeds, clipped to the possible range]; "
+             "accuracies and retention in %.",
              "", "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(k), pct=k not in ("cost_usd", "train_loss"))

@@ -199,6 +199,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "peak_mem_mb": max((h["peak_mem_mb"] for h in steps), default=None),
         "val_loss": vals[-1] if vals else None,
         "world_size": int(trainer.world_size),
+        "precision": str(trainer.precision),
     }
     return StageResult(artifacts=artifacts, summary=summary,
                        objective=-summary["final_loss"] if summary["final_loss"] is not None else None)

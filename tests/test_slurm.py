@@ -41,6 +41,22 @@ def slurm():
         pytest.skip("a local Slurm needs root (slurmd, munged)")
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         pytest.skip("slurm-wlm is not installed and apt-get is unavailable to install it")
+    # one test session at a time on this machine's cluster: another session's fixture would stop it
+    # (and cancel its jobs) under us. The lock is released when this session ends, even on a crash.
+    import fcntl
+
+    lock_path = Path(os.environ.get("SLURM_LOCAL_STATE", "/var/tmp/distill_lab_slurm")) / "tests.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path.open("w")
+    deadline = time.time() + 1800
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.time() > deadline:
+                pytest.fail(f"another test session held {lock_path} for 30 minutes")
+            time.sleep(2)
     # a cluster that was already up (someone's sweep may be running on it) is left running
     was_up = shutil.which("sinfo") is not None and subprocess.run(
         ["bash", str(SCRIPT), "status"], capture_output=True, timeout=60).returncode == 0
@@ -51,6 +67,7 @@ def slurm():
     finally:
         if not was_up:
             _sh("bash", str(SCRIPT), "stop", timeout=120, check=False)
+        lock.close()
 
 
 def _env() -> dict[str, str]:

@@ -15,7 +15,8 @@ from typing import Any
 
 PACKAGES = ("distill_lab", "torch", "transformers", "peft", "lightning", "datasets", "hydra-core",
             "omegaconf", "bitsandbytes", "anthropic", "openai", "wandb")
-_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|authorization)", re.I)
+# Keys whose values are secrets. Not "token" alone: max_tokens, budget_tokens are settings, not secrets.
+_SECRET_KEY = re.compile(r"(api_?key|secret|password|authorization|(^|_)(access|auth|hf|bearer|api)_?token$)", re.I)
 _SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENROUTER_API_KEY", "WANDB_API_KEY", "HF_TOKEN")
 
 

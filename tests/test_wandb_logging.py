@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,16 @@ def test_reader_rejects_a_file_that_is_not_a_record_log(tmp_path):
     bad.write_bytes(b"not wandb at all")
     with pytest.raises(WandbFileError, match="run-x.wandb"):
         read_run(bad)
+
+
+def test_generate_logs_its_counts_and_the_dataset_card(offline, tmp_path):
+    from distill_lab.generate import run as generate
+
+    cfg = compose_config(["student=tiny", "logger.name=csv", "recipe.size=6", "recipe.test_size=2",
+                          "recipe.ood_size=2"], stage="generate")
+    generate(cfg, tmp_path)
+    events = [json.loads(x) for x in (tmp_path / "logs" / "events.jsonl").read_text().splitlines()]
+    metrics = next(e["metrics"] for e in events if e["kind"] == "metrics")
+    assert metrics["generate/rows"] == 10 and metrics["generate/rows_train"] == 6
+    card = next(e for e in events if e["kind"] == "artifact")
+    assert card["name"] == "dataset-card" and card["path"] == str(tmp_path / "dataset" / "README.md")

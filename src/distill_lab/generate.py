@@ -22,6 +22,7 @@ from distill_lab.data.rows import row_id, save_dataset
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
 from distill_lab.generation.filters import apply_filters
 from distill_lab.generation.shards import Journal, read_failures, read_rows
+from distill_lab.loggers import open_run
 from distill_lab.stage import StageResult
 from distill_lab.teachers.base import Teacher, build_teacher
 
@@ -100,6 +101,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
                        last_failure)
     _print_summary(summary, out_dir, cfg.generate.progress)
+    with open_run(cfg, "generate", run_dir) as wl:  # W&B / csv when a logger is configured
+        wl.log_metrics({"generate/rows": len(rows), "generate/cost_usd": float(summary["cost_usd"]),
+                        **{f"generate/rows_{k}": v for k, v in counts.items()}})
+        wl.log_artifact(card, "dataset-card", "dataset")
     if res.stopped and "spend limit" in res.stopped:
         raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
                                 "re-run the same command to resume once the limit allows.")

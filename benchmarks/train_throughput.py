@@ -8,7 +8,8 @@ packing, trainer) case in its own child process (so peak RSS is per case) for on
 (batch 8, LoRA r16 alpha 32 on all linear layers, lr 1e-3, max_length 512). Both trainers get the same
 token ids and the same assistant-only masks (TRL receives them pre-tokenized as ``input_ids`` +
 ``assistant_masks``). Printed: supervised (real, loss-bearing) tokens per second of training time
-(model loading excluded), peak RSS, and the ratio ours / TRL per case.
+(model loading excluded), peak RSS, and the ratio ours / TRL per case. Gradient checkpointing is set
+the same for both (``--grad-ckpt``; TRL's own default would be on).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def child_ours(args) -> dict:
                    f"train.dataset_dir={args.data}", f"run_dir={run}", f"train.batch_size={BATCH}",
                    "train.epochs=1", f"optimizer.lr={LR}", "optimizer.warmup_steps=0",
                    f"data.max_length={MAX_LEN}", f"data.packing={str(args.packing == 'yes').lower()}",
-                   "student.lora.r=16", "student.lora.alpha=32"], "train")
+                   "student.lora.r=16", "student.lora.alpha=32",
+                   f"train.gradient_checkpointing={str(args.grad_ckpt == 'yes').lower()}"], "train")
     res = run_stage("train", cfg, run)
     log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
     return {"supervised_tokens": res.summary["supervised_tokens"], "time_s": sum(r["time_s"] for r in log),
@@ -104,7 +106,7 @@ def child_trl(args) -> dict:
                     num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0,
                     max_length=MAX_LEN, packing=args.packing == "yes", bf16=args.precision == "bf16",
                     use_cpu=True, save_strategy="no", report_to=[], logging_steps=10_000,
-                    dataloader_num_workers=0, seed=0)
+                    dataloader_num_workers=0, seed=0, gradient_checkpointing=args.grad_ckpt == "yes")
     peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=sft, train_dataset=ds, processing_class=tok, peft_config=peft,
                          callbacks=[Clock()])
@@ -113,9 +115,10 @@ def child_trl(args) -> dict:
             "padding_share": None, "peak_rss_mb": peak_rss_mb()}
 
 
-def run_child(impl: str, student: str, precision: str, packing: str, data: Path, threads: int) -> dict:
+def run_child(impl: str, student: str, precision: str, packing: str, data: Path, threads: int,
+              grad_ckpt: str) -> dict:
     cmd = [sys.executable, __file__, "--child", impl, "--students", student, "--precision", precision,
-           "--packing", packing, "--data", str(data), "--threads", str(threads)]
+           "--packing", packing, "--data", str(data), "--threads", str(threads), "--grad-ckpt", grad_ckpt]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -132,6 +135,8 @@ def main() -> None:
     ap.add_argument("--packing", default="no,yes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--impls", default="ours,trl")
+    ap.add_argument("--grad-ckpt", default="no", choices=["no", "yes"],
+                    help="gradient checkpointing for both trainers (TRL's own default is on)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--data", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -151,7 +156,7 @@ def main() -> None:
             for packing in args.packing.split(","):
                 row = {"student": student, "precision": precision, "packing": packing}
                 for impl in args.impls.split(","):
-                    r = run_child(impl, student, precision, packing, data, args.threads)
+                    r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt)
                     r["tokens_per_s"] = r["supervised_tokens"] / r["time_s"]
                     row[impl] = r
                     pad = f"{r['padding_share']:.3f}" if r["padding_share"] is not None else "-"

@@ -27,7 +27,8 @@ def extract_integer(text: str) -> str | None:
 
 
 def addition_trace(a: int, b: int, effort: str) -> str:
-    """The oracle's reasoning for ``a + b``: low = one line, medium = column sums, high = every column."""
+    """The oracle's reasoning for ``a + b``: low = one line; medium = each column's sum with its operands
+    (``4+9+1=14``), tersely; high = every column in words, with what is written and carried."""
     effort = effort_level(effort)
     total = a + b
     if effort == "low":
@@ -39,7 +40,7 @@ def addition_trace(a: int, b: int, effort: str) -> str:
         y = int(db[i]) if i < len(db) else 0
         s = x + y + carry
         if effort == "medium":
-            lines.append(f"column {i + 1}: {s}")
+            lines.append(f"{x}+{y}{f'+{carry}' if carry else ''}={s}")
         else:
             plus_carry = f" + {carry}" if carry else ""
             lines.append(f"Column {i + 1}: {x} + {y}{plus_carry} = {s}. Write {s % 10}, carry {s // 10}.")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from distill_lab.students.cache import build_once
 from distill_lab.students.templates import CHATML_THINK, SMOLLM2_DEFAULT_SYSTEM, with_default_system
 
 CONVERSION_VERSION = "v1"
@@ -58,15 +57,10 @@ def gguf_tokenizer(package: str, filename: str):
 
 def ensure_gguf_student(package: str, filename: str, cache_dir: str | os.PathLike) -> Path:
     """Folder of the converted HF checkpoint (model + tokenizer), converting on first use."""
-    final = Path(cache_dir).expanduser() / cache_key(package, filename)
-    if (final / "config.json").is_file() and (final / "tokenizer_config.json").is_file():
-        return final
-    from transformers import AutoConfig, AutoModelForCausalLM
+    def build(tmp: Path) -> None:
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-    src = package_gguf_path(package, filename)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    try:
+        src = package_gguf_path(package, filename)
         tok = gguf_tokenizer(package, filename)
         loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
         config = AutoConfig.from_pretrained(src.parent, gguf_file=src.name)
@@ -84,12 +78,6 @@ def ensure_gguf_student(package: str, filename: str, cache_dir: str | os.PathLik
         tok.save_pretrained(tmp)
         (tmp / "distill_lab_student.json").write_text(json.dumps({"source": "gguf_package", "package": package,
                                                                   "file": filename}))
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return build_once(Path(cache_dir).expanduser() / cache_key(package, filename), build,
+                      ready=("config.json", "tokenizer_config.json"))

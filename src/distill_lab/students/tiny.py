@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from distill_lab.config import TinyArchConfig
+from distill_lab.students.cache import build_once
 from distill_lab.students.templates import CHATML_THINK
 
 TOKENIZER_VERSION = "bytes-v1"
@@ -78,23 +77,11 @@ def build_tiny_model(arch: TinyArchConfig, tokenizer):
 
 def ensure_tiny(arch: TinyArchConfig, cache_dir: str | os.PathLike) -> Path:
     """Folder of the cached tiny student (model + tokenizer), created on first use."""
-    final = Path(cache_dir).expanduser() / tiny_key(arch)
-    if (final / "config.json").is_file() and (final / "tokenizer.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    try:
+    def build(tmp: Path) -> None:
         tok = build_tiny_tokenizer()
         model = build_tiny_model(arch, tok)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "distill_lab_student.json").write_text(json.dumps({"source": "tiny", "arch": asdict(arch)}))
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process won the race: its copy is identical
-            if not (final / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return build_once(Path(cache_dir).expanduser() / tiny_key(arch), build, ready=("config.json", "tokenizer.json"))

@@ -408,6 +408,21 @@ class TrainConfig:
         _check(self.log_every_n_steps >= 1, "train.log_every_n_steps", "must be >= 1")
 
 
+GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")
+
+
+@dataclass
+class ExportConfig:
+    """Exports written after training, besides the adapter (``train.export_merged`` adds the merged model)."""
+
+    gguf: bool = False  # also write <run_dir>/gguf/model-<gguf_dtype>.gguf (llama.cpp) from the merged model
+    gguf_dtype: str = "f16"  # f32 | f16 | bf16 | q8_0 for 2-D weights; norms and other 1-D tensors stay f32
+
+    def __post_init__(self) -> None:
+        _check(self.gguf_dtype in GGUF_DTYPES, "export.gguf_dtype",
+               f"must be one of {', '.join(GGUF_DTYPES)}, got {self.gguf_dtype!r}")
+
+
 @dataclass
 class HardwareConfig:
     accelerator: str = "cpu"  # cpu | gpu | auto
@@ -510,6 +525,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -137,6 +137,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
 
     from distill_lab.train.datamodule import SFTDataModule
     from distill_lab.train.export import export_merged, save_adapter
+    from distill_lab.train.gguf_export import check_supported, write_gguf
     from distill_lab.train.module import SFTModule
 
     if cfg.hardware.threads:
@@ -147,6 +148,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model, tok = _setup_model(cfg)
+    if cfg.export.gguf:
+        check_supported(model.config)  # an architecture without GGUF export fails now, not after training
     train_ex, val_ex, stats = _setup_data(cfg, tok)
     world = cfg.hardware.devices * cfg.hardware.num_nodes
     dm = SFTDataModule(train_ex, val_ex, batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
@@ -178,8 +181,14 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
             save_adapter(module.model, tok, adapter_dir, cfg.student.adapter, state_dict=full_sd)
         else:
             save_adapter(module.model, tok, adapter_dir, cfg.student.adapter)
-        if cfg.train.export_merged and cfg.student.adapter != "full":
-            artifacts["merged"] = str(export_merged(cfg.student, adapter_dir, run_dir / "merged"))
+        merged = adapter_dir  # a full fine-tune's adapter dir is already a plain HF checkpoint
+        if (cfg.train.export_merged or cfg.export.gguf) and cfg.student.adapter != "full":
+            merged = export_merged(cfg.student, adapter_dir, run_dir / "merged")
+            artifacts["merged"] = str(merged)
+        if cfg.export.gguf:
+            gguf_file = run_dir / "gguf" / f"model-{cfg.export.gguf_dtype}.gguf"
+            artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
+                                               name=f"distill_lab {cfg.student.name}"))
     steps = [h for h in module.history if "loss" in h]
     vals = [h["val_loss"] for h in module.history if "val_loss" in h]
     timed = steps[1:] or steps  # the first step includes warm-up

@@ -348,6 +348,7 @@ class DataConfig:
     max_length: int = 512
     overlong: str = "drop"  # drop | truncate | error
     packing: bool = False
+    padding_free: bool = True  # unpacked: a micro-batch's rows end to end in one sequence, no padding
     enable_thinking: bool = True
     keep_past_reasoning: bool = False
     val_fraction: float = 0.05

@@ -1,9 +1,11 @@
 """Batching of tokenized rows: padded (each batch only to its longest row) or packed.
 
 Packed: the rows of one optimizer step are placed into as few sequences of at most ``max_length``
-tokens as first-fit decreasing allows. ``position_ids`` restart at 0 for every row and no
-``attention_mask`` is passed, so transformers builds a block-diagonal causal mask from the position
-restarts (sdpa/eager on CPU; varlen flash attention on GPU): a token never attends across rows.
+tokens as first-fit decreasing allows. ``position_ids`` restart at 0 for every row, and ``segments``
+lists every row's ``(sequence, start, end)``: the trainer's attention (``train/attention.py``) runs
+causal attention inside each row, so a token never attends across rows. (A plain HF model given only
+the restarting ``position_ids`` builds the equivalent block-diagonal mask, or uses varlen flash
+attention on GPU.)
 Because a step packs exactly the rows it would otherwise pad, packed and unpacked training see the
 same tokens and the same loss per step.
 """
@@ -64,7 +66,8 @@ def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int
 
 
 def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
-    """input_ids/labels/position_ids [S, T]: rows packed into S <= B sequences, positions restart per row.
+    """input_ids/labels/position_ids [S, T]: rows packed into S <= B sequences, positions restart per row;
+    segments [R, 3]: ``(sequence, start, end)`` of each of the R rows.
 
     Padding at the end of a sequence gets its own restarting positions and IGNORE labels.
     """
@@ -74,6 +77,7 @@ def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dic
     ids = torch.full((S, T), pad_id, dtype=torch.long)
     labels = torch.full((S, T), IGNORE, dtype=torch.long)
     pos = torch.zeros((S, T), dtype=torch.long)
+    segments = []
     for s, b in enumerate(bins):
         at = 0
         for i in sorted(b):
@@ -84,9 +88,11 @@ def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dic
             lab[0] = IGNORE  # the first token of a row is never a target of the previous row
             labels[s, at:at + n] = lab
             pos[s, at:at + n] = torch.arange(n)
+            segments.append((s, at, at + n))
             at += n
         pos[s, at:] = torch.arange(T - at)
-    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+    return {"input_ids": ids, "labels": labels, "position_ids": pos,
+            "segments": torch.tensor(segments, dtype=torch.long)}
 
 
 def padding_share(batch: dict[str, torch.Tensor], real_tokens: int) -> float:

@@ -56,14 +56,34 @@ class StepSchedule:
         return [rows[(j * self.W + rank) * self.B:(j * self.W + rank + 1) * self.B] for j in range(self.A)]
 
 
+LAYOUTS = ("padded", "padding_free", "packed")
+
+
+def layout_for(packing: bool, padding_free: bool) -> str:
+    """``data.packing`` / ``data.padding_free`` -> how a micro-batch's rows become tensors."""
+    return "packed" if packing else "padding_free" if padding_free else "padded"
+
+
+def collate(examples: list[Example], layout: str, pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
+    """``padded``: [B, T], each row padded to the longest. ``packed``: rows in sequences of at most
+    ``max_length`` tokens. ``padding_free``: all rows end to end in one sequence [1, sum of lengths].
+    The last two carry restarting ``position_ids`` and row ``segments`` (no attention across rows)."""
+    if layout == "padded":
+        return pad_batch(examples, pad_id)
+    if layout == "packed":
+        return pack_batch(examples, pad_id, max_length)
+    assert layout == "padding_free", layout
+    return pack_batch(examples, pad_id, sum(len(e) for e in examples))
+
+
 class StepDataset(Dataset):
     """Item ``i`` = everything rank ``rank`` needs for optimizer step ``start + i``."""
 
     def __init__(self, examples: list[Example], schedule: StepSchedule, start: int, total: int, rank: int,
-                 pad_id: int, packing: bool, max_length: int):
+                 pad_id: int, layout: str, max_length: int):
         self.examples, self.schedule = examples, schedule
         self.start, self.total, self.rank = start, total, rank
-        self.pad_id, self.packing, self.max_length = pad_id, packing, max_length
+        self.pad_id, self.layout, self.max_length = pad_id, layout, max_length
 
     def __len__(self) -> int:
         # Lightning restores the epoch's batch index on resume and stops the epoch at len(): keep the
@@ -76,7 +96,7 @@ class StepDataset(Dataset):
         real = slots = 0
         for idx in self.schedule.micro_batches(step, self.rank):
             exs = [self.examples[j] for j in idx]
-            batch = pack_batch(exs, self.pad_id, self.max_length) if self.packing else pad_batch(exs, self.pad_id)
+            batch = collate(exs, self.layout, self.pad_id, self.max_length)
             real += sum(len(e) for e in exs)
             slots += batch["input_ids"].numel()
             micro.append(batch)
@@ -103,19 +123,20 @@ def _identity(x: Any) -> Any:
 
 class SFTDataModule(L.LightningDataModule):
     def __init__(self, train: list[Example], val: list[Example], *, batch_size: int, grad_accum: int,
-                 total_steps: int, seed: int, pad_id: int, packing: bool, max_length: int,
+                 total_steps: int, seed: int, pad_id: int, layout: str, max_length: int,
                  num_workers: int = 0, world_size: int = 1):
         super().__init__()
+        assert layout in LAYOUTS, layout
         self.train_examples, self.val_examples = train, val
         self.batch_size, self.total_steps = batch_size, total_steps
-        self.pad_id, self.packing, self.max_length, self.num_workers = pad_id, packing, max_length, num_workers
+        self.pad_id, self.layout, self.max_length, self.num_workers = pad_id, layout, max_length, num_workers
         self.schedule = StepSchedule(len(train), batch_size, grad_accum, world_size, seed)
 
     def train_dataloader(self) -> DataLoader:
         start = self.trainer.global_step if self.trainer is not None else 0  # restored before this call
         rank = self.trainer.global_rank if self.trainer is not None else 0
         ds = StepDataset(self.train_examples, self.schedule, start, self.total_steps, rank, self.pad_id,
-                         self.packing, self.max_length)
+                         self.layout, self.max_length)
         return DataLoader(ds, batch_size=None, shuffle=False, num_workers=self.num_workers,
                           collate_fn=_identity)
 

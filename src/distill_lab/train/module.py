@@ -22,11 +22,29 @@ import torch.nn.functional as F
 
 from distill_lab.config import Config
 from distill_lab.data.packing import IGNORE
+from distill_lab.train.attention import NAME as SEGMENT_ATTENTION
 
 
 def _unwrap(model):
     """The ``*ForCausalLM`` inside a peft wrapper (LoRA layers are injected in place)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Forward kwargs of a training batch (``data/packing.py``), without any dense attention mask.
+
+    Padded batches are right-padded, so causal attention alone keeps real tokens off the padding (see
+    ``train/attention.py``): their ``attention_mask`` is not passed. Packed batches pass their restarting
+    ``position_ids`` and, when the model runs ``distill_segments`` attention, their row ``segments``
+    (otherwise transformers derives a block-diagonal mask from the position restarts).
+    """
+    kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "position_ids") if k in batch}
+    if "segments" in batch and _unwrap(model).config._attn_implementation == SEGMENT_ATTENTION:
+        per_seq: list[list[tuple[int, int]]] = [[] for _ in range(batch["input_ids"].shape[0])]
+        for s, start, end in batch["segments"].tolist():
+            per_seq[s].append((start, end))
+        kwargs["segments"] = per_seq
+    return kwargs
 
 
 def token_loss_sum(model, batch: dict[str, torch.Tensor], *, sparse_head: bool = True) -> tuple[torch.Tensor, int]:
@@ -39,7 +57,7 @@ def token_loss_sum(model, batch: dict[str, torch.Tensor], *, sparse_head: bool =
     targets = labels[:, 1:]  # [B, T-1]
     sel = targets != IGNORE  # [B, T-1]
     n = int(sel.sum())
-    kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    kwargs = model_inputs(model, batch)
     if sparse_head:
         lm = _unwrap(model)
         hidden = lm.model(**kwargs, use_cache=False).last_hidden_state  # [B, T, H]

@@ -51,10 +51,21 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
     return examples, val, stats
 
 
+def _unwrap_attn(model) -> str | None:
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.config._attn_implementation
+
+
 def _setup_model(cfg: Config):
     from distill_lab.students import load_student
+    from distill_lab.train.attention import use_segment_attention
+    from distill_lab.train.fused_lora import fuse_lora_layers
 
     model, tok = load_student(cfg.student, for_training=True)
+    if _unwrap_attn(model) in ("sdpa", "eager"):  # flash attention keeps its own varlen path
+        use_segment_attention(model)
+    if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep peft's own path
+        fuse_lora_layers(model)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -135,7 +146,7 @@ def _full_state_dict(module) -> dict[str, torch.Tensor] | None:
 def run(cfg: Config, run_dir: Path) -> StageResult:
     import lightning as L
 
-    from distill_lab.train.datamodule import SFTDataModule
+    from distill_lab.train.datamodule import SFTDataModule, layout_for
     from distill_lab.train.export import export_merged, save_adapter
     from distill_lab.train.gguf_export import check_supported, write_gguf
     from distill_lab.train.module import SFTModule
@@ -153,8 +164,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     train_ex, val_ex, stats = _setup_data(cfg, tok)
     world = cfg.hardware.devices * cfg.hardware.num_nodes
     dm = SFTDataModule(train_ex, val_ex, batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
-                       total_steps=0, seed=cfg.seed, pad_id=int(tok.pad_token_id), packing=cfg.data.packing,
-                       max_length=cfg.data.max_length, num_workers=cfg.data.num_workers, world_size=world)
+                       total_steps=0, seed=cfg.seed, pad_id=int(tok.pad_token_id),
+                       layout=layout_for(cfg.data.packing, cfg.data.padding_free), max_length=cfg.data.max_length, num_workers=cfg.data.num_workers, world_size=world)
     total = dm.schedule.steps_for_epochs(cfg.train.epochs) if cfg.train.epochs else cfg.train.max_steps
     dm.total_steps = total
     ckpt = find_checkpoint(out_dir, cfg.train.resume)
@@ -167,8 +178,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     if world > 1 and "LOCAL_RANK" not in os.environ and Path(sys.argv[0]).name.startswith("distill-lab-"):
         sys.argv[0] = str(Path(__file__).with_name("launch.py"))  # see train/launch.py
     trainer = _setup_trainer(cfg, out_dir, run_dir, total, has_val=bool(val_ex))
-    log.info("train: %d rows (%d val), %d steps of %d rows, packing=%s, resume from %s", len(train_ex),
-             len(val_ex), total, dm.schedule.rows_per_step, cfg.data.packing, ckpt)
+    log.info("train: %d rows (%d val), %d steps of %d rows, layout %s, resume from %s", len(train_ex),
+             len(val_ex), total, dm.schedule.rows_per_step, dm.layout, ckpt)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
 
     full_sd = _full_state_dict(module)  # collective: every rank takes part

@@ -1,0 +1,90 @@
+"""One autograd op per LoRA linear: ``y = x W^T + b + s (x A^T) B^T``.
+
+peft computes ``base(x) + lora_B(lora_A(x)) * s``: besides the three matmuls, a full-size multiply
+and add in the forward, their gradients in the backward, and a full-size add where autograd sums the
+two gradients of ``x``. Here the LoRA product is accumulated into the base output by the GEMM itself
+(``addmm_``, alpha = s) and the gradient of ``x`` likewise (``g W + (s g B) A``), so every extra pass
+is over rank-sized tensors only. Parameters, state dicts and peft adapters are unchanged: only each
+layer's ``forward`` is swapped, and the layer falls back to peft's own forward whenever the fused op
+does not apply (autocast, adapters disabled or merged, several adapters, a LoRA variant such as DoRA,
+dropout, a non-``nn.Linear`` base such as bitsandbytes 4-bit).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class LoraLinearFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, a, b, scale: float):
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        xa = x2 @ a.t()  # [N, r]
+        out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
+        out.addmm_(xa, b.t(), alpha=scale)
+        ctx.save_for_backward(x2, weight, a, b, xa)
+        ctx.scale, ctx.shape = scale, shape
+        return out.view(*shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, weight, a, b, xa = ctx.saved_tensors
+        s = ctx.scale
+        g2 = g.reshape(-1, g.shape[-1])
+        gxa = (g2 @ b).mul_(s)  # [N, r]: gradient of x A^T
+        gx = gw = gbias = ga = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (g2 @ weight).addmm_(gxa, a).view(ctx.shape)
+        if ctx.needs_input_grad[1]:
+            gw = g2.t() @ x2
+        if ctx.needs_input_grad[2]:
+            gbias = g2.sum(0)
+        if ctx.needs_input_grad[3]:
+            ga = gxa.t() @ x2
+        if ctx.needs_input_grad[4]:
+            gb = (g2.t() @ xa).mul_(s)
+        return gx, gw, gbias, ga, gb, None
+
+
+def _fusable_now(layer, device_type: str = "cpu") -> str | None:
+    """The active adapter when the fused op computes exactly what peft would, else None."""
+    if layer.disable_adapters or layer.merged or torch.is_autocast_enabled(device_type):
+        return None
+    active = [n for n in layer.active_adapters if n in layer.lora_A]
+    if len(active) != 1 or active[0] in getattr(layer, "lora_variant", {}):
+        return None
+    name = active[0]
+    if not isinstance(layer.lora_dropout[name], nn.Identity):
+        return None
+    return name
+
+
+def _fused_forward(layer, peft_forward, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    name = None if (args or kwargs) else _fusable_now(layer, x.device.type)
+    if name is None:
+        return peft_forward(x, *args, **kwargs)
+    base = layer.base_layer
+    a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
+    if x.dtype != a.dtype or base.weight.dtype != a.dtype:
+        return peft_forward(x, *args, **kwargs)
+    return LoraLinearFn.apply(x, base.weight, base.bias, a, b, float(layer.scaling[name]))
+
+
+def fuse_lora_layers(model) -> int:
+    """Swap the forward of every peft LoRA ``Linear`` over a plain ``nn.Linear``; returns how many."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    n = 0
+    for module in model.modules():
+        if isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear \
+                and not hasattr(module, "_distill_peft_forward"):
+            module._distill_peft_forward = module.forward
+            module.forward = types.MethodType(
+                lambda self, x, *a, **k: _fused_forward(self, self._distill_peft_forward, x, *a, **k), module)
+            n += 1
+    return n

@@ -1,0 +1,209 @@
+"""The trainer's fast paths compute exactly what the plain HF + peft path computes.
+
+- row-segment attention (``train/attention.py``) for packed and padding-free batches, and padded
+  batches without a dense mask;
+- the fused LoRA op (``train/fused_lora.py``), forward and every gradient;
+- gradient checkpointing through both.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
+from distill_lab.students import load_student
+from distill_lab.train import fused_lora
+from distill_lab.train.attention import NAME, use_segment_attention
+from distill_lab.train.datamodule import collate, layout_for
+from distill_lab.train.fused_lora import fuse_lora_layers
+from distill_lab.train.module import token_loss_sum
+from tests.conftest import compose_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _examples(lengths: list[int], seed: int = 0) -> list[Example]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i, n in enumerate(lengths):
+        ids = torch.randint(5, 260, (n,), generator=g).tolist()
+        out.append(Example(f"r{i}", ids, [IGNORE] * (n // 3) + ids[n // 3:]))
+    return out
+
+
+def _lora_student(seed: int = 0):
+    """The tiny student with a LoRA adapter whose B is non-zero (so the adapter changes the output)."""
+    cfg = compose_config(["student=tiny"], stage="train").student
+    torch.manual_seed(seed)  # LoRA A's random init
+    model, _ = load_student(cfg, for_training=True)
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data = torch.randn(p.shape, generator=g) * 0.05
+    return model
+
+
+def _loss_and_grads(model, batch) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    s, n = token_loss_sum(model, batch)
+    (s / n).backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+    return float(s) / n, grads
+
+
+def _assert_same(a, b, tol: float) -> None:
+    (la, ga), (lb, gb) = a, b
+    assert abs(la - lb) < tol * abs(la), (la, lb)
+    assert ga.keys() == gb.keys() and ga
+    for k in ga:
+        err = float((ga[k] - gb[k]).abs().max())
+        assert err <= tol * max(float(ga[k].abs().max()), 1e-8), (k, err)
+
+
+def test_layouts_and_segment_attention_match_masked_sdpa():
+    model = _lora_student()
+    exs = _examples([37, 90, 12, 64, 51])
+    # reference: HF sdpa with the dense padding mask it builds itself
+    ref_batch = pad_batch(exs, 0)
+    model.zero_grad(set_to_none=True)
+    targets = ref_batch["labels"][:, 1:]
+    sel = targets != IGNORE
+    inner = model.get_base_model()
+    hidden = inner.model(input_ids=ref_batch["input_ids"], attention_mask=ref_batch["attention_mask"]).last_hidden_state
+    loss = torch.nn.functional.cross_entropy(inner.lm_head(hidden[:, :-1][sel]), targets[sel], reduction="sum")
+    (loss / int(sel.sum())).backward()
+    ref = (float(loss) / int(sel.sum()),
+           {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad})
+
+    # padded without a mask, and packed with HF's own block mask (model still on sdpa)
+    _assert_same(ref, _loss_and_grads(model, pad_batch(exs, 0)), 1e-4)
+    _assert_same(ref, _loss_and_grads(model, pack_batch(exs, 0, max_length=128)), 1e-4)
+    use_segment_attention(model)
+    assert inner.config._attn_implementation == NAME
+    for layout in ("padded", "padding_free", "packed"):
+        batch = collate(exs, layout, 0, 128)
+        if layout == "padding_free":
+            assert batch["input_ids"].shape == (1, sum(len(e) for e in exs))
+        _assert_same(ref, _loss_and_grads(model, batch), 1e-4)
+
+
+def test_segment_attention_keeps_rows_apart():
+    model = _lora_student()
+    use_segment_attention(model)
+    a, b = _examples([40, 25], seed=3)
+    a2 = Example("r0", [7] * 10 + a.input_ids[10:], a.labels)  # change the start of row a only
+    inner = model.get_base_model().model
+    with torch.no_grad():
+        h1 = inner(**_kw(model, collate([a, b], "padding_free", 0, 0))).last_hidden_state
+        h2 = inner(**_kw(model, collate([a2, b], "padding_free", 0, 0))).last_hidden_state
+    assert not torch.allclose(h1[0, :40], h2[0, :40])  # row a sees its own change
+    assert torch.equal(h1[0, 40:], h2[0, 40:])  # row b, after it in the same sequence, never sees row a
+
+
+def _kw(model, batch):
+    from distill_lab.train.module import model_inputs
+
+    return model_inputs(model, batch)
+
+
+def test_without_segments_it_is_hf_sdpa_padding_mask_included():
+    model = _lora_student()
+    batch = pad_batch(_examples([20, 9]), 0)
+    batch["input_ids"] = batch["input_ids"].flip(1)  # left padding, as in generation
+    batch["attention_mask"] = batch["attention_mask"].flip(1)
+    with torch.no_grad():
+        ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        use_segment_attention(model)
+        got = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(ref[real], got[real], atol=1e-5)
+
+
+def test_layout_for_config():
+    assert layout_for(packing=True, padding_free=True) == "packed"
+    assert layout_for(packing=False, padding_free=True) == "padding_free"
+    assert layout_for(packing=False, padding_free=False) == "padded"
+
+
+def test_fused_lora_matches_peft_forward_and_gradients():
+    model = _lora_student(seed=1)
+    batch = collate(_examples([33, 70, 18]), "padding_free", 0, 0)
+    ref = _loss_and_grads(model, batch)
+    assert fuse_lora_layers(model) == 7 * 2  # every projection of both decoder layers
+    assert fuse_lora_layers(model) == 0  # idempotent
+    calls = []
+    orig = fused_lora.LoraLinearFn.apply
+    fused_lora.LoraLinearFn.apply = lambda *a: calls.append(1) or orig(*a)
+    try:
+        got = _loss_and_grads(model, batch)
+    finally:
+        fused_lora.LoraLinearFn.apply = orig
+    assert len(calls) == 14  # the fused op ran, once per layer
+    _assert_same(ref, got, 1e-5)
+
+
+def test_fused_lora_with_bias_and_input_gradient():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.Tanh(), torch.nn.Linear(40, 8))
+    peft_net = get_peft_model(net, LoraConfig(r=4, lora_alpha=12, target_modules=["0", "2"]))
+    for n, p in peft_net.named_parameters():
+        if "lora_B" in n:
+            p.data.normal_(0, 0.1)
+    x = torch.randn(3, 5, 24, requires_grad=True)
+
+    def run():
+        peft_net.zero_grad(set_to_none=True)
+        x.grad = None
+        y = peft_net(x)
+        (y ** 2).sum().backward()
+        return y.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in peft_net.named_parameters() if p.requires_grad}
+
+    y0, gx0, g0 = run()
+    assert fuse_lora_layers(peft_net) == 2
+    y1, gx1, g1 = run()
+    assert torch.allclose(y0, y1, atol=1e-6)
+    assert torch.allclose(gx0, gx1, atol=1e-6)
+    for n in g0:
+        assert torch.allclose(g0[n], g1[n], atol=1e-6), n
+
+
+def test_fused_lora_steps_aside_where_it_would_differ():
+    net = torch.nn.Sequential(torch.nn.Linear(16, 16))
+    peft_net = get_peft_model(net, LoraConfig(r=2, lora_alpha=4, target_modules=["0"], lora_dropout=0.1))
+    layer = peft_net.base_model.model[0]
+    assert fused_lora._fusable_now(layer) is None  # dropout: peft's own forward
+    peft_net2 = get_peft_model(torch.nn.Sequential(torch.nn.Linear(16, 16)),
+                               LoraConfig(r=2, lora_alpha=4, target_modules=["0"]))
+    layer2 = peft_net2.base_model.model[0]
+    assert fused_lora._fusable_now(layer2) == "default"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fused_lora._fusable_now(layer2) is None  # autocast: peft's own forward
+    with peft_net2.disable_adapter():
+        assert fused_lora._fusable_now(layer2) is None
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    exs = _examples([44, 80, 23, 61])
+    results, calls = [], []
+    for ckpt in (False, True):
+        model = _lora_student(seed=2)
+        use_segment_attention(model)
+        fuse_lora_layers(model)
+        if ckpt:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        model.train()
+        n = []
+        model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a: n.append(1))
+        results.append(_loss_and_grads(model, collate(exs, "packed", 0, 128)))
+        calls.append(len(n))
+    assert calls == [1, 2]  # checkpointing really recomputed the layer in the backward
+    _assert_same(results[0], results[1], 1e-5)

@@ -3,13 +3,18 @@
     .venv/bin/python benchmarks/train_throughput.py [--students tiny,smollm2_135m] [--rows 400]
         [--precision bf16,fp32] [--packing no,yes] [--threads 2] [--json out.json]
 
-The parent builds one oracle dataset (the real generate stage), then runs each (student, precision,
-packing, trainer) case in its own child process (so peak RSS is per case) for one epoch over the rows
-(batch 8, LoRA r16 alpha 32 on all linear layers, lr 1e-3, max_length 512). Both trainers get the same
-token ids and the same assistant-only masks (TRL receives them pre-tokenized as ``input_ids`` +
-``assistant_masks``). Printed: supervised (real, loss-bearing) tokens per second of training time
-(model loading excluded), peak RSS, and the ratio ours / TRL per case. Gradient checkpointing is set
-the same for both (``--grad-ckpt``; TRL's own default would be on).
+The parent builds one oracle dataset (the real generate stage) whose rows range from short to long
+(MIX_FAMILIES: 114-404 tokens for SmolLM2, mean 251, like the issue's 40-450), then runs each
+(student, precision, packing, trainer) case in its own child process (so peak RSS is per case) for
+one epoch over the rows (batch 8, LoRA r16 alpha 32 on all linear layers, lr 1e-3, max_length 512).
+Both trainers get the same token ids and the same assistant-only masks (TRL receives them
+pre-tokenized as ``input_ids`` + ``assistant_masks``). Printed: supervised (real, loss-bearing) tokens
+per second of training time (model loading excluded), peak RSS, and the ratio ours / TRL per case.
+
+Trainers (``--impls``): ``ours`` (defaults: unpacked batches are padding-free), ``trl`` (SFTTrainer
+defaults apart from what is set above: unpacked batches padded to their longest row) and ``trl_pf``
+(``padding_free=True``, TRL's own padding-free unpacked mode; unpacked only). Gradient checkpointing is
+set the same for all (``--grad-ckpt``; TRL's own default would be on).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH, LR, MAX_LEN = 8, 1e-3, 512
+MIX_FAMILIES = ("[{name:addition,params:{digits:1,ood_digits:2}},{name:addition,params:{digits:6,ood_digits:7}},"
+                "{name:multiplication,params:{digits:3,ood_digits:4}},"
+                "{name:ordering,params:{min_hops:2,max_hops:8,ood_hops:[9,10]}},"
+                "{name:word_problems,params:{min_steps:2,max_steps:6,ood_steps:[7,8]}}]")
 
 
 def compose(overrides: list[str], stage: str):
@@ -46,8 +55,9 @@ def make_dataset(out: Path, rows: int) -> Path:
     from distill_lab.stage import run_stage
 
     if not (out / "dataset" / "rows.jsonl").is_file():
-        # every effort, so rows range from a one-line answer to a full column-by-column trace
-        cfg = compose(["teacher=oracle", f"recipe.size={rows}", "recipe.test_size=0", "recipe.ood_size=0",
+        # short and long families, so rows range from a one-line sum to a long multi-step trace
+        cfg = compose(["teacher=oracle", f"recipe.families={MIX_FAMILIES}", f"recipe.size={rows}",
+                       "recipe.test_size=0", "recipe.ood_size=0",
                        "teacher.effort=high", f"run_dir={out}", "generate.progress=false"], "generate")
         run_stage("generate", cfg, out)
     return out / "dataset"
@@ -104,7 +114,8 @@ def child_trl(args) -> dict:
 
     sft = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=BATCH,
                     num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0,
-                    max_length=MAX_LEN, packing=args.packing == "yes", bf16=args.precision == "bf16",
+                    max_length=MAX_LEN, packing=args.packing == "yes",
+                    padding_free=args.packing == "yes" or args.child == "trl_pf", bf16=args.precision == "bf16",
                     use_cpu=True, save_strategy="no", report_to=[], logging_steps=10_000,
                     dataloader_num_workers=0, seed=0, gradient_checkpointing=args.grad_ckpt == "yes")
     peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -134,7 +145,7 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16,fp32")
     ap.add_argument("--packing", default="no,yes")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--impls", default="ours,trl")
+    ap.add_argument("--impls", default="ours,trl,trl_pf")
     ap.add_argument("--grad-ckpt", default="no", choices=["no", "yes"],
                     help="gradient checkpointing for both trainers (TRL's own default is on)")
     ap.add_argument("--json", default=None)
@@ -143,7 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         args.student, args.data = args.students, Path(args.data)
-        res = (child_ours if args.child == "ours" else child_trl)(args)
+        res = (child_ours if args.child == "ours" else child_trl)(args)  # trl, trl_pf
         print("RESULT " + json.dumps(res), flush=True)
         return
 
@@ -156,17 +167,20 @@ def main() -> None:
             for packing in args.packing.split(","):
                 row = {"student": student, "precision": precision, "packing": packing}
                 for impl in args.impls.split(","):
+                    if impl == "trl_pf" and packing == "yes":
+                        continue  # TRL packs padding-free already
                     r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt)
                     r["tokens_per_s"] = r["supervised_tokens"] / r["time_s"]
                     row[impl] = r
                     pad = f"{r['padding_share']:.3f}" if r["padding_share"] is not None else "-"
                     print(f"{student:<14}{precision:<6}{packing:<8}{impl:<6}{r['tokens_per_s']:>11.1f}"
                           f"{r['time_s']:>9.1f}{r['steps']:>7}{r['peak_rss_mb']:>13.0f}{pad:>11}", flush=True)
-                if "ours" in row and "trl" in row:
-                    row["ratio"] = row["ours"]["tokens_per_s"] / row["trl"]["tokens_per_s"]
-                    row["rss_ratio"] = row["ours"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
-                    print(f"  -> ours / TRL: {row['ratio']:.2f}x supervised tokens/s, "
-                          f"peak RSS {row['rss_ratio']:.2f}x", flush=True)
+                for peer in ("trl", "trl_pf"):
+                    if "ours" in row and peer in row:
+                        row[f"ratio_{peer}"] = row["ours"]["tokens_per_s"] / row[peer]["tokens_per_s"]
+                        row[f"rss_ratio_{peer}"] = row["ours"]["peak_rss_mb"] / row[peer]["peak_rss_mb"]
+                        print(f"  -> ours / {peer}: {row[f'ratio_{peer}']:.2f}x supervised tokens/s, "
+                              f"peak RSS {row[f'rss_ratio_{peer}']:.2f}x", flush=True)
                 results.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": args.rows, "threads": args.threads, "cases": results},

@@ -114,7 +114,8 @@ def child_trl(args) -> dict:
 
     sft = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=BATCH,
                     num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0,
-                    max_length=MAX_LEN, packing=args.packing == "yes",
+                    # rows are already cut to MAX_LEN; TRL refuses padding_free + max_length without packing
+                    max_length=None if args.child == "trl_pf" else MAX_LEN, packing=args.packing == "yes",
                     padding_free=args.packing == "yes" or args.child == "trl_pf", bf16=args.precision == "bf16",
                     use_cpu=True, save_strategy="no", report_to=[], logging_steps=10_000,
                     dataloader_num_workers=0, seed=0, gradient_checkpointing=args.grad_ckpt == "yes")

@@ -72,16 +72,37 @@ def test_merged_export_matches_base_plus_adapter(trained):
     assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
 
 
-def test_packed_and_unpacked_give_the_same_loss_per_step(dataset, tmp_path):
-    train(dataset, tmp_path / "pad", "train.max_steps=5", "train.batch_size=8", "data.packing=false")
-    train(dataset, tmp_path / "pack", "train.max_steps=5", "train.batch_size=8", "data.packing=true",
-          "data.max_length=512")
-    a, b = losses(tmp_path / "pad"), losses(tmp_path / "pack")
-    assert len(a) == len(b) == 5
-    for x, y in zip(a, b, strict=True):
-        assert abs(x - y) / x < 0.01, (a, b)
-    for name in ("pad", "pack"):  # the padding share is measured and logged for each step
-        assert all(0 <= r["padding_share"] < 1 for r in step_log(tmp_path / name))
+def test_packed_padding_free_and_padded_give_the_same_loss_per_step(dataset, tmp_path):
+    runs = {"padded": ("data.packing=false", "data.padding_free=false"),
+            "free": ("data.packing=false", "data.padding_free=true"),
+            "pack": ("data.packing=true", "data.max_length=512")}
+    for name, over in runs.items():
+        train(dataset, tmp_path / name, "train.max_steps=5", "train.batch_size=8", *over)
+    ref = losses(tmp_path / "padded")
+    assert len(ref) == 5
+    for name in ("free", "pack"):
+        got = losses(tmp_path / name)
+        assert len(got) == 5
+        for x, y in zip(ref, got, strict=True):
+            assert abs(x - y) / x < 0.01, (name, ref, got)
+    share = {n: [r["padding_share"] for r in step_log(tmp_path / n) if "loss" in r] for n in runs}
+    assert all(0 < s < 1 for s in share["padded"])  # the padding share is measured and logged for each step
+    assert share["free"] == [0.0] * 5  # padding-free batches have no padding at all
+
+
+def test_adamw_8bit_trains_on_cpu_with_8bit_state(dataset, tmp_path):
+    common = ("student.adapter=full", "train.max_steps=4", "train.batch_size=4", "optimizer.lr=1e-3")
+    train(dataset, tmp_path / "fp32", *common)
+    train(dataset, tmp_path / "8bit", *common, "optimizer=adamw_8bit", "optimizer.warmup_steps=0",
+          "train.checkpoint_every_n_steps=4")
+    ck = torch.load(tmp_path / "8bit" / "checkpoints" / "step-000004.ckpt", weights_only=False)
+    # bitsandbytes keeps the quantized moments under its own key in the saved state
+    state = [s.get("__bnb_optimizer_quant_state__", s) for s in ck["optimizer_states"][0]["state"].values()]
+    assert any(s["state1"].dtype == torch.uint8 and s["state2"].dtype == torch.uint8 for s in state)
+    a, b = losses(tmp_path / "fp32"), losses(tmp_path / "8bit")
+    assert a[0] == pytest.approx(b[0], rel=1e-6)  # same start
+    assert b[-1] < b[0]  # it trains
+    assert max(abs(x - y) / x for x, y in zip(a, b, strict=True)) < 0.05, (a, b)  # and tracks fp32 AdamW
 
 
 def test_grad_accumulation_weights_every_token_equally(dataset, tmp_path):

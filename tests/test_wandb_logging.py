@@ -184,3 +184,19 @@ def test_generate_logs_its_counts_and_the_dataset_card(offline, tmp_path):
     assert metrics["generate/rows"] == 10 and metrics["generate/rows_train"] == 6
     card = next(e for e in events if e["kind"] == "artifact")
     assert card["name"] == "dataset-card" and card["path"] == str(tmp_path / "dataset" / "README.md")
+
+
+def test_train_stage_logs_its_step_metrics_to_wandb(offline, tmp_path):
+    """The train stage's per-step metrics reach the configured logger every ``log_every_n_steps``."""
+    from tests.train_support import make_dataset, step_log, train
+
+    data = make_dataset(tmp_path / "data", size=32)
+    run_dir = tmp_path / "run"
+    train(data, run_dir, "logger=wandb", "logger.project=unit", "train.max_steps=4", "train.batch_size=4",
+          "train.log_every_n_steps=2")
+    run = read_run(find_runs(run_dir)[0])
+    steps = {r["step"]: r for r in step_log(run_dir) if "loss" in r}
+    assert run.metric("train/loss") == pytest.approx([steps[2]["loss"], steps[4]["loss"]], rel=1e-6)
+    for key in ("lr", "grad_norm", "supervised_tokens_per_s", "padding_share", "peak_mem_mb"):
+        assert run.metric(f"train/{key}") == pytest.approx([steps[2][key], steps[4][key]], rel=1e-6), key
+    _no_secret_under(run_dir)

@@ -14,10 +14,14 @@ per call here). Training never needs those masks:
 
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
-exactly transformers' sdpa attention; with them the segments are authoritative.
+exactly transformers' sdpa attention; with them the segments are authoritative, and the trainer's
+forward runs inside ``maskless()`` so that no mask is built at all.
 """
 
 from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +30,8 @@ NAME = "distill_segments"
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float | None) -> torch.Tensor:
-    """Causal SDPA on [B, H, T, D] with GQA (key/value heads repeated to the query heads)."""
-    groups = q.shape[1] // k.shape[1]
-    if groups > 1:
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling)
+    """Causal SDPA on [B, H, T, D], grouped-query heads included."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=q.shape[1] != k.shape[1])
 
 
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -47,20 +47,48 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
         raise ValueError(f"{NAME}: attention dropout is not supported with segments (got {dropout})")
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
-    out = query.new_zeros(query.shape)  # padding tails stay zero (never read)
+    rows = []
     for b, spans in enumerate(segments):
-        for start, end in spans:
-            out[b:b + 1, :, start:end] = _sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
-                                               value[b:b + 1, :, start:end], scaling)
+        parts, at = [], 0
+        for start, end in spans:  # contiguous from 0 (data/packing.py); the tail is padding
+            assert start == at, f"{NAME}: segments of sequence {b} are not contiguous at {start}"
+            parts.append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
+                               value[b:b + 1, :, start:end], scaling))
+            at = end
+        if at < query.shape[2]:
+            parts.append(query.new_zeros((1, query.shape[1], query.shape[2] - at, query.shape[3])))  # never read
+        rows.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
+    out = torch.cat(rows) if len(rows) > 1 else rows[0]
     return out.transpose(1, 2).contiguous(), None
+
+
+class _Maskless(threading.local):
+    active = False
+
+
+_MASKLESS = _Maskless()
+
+
+@contextmanager
+def maskless():
+    """Inside: ``distill_segments`` models build no attention mask (the caller passes ``segments``, which
+    make it redundant; for a packed sequence of N tokens the mask is N x N booleans)."""
+    _MASKLESS.active, before = True, _MASKLESS.active
+    try:
+        yield
+    finally:
+        _MASKLESS.active = before
 
 
 def register() -> str:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+    def mask(*args, **kwargs):
+        return None if _MASKLESS.active else sdpa_mask(*args, **kwargs)
+
     AttentionInterface.register(NAME, segment_attention)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
+    AttentionMaskInterface.register(NAME, mask)
     return NAME
 
 

@@ -125,13 +125,20 @@ def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, 
         logger = None
     return L.Trainer(
         **trainer_kwargs(cfg.hardware), max_steps=total_steps, max_epochs=-1, logger=logger or False,
-        callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=False,
+        callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
         val_check_interval=cfg.train.val_every_n_steps if has_val else None,
         check_val_every_n_epoch=None if has_val else 1, limit_val_batches=1.0 if has_val else 0,
         log_every_n_steps=cfg.train.log_every_n_steps, default_root_dir=str(out_dir),
         deterministic=False,
     )
+
+
+def _finish_logger(trainer) -> None:
+    """Close this stage's W&B run (a pipeline or an in-process sweep opens the next stage's run after it)."""
+    exp = getattr(trainer.logger, "experiment", None) if trainer.logger is not None and trainer.is_global_zero else None
+    if exp is not None and callable(getattr(exp, "finish", None)):
+        exp.finish()
 
 
 def _full_state_dict(module) -> dict[str, torch.Tensor] | None:
@@ -221,5 +228,6 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "world_size": int(trainer.world_size),
         "precision": str(trainer.precision),
     }
+    _finish_logger(trainer)
     return StageResult(artifacts=artifacts, summary=summary,
                        objective=-summary["final_loss"] if summary["final_loss"] is not None else None)

@@ -201,8 +201,8 @@ def test_gradient_checkpointing_gives_the_same_gradients():
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
         model.train()
-        n = []
-        model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a: n.append(1))
+        n: list[int] = []
+        model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a, n=n: n.append(1))
         results.append(_loss_and_grads(model, collate(exs, "packed", 0, 128)))
         calls.append(len(n))
     assert calls == [1, 2]  # checkpointing really recomputed the layer in the backward

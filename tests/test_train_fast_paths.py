@@ -207,3 +207,19 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         calls.append(len(n))
     assert calls == [1, 2]  # checkpointing really recomputed the layer in the backward
     _assert_same(results[0], results[1], 1e-5)
+
+
+def test_the_stage_model_trains_in_training_mode_with_checkpointing_active():
+    """``train.gradient_checkpointing`` and LoRA dropout only act in training mode; from_pretrained gives
+    eval mode and Lightning keeps it, so the stage must switch the model itself."""
+    from distill_lab.train.stage import _setup_model
+
+    cfg = compose_config(["student=tiny", "train.gradient_checkpointing=true", "student.lora.dropout=0.1"],
+                         stage="train")
+    model, _ = _setup_model(cfg)
+    assert all(m.training for m in model.modules())
+    n: list[int] = []
+    model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a: n.append(1))
+    s, k = token_loss_sum(model, collate(_examples([30, 41]), "padding_free", 0, 0))
+    (s / k).backward()
+    assert len(n) == 2  # the layer ran again in the backward: checkpointing is on

@@ -71,6 +71,9 @@ def _setup_model(cfg: Config):
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.config.use_cache = False
+    # from_pretrained returns eval mode and Lightning keeps module modes as they are: without this,
+    # LoRA dropout and gradient checkpointing (both active only in training mode) would silently be off
+    model.train()
     return model, tok
 
 

@@ -4,11 +4,11 @@ transformers turns a padding mask or restarting ``position_ids`` into a dense 4D
 SDPA with a dense mask cannot use its causal fast path (on CPU the masked kernel was about 2x slower
 per call here). Training never needs those masks:
 
-- **padded batches** (``data.packing=false``) are right-padded, so a plain causal mask already keeps
+- **padded batches** (``data.padding_free=false``) are right-padded, so a plain causal mask already keeps
   every real token from seeing padding (pads come after it). Pad positions compute garbage that no
   label and no real position reads, so their gradient is exactly zero. The trainer simply passes no
   ``attention_mask``.
-- **packed batches** carry ``segments`` (one ``[start, end)`` per row, per sequence). The attention
+- **packed and padding-free batches** carry ``segments`` (one ``[start, end)`` per row, per sequence). The attention
   function ``distill_segments`` runs causal SDPA on each row's slice: a token never sees another row,
   and the cost is the sum of squared row lengths instead of the squared sequence length.
 

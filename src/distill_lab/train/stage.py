@@ -51,18 +51,14 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
     return examples, val, stats
 
 
-def _unwrap_attn(model) -> str | None:
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return inner.config._attn_implementation
-
-
 def _setup_model(cfg: Config):
     from distill_lab.students import load_student
     from distill_lab.train.attention import use_segment_attention
     from distill_lab.train.fused_lora import fuse_lora_layers
+    from distill_lab.train.module import _unwrap
 
     model, tok = load_student(cfg.student, for_training=True)
-    if _unwrap_attn(model) in ("sdpa", "eager"):  # flash attention keeps its own varlen path
+    if _unwrap(model).config._attn_implementation in ("sdpa", "eager"):  # flash attention: its own varlen path
         use_segment_attention(model)
     if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep peft's own path
         fuse_lora_layers(model)

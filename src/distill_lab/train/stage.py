@@ -171,7 +171,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     world = cfg.hardware.devices * cfg.hardware.num_nodes
     dm = SFTDataModule(train_ex, val_ex, batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
                        total_steps=0, seed=cfg.seed, pad_id=int(tok.pad_token_id),
-                       layout=layout_for(cfg.data.packing, cfg.data.padding_free), max_length=cfg.data.max_length, num_workers=cfg.data.num_workers, world_size=world)
+                       layout=layout_for(cfg.data.packing, cfg.data.padding_free), max_length=cfg.data.max_length,
+                       num_workers=cfg.data.num_workers, world_size=world)
     total = dm.schedule.steps_for_epochs(cfg.train.epochs) if cfg.train.epochs else cfg.train.max_steps
     dm.total_steps = total
     ckpt = find_checkpoint(out_dir, cfg.train.resume)

@@ -12,6 +12,12 @@ per call here). Training never needs those masks:
   function ``distill_segments`` runs causal SDPA on each row's slice: a token never sees another row,
   and the cost is the sum of squared row lengths instead of the squared sequence length.
 
+On CPU the rows run through one autograd op (``RowAttention``) that calls PyTorch's flash-attention
+kernels for CPU directly: the same kernels ``scaled_dot_product_attention`` picks there (results are
+bit-identical), without a slice per row for q, k and v, whose backward would allocate and zero a
+full-size gradient for each row, and without concatenating the rows' outputs. Other devices slice
+and call ``scaled_dot_product_attention`` per row.
+
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
 exactly transformers' sdpa attention; with them the segments are authoritative, and the trainer's
@@ -34,6 +40,55 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float | No
     return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=q.shape[1] != k.shape[1])
 
 
+def _spans(segments: list[list[tuple[int, int]]], length: int) -> list[tuple[int, int, int]]:
+    """``(sequence, start, end)`` per row, checked: contiguous from 0 (data/packing.py), within the
+    sequence; what follows the last row is padding."""
+    out = []
+    for b, rows in enumerate(segments):
+        at = 0
+        for start, end in rows:
+            if start != at or not start < end <= length:
+                raise ValueError(f"{NAME}: row [{start}, {end}) of sequence {b} does not follow at {at} "
+                                 f"within length {length}")
+            out.append((b, start, end))
+            at = end
+    return out
+
+
+_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_CPU_FLASH_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+
+class RowAttention(torch.autograd.Function):
+    """Causal attention within each ``(sequence, start, end)`` row of [B, H, T, D] q/k/v (k/v may have
+    fewer, grouped heads) -> [B, T, H, D]; positions after a sequence's last row get zeros."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, spans: list[tuple[int, int, int]], scale: float | None):
+        b_, h, t, d = q.shape
+        out = q.new_zeros(b_, t, h, d)
+        lse = q.new_zeros(b_, h, t, dtype=torch.promote_types(q.dtype, torch.float32))
+        for b, s, e in spans:
+            rows = (slice(b, b + 1), slice(None), slice(s, e))
+            o, lse_row = _CPU_FLASH(q[rows], k[rows], v[rows], 0.0, True, scale=scale)
+            out[b, s:e] = o[0].transpose(0, 1)
+            lse[rows] = lse_row
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.spans, ctx.scale = spans, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        for b, s, e in ctx.spans:
+            rows = (slice(b, b + 1), slice(None), slice(s, e))
+            dq[rows], dk[rows], dv[rows] = _CPU_FLASH_BACKWARD(
+                grad[b:b + 1, s:e].transpose(1, 2), q[rows], k[rows], v[rows], out[b:b + 1, s:e].transpose(1, 2),
+                lse[rows], 0.0, True, scale=ctx.scale)
+        return dq, dk, dv, None, None
+
+
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       segments: list[list[tuple[int, int]]] | None = None, **kwargs):
@@ -47,11 +102,13 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
         raise ValueError(f"{NAME}: attention dropout is not supported with segments (got {dropout})")
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
+    spans = _spans(segments, query.shape[2])
+    if query.device.type == "cpu" and _CPU_FLASH is not None:
+        return RowAttention.apply(query, key, value, spans, scaling), None
     rows = []
-    for b, spans in enumerate(segments):
+    for b in range(query.shape[0]):
         parts, at = [], 0
-        for start, end in spans:  # contiguous from 0 (data/packing.py); the tail is padding
-            assert start == at, f"{NAME}: segments of sequence {b} are not contiguous at {start}"
+        for _, start, end in (x for x in spans if x[0] == b):
             parts.append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
                                value[b:b + 1, :, start:end], scaling))
             at = end

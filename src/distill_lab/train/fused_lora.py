@@ -2,9 +2,12 @@
 
 peft computes ``base(x) + lora_B(lora_A(x)) * s``: besides the three matmuls, a full-size multiply
 and add in the forward, their gradients in the backward, and a full-size add where autograd sums the
-two gradients of ``x``. Here the LoRA product is accumulated into the base output by the GEMM itself
-(``addmm_``, alpha = s) and the gradient of ``x`` likewise (``g W + (s g B) A``), so every extra pass
-is over rank-sized tensors only. Parameters, state dicts and peft adapters are unchanged: only each
+two gradients of ``x``. Here, in fp32 (and fp64), the adapter is folded into a weight-sized matrix
+``W' = W + s B A`` (a [out, in] product, small next to the activations) so that the output is one GEMM,
+``x W'^T``, and the gradient of ``x`` another, ``g W'``. In half precision folding would round the
+adapter's small update into W's precision, so there the LoRA product is accumulated into the base GEMM's
+output instead (``addmm_``, alpha = s), and the gradient of ``x`` likewise (``g W + (s g B) A``). The
+adapter's own gradients, ``s (g B)^T x`` and ``s g^T (x A^T)``, are rank-sized either way. Parameters, state dicts and peft adapters are unchanged: only each
 layer's ``forward`` is swapped, and the layer falls back to peft's own forward whenever the fused op
 does not apply (autocast, adapters disabled or merged, several adapters, a LoRA variant such as DoRA,
 dropout, a non-``nn.Linear`` base such as bitsandbytes 4-bit).
@@ -24,22 +27,26 @@ class LoraLinearFn(torch.autograd.Function):
     def forward(ctx, x, weight, bias, a, b, scale: float):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        xa = x2 @ a.t()  # [N, r]
-        out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-        out.addmm_(xa, b.t(), alpha=scale)
-        ctx.save_for_backward(x2, weight, a, b, xa)
+        if x.dtype in (torch.float32, torch.float64):
+            folded, xa = torch.addmm(weight, b, a, alpha=scale), None  # W' = W + s B A
+            out = torch.addmm(bias, x2, folded.t()) if bias is not None else x2 @ folded.t()
+        else:
+            folded, xa = None, x2 @ a.t()  # [N, r]
+            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
+            out.addmm_(xa, b.t(), alpha=scale)
+        ctx.save_for_backward(x2, weight, a, b, folded, xa)
         ctx.scale, ctx.shape = scale, shape
         return out.view(*shape[:-1], out.shape[-1])
 
     @staticmethod
     def backward(ctx, g):
-        x2, weight, a, b, xa = ctx.saved_tensors
+        x2, weight, a, b, folded, xa = ctx.saved_tensors
         s = ctx.scale
         g2 = g.reshape(-1, g.shape[-1])
         gxa = (g2 @ b).mul_(s)  # [N, r]: gradient of x A^T
         gx = gw = gbias = ga = gb = None
         if ctx.needs_input_grad[0]:
-            gx = (g2 @ weight).addmm_(gxa, a).view(ctx.shape)
+            gx = (g2 @ folded if folded is not None else (g2 @ weight).addmm_(gxa, a)).view(ctx.shape)
         if ctx.needs_input_grad[1]:
             gw = g2.t() @ x2
         if ctx.needs_input_grad[2]:
@@ -47,7 +54,7 @@ class LoraLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             ga = gxa.t() @ x2
         if ctx.needs_input_grad[4]:
-            gb = (g2.t() @ xa).mul_(s)
+            gb = (g2.t() @ (xa if xa is not None else x2 @ a.t())).mul_(s)
         return gx, gw, gbias, ga, gb, None
 
 

@@ -130,7 +130,7 @@ def test_cpu_row_attention_op_is_per_row_sdpa_bit_for_bit(monkeypatch, dtype):
     fast = run()
     monkeypatch.setattr(attention, "_CPU_FLASH", None)  # the sliced path
     ref = run()
-    for a, b in zip(fast, ref):
+    for a, b in zip(fast, ref, strict=True):
         assert a.shape == b.shape and torch.equal(a, b)
     assert fast[0][1, 31:].abs().sum() == 0 and fast[1][1, :, 31:].abs().sum() == 0
     # rows are independent: row (0, 20-50) equals attention over that row alone

@@ -3,6 +3,7 @@
 - row-segment attention (``train/attention.py``) for packed and padding-free batches, and padded
   batches without a dense mask;
 - the fused LoRA op (``train/fused_lora.py``), forward and every gradient;
+- the fused RMSNorm op (``train/fused_norm.py``);
 - gradient checkpointing through both.
 """
 
@@ -18,6 +19,7 @@ from distill_lab.train import fused_lora
 from distill_lab.train.attention import NAME, use_segment_attention
 from distill_lab.train.datamodule import collate, layout_for
 from distill_lab.train.fused_lora import fuse_lora_layers
+from distill_lab.train.fused_norm import RMSNormFn, fuse_rms_norms
 from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
 
@@ -238,6 +240,59 @@ def test_fused_lora_steps_aside_where_it_would_differ():
         assert fused_lora._fusable_now(layer2) is None  # autocast: peft's own forward
     with peft_net2.disable_adapter():
         assert fused_lora._fusable_now(layer2) is None
+
+
+@pytest.mark.parametrize("norm_class", ["qwen3", "llama"])
+def test_rms_norm_op_matches_transformers_forward_and_gradients(norm_class):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+
+    g = torch.Generator().manual_seed(0)
+    norm = {"qwen3": Qwen3RMSNorm, "llama": LlamaRMSNorm}[norm_class](48, eps=1e-5)
+    norm.weight.data = torch.rand(48, generator=g) + 0.5
+    x = (torch.randn(2, 7, 3, 48, generator=g) * 4).requires_grad_()
+    upstream = torch.randn(2, 7, 3, 48, generator=g)
+    results = []
+    for forward in (norm.forward, lambda t: RMSNormFn.apply(t, norm.weight, norm.variance_epsilon)):
+        x.grad, norm.weight.grad = None, None
+        y = forward(x)
+        y.backward(upstream)
+        results.append((y.detach(), x.grad.clone(), norm.weight.grad.clone()))
+    for ref, got in zip(*results, strict=True):
+        assert torch.allclose(ref, got, rtol=1e-5, atol=1e-5), float((ref - got).abs().max())
+
+
+def test_fuse_rms_norms_swaps_only_norms_that_compute_the_formula():
+    class OnePlusWeightRMSNorm(torch.nn.Module):  # Gemma's variant: x * (1 + w)
+        def __init__(self):
+            super().__init__()
+            self.weight, self.variance_epsilon = torch.nn.Parameter(torch.zeros(8), requires_grad=False), 1e-6
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon) * (1 + self.weight)
+
+    model = _lora_student(seed=4)
+    variant = OnePlusWeightRMSNorm()
+    model.add_module("variant", variant)
+    batch = collate(_examples([35, 58, 21]), "padding_free", 0, 0)
+    use_segment_attention(model)
+    ref = _loss_and_grads(model, batch)
+    assert fuse_rms_norms(model) == 2 * 4 + 1  # input, post-attention, q and k norms per layer; final norm
+    assert fuse_rms_norms(model) == 0  # idempotent
+    assert not hasattr(variant, "_distill_own_forward")  # the probe told it apart
+    calls = []
+    orig = RMSNormFn.apply
+    RMSNormFn.apply = lambda *a: calls.append(1) or orig(*a)
+    try:
+        got = _loss_and_grads(model, batch)
+        norm = model.get_base_model().model.norm
+        x = torch.randn(4, norm.weight.numel())
+        with torch.no_grad():  # half precision: the module's own forward, bit for bit
+            assert torch.equal(norm(x.bfloat16()), norm._distill_own_forward(x.bfloat16()))
+    finally:
+        RMSNormFn.apply = orig
+    assert len(calls) == 9  # once per norm, and not for the bf16 call
+    _assert_same(ref, got, 1e-5)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

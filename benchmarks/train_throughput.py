@@ -1,7 +1,7 @@
 """Training throughput: distill_lab's trainer vs TRL's SFTTrainer, same student, rows, LoRA, batch, precision.
 
     .venv/bin/python benchmarks/train_throughput.py [--students tiny,smollm2_135m] [--rows 400]
-        [--precision bf16,fp32] [--packing no,yes] [--threads 2] [--json out.json]
+        [--precision bf16,fp32] [--packing no,yes] [--threads 2] [--repeats N] [--json out.json]
 
 The parent builds one oracle dataset (the real generate stage) whose rows range from short to long
 (MIX_FAMILIES: 114-404 tokens for SmolLM2, mean 251, like the issue's 40-450), then runs each
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH, LR, MAX_LEN = 8, 1e-3, 512
@@ -71,7 +72,7 @@ def child_ours(args) -> dict:
     from distill_lab.stage import run_stage
 
     prec = "cpu" if args.precision == "bf16" else "cpu_fp32"
-    run = Path(tempfile.mkdtemp(prefix="bench-ours-"))
+    run = Path(tempfile.mkdtemp(prefix="bench-ours-", dir=args.scratch))
     cfg = compose([f"student={args.student}", f"hardware={prec}", f"hardware.threads={args.threads}",
                    f"train.dataset_dir={args.data}", f"run_dir={run}", f"train.batch_size={BATCH}",
                    "train.epochs=1", f"optimizer.lr={LR}", "optimizer.warmup_steps=0",
@@ -112,7 +113,7 @@ def child_trl(args) -> dict:
         def on_train_end(self, *a, **k):
             Clock.t1 = time.perf_counter()
 
-    sft = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=BATCH,
+    sft = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-", dir=args.scratch), per_device_train_batch_size=BATCH,
                     num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0,
                     # rows are already cut to MAX_LEN; TRL refuses padding_free + max_length without packing
                     max_length=None if args.child == "trl_pf" else MAX_LEN, packing=args.packing == "yes",
@@ -129,10 +130,12 @@ def child_trl(args) -> dict:
 
 def run_child(impl: str, student: str, precision: str, packing: str, data: Path, threads: int,
               grad_ckpt: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", impl, "--students", student, "--precision", precision,
-           "--packing", packing, "--data", str(data), "--threads", str(threads), "--grad-ckpt", grad_ckpt]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:  # run dirs and TRL output, removed after
+        cmd = [sys.executable, __file__, "--child", impl, "--students", student, "--precision", precision,
+               "--packing", packing, "--data", str(data), "--threads", str(threads), "--grad-ckpt", grad_ckpt,
+               "--scratch", scratch]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{impl}/{student}/{precision}/{packing} failed:\n{out.stderr[-3000:]}")
@@ -151,7 +154,11 @@ def main() -> None:
                     help="gradient checkpointing for both trainers (TRL's own default is on)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run each case's trainers this many times, interleaved (ours, trl, ours, trl, ...); "
+                         "tokens/s and ratios are then medians (this VM's speed drifts by 10-15%%)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         args.student, args.data = args.students, Path(args.data)
@@ -167,24 +174,34 @@ def main() -> None:
         for precision in args.precision.split(","):
             for packing in args.packing.split(","):
                 row = {"student": student, "precision": precision, "packing": packing}
-                for impl in args.impls.split(","):
-                    if impl == "trl_pf" and packing == "yes":
-                        continue  # TRL packs padding-free already
-                    r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt)
-                    r["tokens_per_s"] = r["supervised_tokens"] / r["time_s"]
-                    row[impl] = r
-                    pad = f"{r['padding_share']:.3f}" if r["padding_share"] is not None else "-"
-                    print(f"{student:<14}{precision:<6}{packing:<8}{impl:<6}{r['tokens_per_s']:>11.1f}"
-                          f"{r['time_s']:>9.1f}{r['steps']:>7}{r['peak_rss_mb']:>13.0f}{pad:>11}", flush=True)
+                impls = [i for i in args.impls.split(",") if not (i == "trl_pf" and packing == "yes")]
+                runs: dict[str, list[dict]] = {i: [] for i in impls}  # trl_pf: TRL packs padding-free already
+                for _ in range(args.repeats):
+                    for impl in impls:
+                        r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt)
+                        r["tokens_per_s"] = r["supervised_tokens"] / r["time_s"]
+                        runs[impl].append(r)
+                        pad = f"{r['padding_share']:.3f}" if r["padding_share"] is not None else "-"
+                        print(f"{student:<14}{precision:<6}{packing:<8}{impl:<6}{r['tokens_per_s']:>11.1f}"
+                              f"{r['time_s']:>9.1f}{r['steps']:>7}{r['peak_rss_mb']:>13.0f}{pad:>11}", flush=True)
+                for impl, rs in runs.items():
+                    row[impl] = {**rs[0], "tokens_per_s": median([r["tokens_per_s"] for r in rs]),
+                                 "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "runs": rs}
                 for peer in ("trl", "trl_pf"):
                     if "ours" in row and peer in row:
-                        row[f"ratio_{peer}"] = row["ours"]["tokens_per_s"] / row[peer]["tokens_per_s"]
+                        # repeat k of ours against repeat k of the peer: neighbours in time, so drift cancels
+                        pairs = [o["tokens_per_s"] / p["tokens_per_s"]
+                                 for o, p in zip(runs["ours"], runs[peer], strict=True)]
+                        row[f"ratio_{peer}"] = median(pairs)
+                        row[f"ratio_{peer}_runs"] = pairs
                         row[f"rss_ratio_{peer}"] = row["ours"]["peak_rss_mb"] / row[peer]["peak_rss_mb"]
-                        print(f"  -> ours / {peer}: {row[f'ratio_{peer}']:.2f}x supervised tokens/s, "
+                        spread = f" (runs: {', '.join(f'{x:.2f}' for x in pairs)})" if len(pairs) > 1 else ""
+                        print(f"  -> ours / {peer}: {row[f'ratio_{peer}']:.2f}x supervised tokens/s{spread}, "
                               f"peak RSS {row[f'rss_ratio_{peer}']:.2f}x", flush=True)
                 results.append(row)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": args.rows, "threads": args.threads, "cases": results},
+        Path(args.json).write_text(json.dumps({"rows": args.rows, "threads": args.threads, "repeats": args.repeats,
+                                               "cases": results},
                                               indent=1))
 
 

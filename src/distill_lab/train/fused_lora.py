@@ -7,10 +7,12 @@ two gradients of ``x``. Here, in fp32 (and fp64), the adapter is folded into a w
 ``x W'^T``, and the gradient of ``x`` another, ``g W'``. In half precision folding would round the
 adapter's small update into W's precision, so there the LoRA product is accumulated into the base GEMM's
 output instead (``addmm_``, alpha = s), and the gradient of ``x`` likewise (``g W + (s g B) A``). The
-adapter's own gradients, ``s (g B)^T x`` and ``s g^T (x A^T)``, are rank-sized either way. Parameters, state dicts and peft adapters are unchanged: only each
-layer's ``forward`` is swapped, and the layer falls back to peft's own forward whenever the fused op
-does not apply (autocast, adapters disabled or merged, several adapters, a LoRA variant such as DoRA,
-dropout, a non-``nn.Linear`` base such as bitsandbytes 4-bit).
+adapter's own gradients, ``s (g B)^T x`` and ``s g^T (x A^T)``, are rank-sized either way.
+
+Parameters, state dicts and peft adapters are unchanged: only each layer's ``forward`` is swapped, and
+the layer falls back to peft's own forward whenever the fused op does not apply (autocast, adapters
+disabled or merged, several adapters, a LoRA variant such as DoRA, dropout, a non-``nn.Linear`` base
+such as bitsandbytes 4-bit).
 """
 
 from __future__ import annotations

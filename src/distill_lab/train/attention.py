@@ -105,17 +105,16 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     spans = _spans(segments, query.shape[2])
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None
-    rows = []
-    for b in range(query.shape[0]):
-        parts, at = [], 0
-        for _, start, end in (x for x in spans if x[0] == b):
-            parts.append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
-                               value[b:b + 1, :, start:end], scaling))
-            at = end
-        if at < query.shape[2]:
-            parts.append(query.new_zeros((1, query.shape[1], query.shape[2] - at, query.shape[3])))  # never read
-        rows.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
-    out = torch.cat(rows) if len(rows) > 1 else rows[0]
+    parts: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]  # per sequence
+    for b, start, end in spans:
+        parts[b].append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
+                              value[b:b + 1, :, start:end], scaling))
+    _, h, t, d = query.shape
+    for seq in parts:
+        tail = t - sum(p.shape[2] for p in seq)
+        if tail:
+            seq.append(query.new_zeros((1, h, tail, d)))  # padding after the last row: never read
+    out = torch.cat([torch.cat(seq, dim=2) for seq in parts])
     return out.transpose(1, 2).contiguous(), None
 
 

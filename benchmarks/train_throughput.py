@@ -185,7 +185,7 @@ def main() -> None:
                         print(f"{student:<14}{precision:<6}{packing:<8}{impl:<6}{r['tokens_per_s']:>11.1f}"
                               f"{r['time_s']:>9.1f}{r['steps']:>7}{r['peak_rss_mb']:>13.0f}{pad:>11}", flush=True)
                 for impl, rs in runs.items():
-                    row[impl] = {**rs[0], "tokens_per_s": median([r["tokens_per_s"] for r in rs]),
+                    row[impl] = {"tokens_per_s": median([r["tokens_per_s"] for r in rs]),
                                  "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "runs": rs}
                 for peer in ("trl", "trl_pf"):
                     if "ours" in row and peer in row:

@@ -31,10 +31,11 @@ class LoraLinearFn(torch.autograd.Function):
         x2 = x.reshape(-1, shape[-1])
         if x.dtype in (torch.float32, torch.float64):
             folded, xa = torch.addmm(weight, b, a, alpha=scale), None  # W' = W + s B A
-            out = torch.addmm(bias, x2, folded.t()) if bias is not None else x2 @ folded.t()
         else:
             folded, xa = None, x2 @ a.t()  # [N, r]
-            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
+        w = weight if folded is None else folded
+        out = torch.addmm(bias, x2, w.t()) if bias is not None else x2 @ w.t()
+        if xa is not None:
             out.addmm_(xa, b.t(), alpha=scale)
         ctx.save_for_backward(x2, weight, a, b, folded, xa)
         ctx.scale, ctx.shape = scale, shape

@@ -12,11 +12,18 @@ per call here). Training never needs those masks:
   function ``distill_segments`` runs causal SDPA on each row's slice: a token never sees another row,
   and the cost is the sum of squared row lengths instead of the squared sequence length.
 
-On CPU the rows run through one autograd op (``RowAttention``) that calls PyTorch's flash-attention
-kernels for CPU directly: the same kernels ``scaled_dot_product_attention`` picks there (results are
-bit-identical), without a slice per row for q, k and v, whose backward would allocate and zero a
-full-size gradient for each row, and without concatenating the rows' outputs. Other devices slice
-and call ``scaled_dot_product_attention`` per row.
+On CPU all rows of a layer run through one autograd op:
+
+- ``KernelRowAttention`` in fp32: the project's C++ kernel (``train/kernels/row_attention.cpp``, built
+  at first use by ``train/cpu_kernels.py``). With the head sizes of small students it runs about twice
+  as fast as PyTorch's CPU flash attention; it agrees with SDPA up to fp32 rounding.
+- ``RowAttention`` otherwise (bf16, head sizes that are not a multiple of 16, no compiler, or
+  ``DISTILL_LAB_CPU_KERNELS=0``): PyTorch's flash-attention kernels for CPU, called directly. They are the
+  kernels ``scaled_dot_product_attention`` picks there (results are bit-identical), without a slice per
+  row for q, k and v, whose backward would allocate and zero a full-size gradient for each row, and
+  without concatenating the rows' outputs.
+
+Other devices slice and call ``scaled_dot_product_attention`` per row.
 
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
@@ -89,6 +96,81 @@ class RowAttention(torch.autograd.Function):
         return dq, dk, dv, None, None
 
 
+def _row_kernel():
+    """The C++ row-attention library with its argument types, or None (``train/cpu_kernels.py``)."""
+    from distill_lab.train import cpu_kernels
+
+    lib = cpu_kernels.load("row_attention")
+    if lib is not None and not getattr(lib, "_typed", False):
+        import ctypes
+
+        p, i, n, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_float
+        strided = [p, n, n, n]  # pointer, then strides of dims 0, 1, 2 (in elements)
+        shape = [i, i, i, n, p, i, n, f]  # H, Hk, D, T, spans, R, max_len, scale
+        lib.row_attention_forward.argtypes = strided * 3 + shape + [p, p, i]
+        lib.row_attention_backward.argtypes = strided * 3 + [p] + strided + [p] + shape + [p, p, p, i]
+        lib._typed = True
+    return lib
+
+
+def _kernel_fits(q: torch.Tensor, k: torch.Tensor) -> bool:
+    d = q.shape[-1]
+    return (q.device.type == "cpu" and q.dtype == torch.float32 and k.dtype == torch.float32 and d % 16 == 0
+            and d <= 1024 and q.shape[1] % k.shape[1] == 0 and _row_kernel() is not None)
+
+
+def _strided(x: torch.Tensor) -> list:
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    return [x.data_ptr(), x.stride(0), x.stride(1), x.stride(2)], x
+
+
+def _zero_tails(x: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    """Zero [B, T, ...] positions after each sequence's last row (the kernel writes only rows)."""
+    ends = [0] * x.shape[0]
+    for b, _, e in spans:
+        ends[b] = max(ends[b], e)
+    for b, e in enumerate(ends):
+        if e < x.shape[1]:
+            x[b, e:] = 0
+    return x
+
+
+class KernelRowAttention(torch.autograd.Function):
+    """``RowAttention`` in fp32 through the C++ kernel (``train/kernels/row_attention.cpp``): scores,
+    softmax and products in one register-tiled pass per 4 query rows. Same contract and results as
+    ``RowAttention`` up to fp32 rounding (the sums run in another order)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, spans: list[tuple[int, int, int]], scale: float | None):
+        b_, h, t, d = q.shape
+        scale = d ** -0.5 if scale is None else scale
+        table = torch.tensor(spans, dtype=torch.long)
+        max_len = max(e - s for _, s, e in spans)
+        (qa, q), (ka, k), (va, v) = _strided(q), _strided(k), _strided(v)
+        out = q.new_empty(b_, t, h, d)
+        lse = q.new_empty(b_, h, t)
+        _row_kernel().row_attention_forward(*qa, *ka, *va, h, k.shape[1], d, t, table.data_ptr(), len(spans),
+                                            max_len, scale, out.data_ptr(), lse.data_ptr(), torch.get_num_threads())
+        _zero_tails(out, spans)
+        ctx.save_for_backward(q, k, v, out, lse, table)
+        ctx.scale, ctx.max_len, ctx.spans = scale, max_len, spans
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, out, lse, table = ctx.saved_tensors
+        b_, h, t, d = q.shape
+        hk = k.shape[1]
+        (qa, q), (ka, k), (va, v) = _strided(q), _strided(k), _strided(v)
+        ga, grad = _strided(grad)  # [B, T, H, D]: strides of b, t, h
+        dq, dk, dv = q.new_empty(b_, t, h, d), q.new_empty(b_, t, hk, d), q.new_empty(b_, t, hk, d)
+        _row_kernel().row_attention_backward(*qa, *ka, *va, out.data_ptr(), *ga, lse.data_ptr(), h, hk, d, t,
+                                             table.data_ptr(), len(ctx.spans), ctx.max_len, ctx.scale,
+                                             dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), torch.get_num_threads())
+        grads = (_zero_tails(x, ctx.spans).transpose(1, 2) for x in (dq, dk, dv))
+        return (*grads, None, None)
+
+
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       segments: list[list[tuple[int, int]]] | None = None, **kwargs):
@@ -103,6 +185,8 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
     spans = _spans(segments, query.shape[2])
+    if _kernel_fits(query, key):
+        return KernelRowAttention.apply(query, key, value, spans, scaling), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None
     parts: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]  # per sequence

@@ -4,6 +4,7 @@
   batches without a dense mask;
 - the fused LoRA op (``train/fused_lora.py``), forward and every gradient;
 - the fused RMSNorm op (``train/fused_norm.py``);
+- the fused SwiGLU op (``train/fused_mlp.py``);
 - gradient checkpointing through both.
 """
 
@@ -19,6 +20,7 @@ from distill_lab.train import fused_lora
 from distill_lab.train.attention import NAME, use_segment_attention
 from distill_lab.train.datamodule import collate, layout_for
 from distill_lab.train.fused_lora import fuse_lora_layers
+from distill_lab.train.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
 from distill_lab.train.fused_norm import RMSNormFn, fuse_rms_norms
 from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
@@ -293,6 +295,57 @@ def test_fuse_rms_norms_swaps_only_norms_that_compute_the_formula():
     finally:
         RMSNormFn.apply = orig
     assert len(calls) == 9  # once per norm, and not for the bf16 call
+    _assert_same(ref, got, 1e-5)
+
+
+def test_swiglu_op_matches_silu_times_up_in_float64():
+    g = torch.Generator().manual_seed(0)
+    gate = torch.randn(5, 37, generator=g) * 6  # 185 values: vector body and scalar tail
+    gate[0, :4] = torch.tensor([-100.0, -88.0, 0.0, 95.0])  # saturated sigmoid both ways
+    gate.requires_grad_()
+    up = torch.randn(5, 37, generator=g).requires_grad_()
+    upstream = torch.randn(5, 37, generator=g)
+    h = SwiGLUFn.apply(gate, up)
+    h.backward(upstream)
+    g64, u64 = gate.detach().double().requires_grad_(), up.detach().double().requires_grad_()
+    ref = torch.nn.functional.silu(g64) * u64
+    ref.backward(upstream.double())
+    for got, want in ((h, ref), (gate.grad, g64.grad), (up.grad, u64.grad)):
+        assert torch.allclose(got.detach().double(), want.detach(), rtol=1e-5, atol=1e-5), \
+            float((got.double() - want).abs().max())
+
+
+def test_fuse_swiglu_mlps_swaps_only_silu_gated_mlps():
+    class GeluMLP(torch.nn.Module):  # same wiring, another activation: must keep its own forward
+        def __init__(self):
+            super().__init__()
+            self.gate_proj, self.up_proj = torch.nn.Linear(8, 16), torch.nn.Linear(8, 16)
+            self.down_proj = torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.down_proj(torch.nn.functional.gelu(self.gate_proj(x)) * self.up_proj(x))
+
+    model = _lora_student(seed=5)
+    variant = GeluMLP().requires_grad_(False)
+    model.add_module("variant", variant)
+    batch = collate(_examples([35, 58, 21]), "padding_free", 0, 0)
+    use_segment_attention(model)
+    ref = _loss_and_grads(model, batch)
+    assert fuse_swiglu_mlps(model) == 2  # one per decoder layer
+    assert fuse_swiglu_mlps(model) == 0  # idempotent
+    assert not hasattr(variant, "_distill_own_forward")  # the probe told it apart
+    calls = []
+    orig = SwiGLUFn.apply
+    SwiGLUFn.apply = lambda *a: calls.append(1) or orig(*a)
+    try:
+        got = _loss_and_grads(model, batch)
+        mlp = model.get_base_model().model.layers[0].mlp
+        x = torch.randn(4, 128)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: its own forward
+            assert torch.equal(mlp(x), mlp._distill_own_forward(x))
+    finally:
+        SwiGLUFn.apply = orig
+    assert len(calls) == 2  # once per layer, not for the autocast call
     _assert_same(ref, got, 1e-5)
 
 

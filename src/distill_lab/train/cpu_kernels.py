@@ -64,19 +64,23 @@ def _torch_uses_libgomp() -> bool:
 
 
 def _build(name: str) -> ctypes.CDLL:
-    source = (resources.files("distill_lab.train") / "kernels" / f"{name}.cpp").read_bytes()
+    folder = resources.files("distill_lab.train") / "kernels"
+    # the kernel and the shared headers (vec.h), by name
+    files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name == f"{name}.cpp" or f.name.endswith(".h")}
     cxx = shutil.which(os.environ.get("CXX", "c++"))
     if cxx is None:
         raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')!r} is not on PATH)")
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     flags = compile_flags()
-    key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), *(v.encode() for v in version)])).hexdigest()
+    parts = [b for k in sorted(files) for b in (k.encode(), files[k])] + [" ".join(flags).encode(), *(v.encode() for v in version)]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     lib = cache_root() / f"{name}-{key[:16]}.so"
     if not lib.is_file():
         lib.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+            for fname, data in files.items():
+                (Path(tmp) / fname).write_bytes(data)
             src, out = Path(tmp) / f"{name}.cpp", Path(tmp) / lib.name
-            src.write_bytes(source)
             proc = subprocess.run([cxx, *flags, str(src), "-o", str(out)], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{cxx} failed on {name}.cpp:\n{proc.stderr[-2000:]}")

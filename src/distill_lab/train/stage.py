@@ -55,6 +55,7 @@ def _setup_model(cfg: Config):
     from distill_lab.students import load_student
     from distill_lab.train.attention import use_segment_attention
     from distill_lab.train.fused_lora import fuse_lora_layers
+    from distill_lab.train.fused_mlp import fuse_swiglu_mlps
     from distill_lab.train.fused_norm import fuse_rms_norms
     from distill_lab.train.module import _unwrap
 
@@ -64,6 +65,7 @@ def _setup_model(cfg: Config):
     if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep the modules' own paths
         fuse_lora_layers(model)
         fuse_rms_norms(model)
+        fuse_swiglu_mlps(model)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):

@@ -1,0 +1,97 @@
+"""One op for the SwiGLU gate of gated MLPs (Llama, Qwen, Mistral, SmolLM): ``down(silu(gate(x)) * up(x))``.
+
+PyTorch computes ``silu(g) * u`` as two ops and autograd differentiates each of them, five passes over
+the [tokens, intermediate] activations (the widest in the model) for forward and backward.
+``SwiGLUFn`` makes them two, with the C++ kernel ``train/kernels/swiglu.cpp``.
+
+``fuse_swiglu_mlps`` swaps the ``forward`` only of modules with ``gate_proj``, ``up_proj`` and
+``down_proj`` whose own forward agrees with the fused one on a probe input (an MLP with another
+activation or another wiring keeps its own). At run time the op steps aside (the module's own forward
+runs) unless the activations are fp32 on CPU with autocast off and the kernel could be built.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from torch import nn
+
+from distill_lab.train import cpu_kernels
+
+
+def _lib():
+    lib = cpu_kernels.load("swiglu")
+    if lib is not None and not getattr(lib, "_typed", False):
+        import ctypes
+
+        p, n, i = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+        lib.swiglu_forward.argtypes = [p, p, p, n, i]
+        lib.swiglu_backward.argtypes = [p, p, p, p, p, n, i]
+        lib._typed = True
+    return lib
+
+
+class SwiGLUFn(torch.autograd.Function):
+    """``silu(g) * u`` for fp32 CPU tensors of one shape."""
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        g, u = g.contiguous(), u.contiguous()
+        h = torch.empty_like(g)
+        _lib().swiglu_forward(g.data_ptr(), u.data_ptr(), h.data_ptr(), g.numel(), torch.get_num_threads())
+        ctx.save_for_backward(g, u)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh: torch.Tensor):
+        g, u = ctx.saved_tensors
+        dh = dh.contiguous()
+        dg, du = torch.empty_like(g), torch.empty_like(u)
+        _lib().swiglu_backward(dh.data_ptr(), g.data_ptr(), u.data_ptr(), dg.data_ptr(), du.data_ptr(), g.numel(),
+                               torch.get_num_threads())
+        return dg, du
+
+
+def _fusable_now(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and _lib() is not None)
+
+
+def _fused(mlp, x: torch.Tensor) -> torch.Tensor:
+    return mlp.down_proj(SwiGLUFn.apply(mlp.gate_proj(x), mlp.up_proj(x)))
+
+
+def _fused_forward(mlp, own_forward, x: torch.Tensor) -> torch.Tensor:
+    if not _fusable_now(x):
+        return own_forward(x)
+    return _fused(mlp, x)
+
+
+def _computes_swiglu(mlp) -> bool:
+    """Does the module's own forward equal the fused one on a probe input (with its real weights)?"""
+    weight = getattr(mlp.gate_proj, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dtype != torch.float32 or weight.device.type != "cpu":
+        return False
+    width = mlp.gate_proj.in_features
+    g = torch.Generator().manual_seed(0)
+    probe = torch.randn(2, 3, width, generator=g).mul_(3)
+    with torch.no_grad():
+        own = mlp.forward(probe)
+        ours = _fused(mlp, probe)
+    return own.shape == ours.shape and torch.allclose(own, ours, rtol=1e-4, atol=1e-5)
+
+
+def fuse_swiglu_mlps(model) -> int:
+    """Swap the forward of every gated MLP that computes ``down(silu(gate(x)) * up(x))``; returns how many."""
+    if _lib() is None:
+        return 0
+    n = 0
+    for module in model.modules():
+        if not all(isinstance(getattr(module, a, None), nn.Module) for a in ("gate_proj", "up_proj", "down_proj")) \
+                or hasattr(module, "_distill_own_forward") or not _computes_swiglu(module):
+            continue
+        module._distill_own_forward = module.forward
+        module.forward = types.MethodType(lambda self, x: _fused_forward(self, self._distill_own_forward, x), module)
+        n += 1
+    return n

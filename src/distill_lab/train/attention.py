@@ -237,3 +237,5 @@ def use_segment_attention(model) -> None:
     register()
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     inner.set_attn_implementation(NAME)
+    if next(inner.parameters()).device.type == "cpu":
+        _row_kernel()  # build (or load) the CPU kernel now rather than inside the first training step

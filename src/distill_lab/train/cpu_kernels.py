@@ -1,11 +1,11 @@
 """Builds and loads the project's C++ CPU kernels (``train/kernels/*.cpp``) as plain shared libraries.
 
 The sources use no torch headers, so one ``c++`` call builds a kernel in a few seconds, once per
-machine type: the library is cached under ``$DISTILL_LAB_CACHE/kernels`` (default
-``~/.cache/distill_lab``), named by a hash of the source, the compiler and the flags, and written
-atomically, so concurrent ranks and sweep jobs share one build. Python calls it through ``ctypes``
-(which releases the GIL). Where torch runs GNU OpenMP the kernels are built with ``-fopenmp`` and
-share torch's thread pool; elsewhere they start their own threads.
+machine type. The library is cached under ``$DISTILL_LAB_CACHE/kernels`` (default
+``~/.cache/distill_lab``), named by a hash of the sources, the machine type, the compiler and the
+flags, and written atomically, so concurrent ranks and sweep jobs share one build. Python calls it
+through ``ctypes`` (which releases the GIL). Where torch runs GNU OpenMP the kernels are built with
+``-fopenmp`` and share torch's thread pool; elsewhere they start their own threads.
 
 Instruction set: ``-mavx2 -mfma`` when PyTorch reports AVX2 or AVX-512 on this CPU (the flags are part
 of the cache key, so a cache shared by different nodes keeps one build per kind); otherwise the
@@ -72,7 +72,8 @@ def _build(name: str) -> ctypes.CDLL:
         raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')!r} is not on PATH)")
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     flags = compile_flags()
-    parts = [b for k in sorted(files) for b in (k.encode(), files[k])] + [" ".join(flags).encode(), *(v.encode() for v in version)]
+    parts = [b for k in sorted(files) for b in (k.encode(), files[k])]
+    parts += [platform.machine().encode(), " ".join(flags).encode(), *(v.encode() for v in version)]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     lib = cache_root() / f"{name}-{key[:16]}.so"
     if not lib.is_file():

@@ -113,9 +113,9 @@ def _row_kernel():
     return lib
 
 
-def _kernel_fits(q: torch.Tensor, k: torch.Tensor) -> bool:
+def _kernel_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     d = q.shape[-1]
-    return (q.device.type == "cpu" and q.dtype == torch.float32 and k.dtype == torch.float32 and d % 16 == 0
+    return (q.device.type == "cpu" and all(x.dtype == torch.float32 for x in (q, k, v)) and d % 16 == 0
             and d <= 1024 and q.shape[1] % k.shape[1] == 0 and _row_kernel() is not None)
 
 
@@ -185,7 +185,7 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
     spans = _spans(segments, query.shape[2])
-    if _kernel_fits(query, key):
+    if _kernel_fits(query, key, value):
         return KernelRowAttention.apply(query, key, value, spans, scaling), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None

@@ -73,9 +73,8 @@ def _computes_swiglu(mlp) -> bool:
     weight = getattr(mlp.gate_proj, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dtype != torch.float32 or weight.device.type != "cpu":
         return False
-    width = mlp.gate_proj.in_features
     g = torch.Generator().manual_seed(0)
-    probe = torch.randn(2, 3, width, generator=g).mul_(3)
+    probe = torch.randn(2, 3, weight.shape[-1], generator=g).mul_(3)  # weight: [intermediate, hidden]
     with torch.no_grad():
         own = mlp.forward(probe)
         ours = _fused(mlp, probe)

@@ -199,8 +199,7 @@ int row_attention_forward(const float* q, long sqb, long sqh, long sqt, const fl
           rmax[r] = m * scale;
           o[r] = out + ((w.b * T + w.start + i0 + r) * H + h) * D;
         }
-        float zero_lse[BM] = {rmax[0], rmax[1], rmax[2], rmax[3]};
-        probabilities(S, Lp, n16, limit, zero_lse, scale);  // exp(scale * s - scale * max)
+        probabilities(S, Lp, n16, limit, rmax, scale);  // exp(scale * s - scale * max)
         for (int r = 0; r < bm; ++r) {
           const float* s = S + r * Lp;
           v8 acc = {};

@@ -17,11 +17,12 @@ such as bitsandbytes 4-bit).
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import torch
 from torch import nn
+
+from distill_lab.train.forward_swap import swap_forwards
 
 
 class LoraLinearFn(torch.autograd.Function):
@@ -89,12 +90,5 @@ def fuse_lora_layers(model) -> int:
     """Swap the forward of every peft LoRA ``Linear`` over a plain ``nn.Linear``; returns how many."""
     from peft.tuners.lora.layer import Linear as LoraLinear
 
-    n = 0
-    for module in model.modules():
-        if isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear \
-                and not hasattr(module, "_distill_peft_forward"):
-            module._distill_peft_forward = module.forward
-            module.forward = types.MethodType(
-                lambda self, x, *a, **k: _fused_forward(self, self._distill_peft_forward, x, *a, **k), module)
-            n += 1
-    return n
+    return swap_forwards(model, lambda m: isinstance(m, LoraLinear) and type(m.base_layer) is nn.Linear,
+                         _fused_forward)

@@ -12,12 +12,11 @@ runs) unless the activations are fp32 on CPU with autocast off and the kernel co
 
 from __future__ import annotations
 
-import types
-
 import torch
 from torch import nn
 
 from distill_lab.train import cpu_kernels
+from distill_lab.train.forward_swap import swap_forwards
 
 
 def _lib():
@@ -85,12 +84,9 @@ def fuse_swiglu_mlps(model) -> int:
     """Swap the forward of every gated MLP that computes ``down(silu(gate(x)) * up(x))``; returns how many."""
     if _lib() is None:
         return 0
-    n = 0
-    for module in model.modules():
-        if not all(isinstance(getattr(module, a, None), nn.Module) for a in ("gate_proj", "up_proj", "down_proj")) \
-                or hasattr(module, "_distill_own_forward") or not _computes_swiglu(module):
-            continue
-        module._distill_own_forward = module.forward
-        module.forward = types.MethodType(lambda self, x: _fused_forward(self, self._distill_own_forward, x), module)
-        n += 1
-    return n
+
+    def wanted(module) -> bool:
+        return all(isinstance(getattr(module, a, None), nn.Module) for a in ("gate_proj", "up_proj", "down_proj")) \
+            and _computes_swiglu(module)
+
+    return swap_forwards(model, wanted, _fused_forward)

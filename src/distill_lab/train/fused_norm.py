@@ -16,10 +16,10 @@ this op does not reproduce.
 
 from __future__ import annotations
 
-import types
-
 import torch
 from torch import nn
+
+from distill_lab.train.forward_swap import swap_forwards
 
 
 class RMSNormFn(torch.autograd.Function):
@@ -70,12 +70,8 @@ def _computes_rms_norm(norm) -> bool:
 
 def fuse_rms_norms(model) -> int:
     """Swap the forward of every RMSNorm that computes the plain formula; returns how many."""
-    n = 0
-    for module in model.modules():
-        if not type(module).__name__.endswith("RMSNorm") or not hasattr(module, "variance_epsilon") \
-                or hasattr(module, "_distill_own_forward") or not _computes_rms_norm(module):
-            continue
-        module._distill_own_forward = module.forward
-        module.forward = types.MethodType(lambda self, x: _fused_forward(self, self._distill_own_forward, x), module)
-        n += 1
-    return n
+    def wanted(module) -> bool:
+        return type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon") \
+            and _computes_rms_norm(module)
+
+    return swap_forwards(model, wanted, _fused_forward)

@@ -144,3 +144,26 @@ def test_a_failing_build_names_the_compiler_error(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="failed on row_attention.cpp:\n.*fatal: broken"):
         cpu_kernels._build("row_attention")
     assert not list((tmp_path / "kernels").glob("*.so"))  # nothing half-written is left to load
+
+
+@needs_compiler
+def test_kernel_built_without_openmp_runs_its_own_threads(monkeypatch, tmp_path):
+    """Where torch does not run GNU OpenMP (macOS, other runtimes) the kernel is built without -fopenmp
+    and splits the rows over threads of its own: same results."""
+    monkeypatch.setattr(cpu_kernels, "_torch_uses_libgomp", lambda: False)
+    monkeypatch.setattr(cpu_kernels, "_LOADED", {})
+    monkeypatch.setenv("DISTILL_LAB_CACHE", str(tmp_path))
+    assert "-fopenmp" not in cpu_kernels.compile_flags()
+    spans = [(0, 0, 70), (0, 70, 71), (0, 71, 130)]
+    q, k, v, grad = _inputs(1, 130, 4, 2, 32, seed=2)
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out, grads = _kernel(q, k, v, grad, spans, 0.25)
+    finally:
+        torch.set_num_threads(n)
+    assert [p.name.startswith("row_attention-") for p in (tmp_path / "kernels").iterdir()] == [True]
+    ref_out, ref_grads = _reference(q, k, v, grad, spans, 0.25)
+    assert torch.allclose(out.double(), ref_out, atol=2e-6, rtol=1e-5)
+    for got, ref in zip(grads, ref_grads, strict=True):
+        assert torch.allclose(got.double(), ref, atol=2e-5, rtol=1e-4)

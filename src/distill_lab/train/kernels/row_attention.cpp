@@ -1,6 +1,6 @@
 // Causal attention inside each row of a training batch, fp32, forward and backward, for CPU.
 //
-// Built at first use by distill_lab/train/cpu_kernels.py (plain g++, no torch headers) and called
+// Built at first use by distill_lab/train/cpu_kernels.py (plain c++, no torch headers) and called
 // through ctypes; see distill_lab/train/attention.py for how rows ("spans") come from the batch.
 //
 // Why: PyTorch's CPU flash-attention kernel reaches about a quarter of this CPU's fp32 peak with the
@@ -14,7 +14,8 @@
 // scores, saved by the forward for the backward). A row is (b, start, end): query i of the row sees
 // keys start..i. Work is split over (row, key/value head) pairs, longest rows first.
 //
-// Requirements, checked by the caller: D is a multiple of 16 and every row is at most max_len long.
+// Requirements, checked by the caller: D is a multiple of 16 and at most 1024, and every row is at most
+// max_len long.
 
 #include <algorithm>
 #include <atomic>

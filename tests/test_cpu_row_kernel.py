@@ -111,7 +111,7 @@ def test_segment_attention_takes_the_kernel_for_fp32_and_pytorchs_kernels_otherw
 def test_build_is_cached_per_source_and_flags(tmp_path):
     """A fresh process builds into the cache; the next one loads the same file without compiling."""
     code = ("import torch, sys; from distill_lab.train import cpu_kernels as c; "
-            "assert c.load('row_attention') is not None; print(sorted(p.name for p in c.cache_root().iterdir()))")
+            "assert c.load('row_attention', {}) is not None; print(sorted(p.name for p in c.cache_root().iterdir()))")
     env = {**os.environ, "DISTILL_LAB_CACHE": str(tmp_path), "DISTILL_LAB_CPU_KERNELS": "1"}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     [lib] = (tmp_path / "kernels").iterdir()
@@ -127,7 +127,7 @@ def test_without_a_compiler_training_falls_back_with_a_warning(monkeypatch, tmp_
     monkeypatch.setenv("DISTILL_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(cpu_kernels, "_LOADED", {})
     with caplog.at_level(logging.WARNING, logger="distill_lab.train.cpu_kernels"):
-        assert cpu_kernels.load("row_attention") is None
+        assert cpu_kernels.load("row_attention", {}) is None
     assert "no C++ compiler" in caplog.text and "no-such-compiler" in caplog.text
     q, k, v, grad = _inputs(1, 30, 4, 2, 32)
     out, _ = attention.segment_attention(None, q, k, v, None, scaling=0.3, segments=[[(0, 30)]])
@@ -142,7 +142,7 @@ def test_a_failing_build_names_the_compiler_error(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", str(fake))
     monkeypatch.setenv("DISTILL_LAB_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match="failed on row_attention.cpp:\n.*fatal: broken"):
-        cpu_kernels._build("row_attention")
+        cpu_kernels._build("row_attention", {})
     assert not list((tmp_path / "kernels").glob("*.so"))  # nothing half-written is left to load
 
 

@@ -33,6 +33,7 @@ forward runs inside ``maskless()`` so that no mask is built at all.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from contextlib import contextmanager
 
@@ -96,21 +97,20 @@ class RowAttention(torch.autograd.Function):
         return dq, dk, dv, None, None
 
 
+_P, _I, _N, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_float
+_STRIDED = [_P, _N, _N, _N]  # pointer, then strides of dims 0, 1, 2 (in elements)
+_SHAPE = [_I, _I, _I, _N, _P, _I, _N, _F]  # H, Hk, D, T, spans, R, max_len, scale
+_KERNEL_SIGNATURES = {
+    "row_attention_forward": _STRIDED * 3 + _SHAPE + [_P, _P, _I],
+    "row_attention_backward": _STRIDED * 3 + [_P] + _STRIDED + [_P] + _SHAPE + [_P, _P, _P, _I],
+}
+
+
 def _row_kernel():
-    """The C++ row-attention library with its argument types, or None (``train/cpu_kernels.py``)."""
+    """The C++ row-attention library, or None (``train/cpu_kernels.py``)."""
     from distill_lab.train import cpu_kernels
 
-    lib = cpu_kernels.load("row_attention")
-    if lib is not None and not getattr(lib, "_typed", False):
-        import ctypes
-
-        p, i, n, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_float
-        strided = [p, n, n, n]  # pointer, then strides of dims 0, 1, 2 (in elements)
-        shape = [i, i, i, n, p, i, n, f]  # H, Hk, D, T, spans, R, max_len, scale
-        lib.row_attention_forward.argtypes = strided * 3 + shape + [p, p, i]
-        lib.row_attention_backward.argtypes = strided * 3 + [p] + strided + [p] + shape + [p, p, p, i]
-        lib._typed = True
-    return lib
+    return cpu_kernels.load("row_attention", _KERNEL_SIGNATURES)
 
 
 def _kernel_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:

@@ -63,7 +63,7 @@ def _torch_uses_libgomp() -> bool:
         return False
 
 
-def _build(name: str) -> ctypes.CDLL:
+def _build(name: str, signatures: dict[str, list]) -> ctypes.CDLL:
     folder = resources.files("distill_lab.train") / "kernels"
     # the kernel and the shared headers (vec.h), by name
     files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name == f"{name}.cpp" or f.name.endswith(".h")}
@@ -86,17 +86,21 @@ def _build(name: str) -> ctypes.CDLL:
             if proc.returncode != 0:
                 raise RuntimeError(f"{cxx} failed on {name}.cpp:\n{proc.stderr[-2000:]}")
             os.replace(out, lib)  # atomic: a racing process keeps either complete copy
-    return ctypes.CDLL(str(lib))
+    loaded = ctypes.CDLL(str(lib))
+    for function, argtypes in signatures.items():
+        getattr(loaded, function).argtypes = argtypes
+    return loaded
 
 
-def load(name: str) -> ctypes.CDLL | None:
-    """The kernel library ``name`` (built on first use), or None when it cannot be used here."""
+def load(name: str, signatures: dict[str, list]) -> ctypes.CDLL | None:
+    """The kernel library ``name`` (built on first use) with the ctypes argument types of its functions
+    set from ``signatures``, or None when it cannot be used here."""
     if os.environ.get("DISTILL_LAB_CPU_KERNELS", "1") == "0":
         return None
     with _LOCK:
         if name not in _LOADED:
             try:
-                _LOADED[name] = _build(name)
+                _LOADED[name] = _build(name, signatures)
             except (OSError, RuntimeError) as e:
                 log.warning("CPU kernel %s unavailable, using PyTorch's kernels instead: %s", name, e)
                 _LOADED[name] = None

@@ -12,23 +12,20 @@ runs) unless the activations are fp32 on CPU with autocast off and the kernel co
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 from torch import nn
 
 from distill_lab.train import cpu_kernels
 from distill_lab.train.forward_swap import swap_forwards
 
+_P, _N, _I = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+_SIGNATURES = {"swiglu_forward": [_P, _P, _P, _N, _I], "swiglu_backward": [_P, _P, _P, _P, _P, _N, _I]}
+
 
 def _lib():
-    lib = cpu_kernels.load("swiglu")
-    if lib is not None and not getattr(lib, "_typed", False):
-        import ctypes
-
-        p, n, i = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
-        lib.swiglu_forward.argtypes = [p, p, p, n, i]
-        lib.swiglu_backward.argtypes = [p, p, p, p, p, n, i]
-        lib._typed = True
-    return lib
+    return cpu_kernels.load("swiglu", _SIGNATURES)
 
 
 class SwiGLUFn(torch.autograd.Function):

@@ -1,10 +1,10 @@
 """The trainer's fast paths compute exactly what the plain HF + peft path computes.
 
-- row-segment attention (``train/attention.py``) for packed and padding-free batches, and padded
+- row-segment attention (``backends/cpu/attention.py``) for packed and padding-free batches, and padded
   batches without a dense mask;
-- the fused LoRA op (``train/fused_lora.py``), forward and every gradient;
-- the fused RMSNorm op (``train/fused_norm.py``);
-- the fused SwiGLU op (``train/fused_mlp.py``);
+- the fused LoRA op (``backends/cpu/fused_lora.py``), forward and every gradient;
+- the fused RMSNorm op (``backends/cpu/fused_norm.py``);
+- the fused SwiGLU op (``backends/cpu/fused_mlp.py``);
 - gradient checkpointing through both.
 """
 
@@ -16,12 +16,12 @@ from peft import LoraConfig, get_peft_model
 
 from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
 from distill_lab.students import load_student
-from distill_lab.train import fused_lora
-from distill_lab.train.attention import NAME, use_segment_attention
+from distill_lab.backends.cpu import fused_lora
+from distill_lab.backends.cpu.attention import NAME, use_segment_attention
 from distill_lab.train.datamodule import collate, layout_for
-from distill_lab.train.fused_lora import fuse_lora_layers
-from distill_lab.train.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
-from distill_lab.train.fused_norm import RMSNormFn, fuse_rms_norms
+from distill_lab.backends.cpu.fused_lora import fuse_lora_layers
+from distill_lab.backends.cpu.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
+from distill_lab.backends.cpu.fused_norm import RMSNormFn, fuse_rms_norms
 from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
 
@@ -117,7 +117,7 @@ def test_cpu_row_attention_op_is_per_row_sdpa_bit_for_bit(monkeypatch, dtype):
     """``RowAttention`` (CPU kernels called directly) against the sliced per-row SDPA that other devices
     run: same output and same q/k/v gradients, bit for bit; grouped-query heads; two sequences, the
     second with padding after its rows, which gets zero output and zero gradient."""
-    from distill_lab.train import attention
+    from distill_lab.backends.cpu import attention
 
     monkeypatch.setenv("DISTILL_LAB_CPU_KERNELS", "0")  # the C++ kernel: tests/test_cpu_row_kernel.py
     g = torch.Generator().manual_seed(0)
@@ -145,7 +145,7 @@ def test_cpu_row_attention_op_is_per_row_sdpa_bit_for_bit(monkeypatch, dtype):
 
 
 def test_segments_that_do_not_tile_the_sequence_are_refused():
-    from distill_lab.train.attention import segment_attention
+    from distill_lab.backends.cpu.attention import segment_attention
 
     q = torch.zeros(1, 2, 10, 8)
     for bad in ([[(0, 4), (5, 10)]], [[(0, 4), (4, 11)]], [[(0, 0)]], [[(0, 4)], [(0, 4)]]):

@@ -2,7 +2,7 @@
 
 Packed: the rows of one optimizer step are placed into as few sequences of at most ``max_length``
 tokens as first-fit decreasing allows. ``position_ids`` restart at 0 for every row, and ``segments``
-lists every row's ``(sequence, start, end)``: the trainer's attention (``train/attention.py``) runs
+lists every row's ``(sequence, start, end)``: the trainer's attention (``backends/cpu/attention.py``) runs
 causal attention inside each row, so a token never attends across rows. (A plain HF model given only
 the restarting ``position_ids`` builds the equivalent block-diagonal mask, or uses varlen flash
 attention on GPU.)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from distill_lab.config import Config
 from distill_lab.data.packing import IGNORE
-from distill_lab.train.attention import NAME as SEGMENT_ATTENTION
-from distill_lab.train.attention import maskless
+from distill_lab.backends.cpu.attention import NAME as SEGMENT_ATTENTION
+from distill_lab.backends.cpu.attention import maskless
 
 
 def _unwrap(model):
@@ -36,7 +36,7 @@ def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Forward kwargs of a training batch (``data/packing.py``), without any dense attention mask.
 
     Padded batches are right-padded, so causal attention alone keeps real tokens off the padding (see
-    ``train/attention.py``): their ``attention_mask`` is not passed. Packed batches pass their restarting
+    ``backends/cpu/attention.py``): their ``attention_mask`` is not passed. Packed batches pass their restarting
     ``position_ids`` and, when the model runs ``distill_segments`` attention, their row ``segments``
     (otherwise transformers derives a block-diagonal mask from the position restarts).
     """

@@ -53,10 +53,10 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
 
 def _setup_model(cfg: Config):
     from distill_lab.students import load_student
-    from distill_lab.train.attention import use_segment_attention
-    from distill_lab.train.fused_lora import fuse_lora_layers
-    from distill_lab.train.fused_mlp import fuse_swiglu_mlps
-    from distill_lab.train.fused_norm import fuse_rms_norms
+    from distill_lab.backends.cpu.attention import use_segment_attention
+    from distill_lab.backends.cpu.fused_lora import fuse_lora_layers
+    from distill_lab.backends.cpu.fused_mlp import fuse_swiglu_mlps
+    from distill_lab.backends.cpu.fused_norm import fuse_rms_norms
     from distill_lab.train.module import _unwrap
 
     model, tok = load_student(cfg.student, for_training=True)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill_lab.train.forward_swap import swap_forwards
+from distill_lab.backends.cpu.forward_swap import swap_forwards
 
 
 class LoraLinearFn(torch.autograd.Function):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distill_lab.train.forward_swap import swap_forwards
+from distill_lab.backends.cpu.forward_swap import swap_forwards
 
 
 class RMSNormFn(torch.autograd.Function):

@@ -14,8 +14,8 @@ per call here). Training never needs those masks:
 
 On CPU all rows of a layer run through one autograd op:
 
-- ``KernelRowAttention`` in fp32: the project's C++ kernel (``train/kernels/row_attention.cpp``, built
-  at first use by ``train/cpu_kernels.py``). With the head sizes of small students it runs about twice
+- ``KernelRowAttention`` in fp32: the project's C++ kernel (``backends/cpu/kernels/row_attention.cpp``, built
+  at first use by ``backends/cpu/cpu_kernels.py``). With the head sizes of small students it runs about twice
   as fast as PyTorch's CPU flash attention; it agrees with SDPA up to fp32 rounding.
 - ``RowAttention`` otherwise (bf16, head sizes that are not a multiple of 16, no compiler, or
   ``DISTILL_LAB_CPU_KERNELS=0``): PyTorch's flash-attention kernels for CPU, called directly. They are the
@@ -107,8 +107,8 @@ _KERNEL_SIGNATURES = {
 
 
 def _row_kernel():
-    """The C++ row-attention library, or None (``train/cpu_kernels.py``)."""
-    from distill_lab.train import cpu_kernels
+    """The C++ row-attention library, or None (``backends/cpu/cpu_kernels.py``)."""
+    from distill_lab.backends.cpu import cpu_kernels
 
     return cpu_kernels.load("row_attention", _KERNEL_SIGNATURES)
 
@@ -136,7 +136,7 @@ def _zero_tails(x: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Ten
 
 
 class KernelRowAttention(torch.autograd.Function):
-    """``RowAttention`` in fp32 through the C++ kernel (``train/kernels/row_attention.cpp``): scores,
+    """``RowAttention`` in fp32 through the C++ kernel (``backends/cpu/kernels/row_attention.cpp``): scores,
     softmax and products in one register-tiled pass per 4 query rows. Same contract and results as
     ``RowAttention`` up to fp32 rounding (the sums run in another order)."""
 
@@ -171,6 +171,18 @@ class KernelRowAttention(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _common_dtype(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """q, k and v in the dtype SDPA would compute in: autocast's dtype when autocast is on for their
+    device (SDPA is one of autocast's lower-precision ops), else their promoted dtype. Under bf16
+    autocast a model's q and k can leave their norms and rotary embedding in fp32 while v is bf16."""
+    device = q.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    else:
+        dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    return tuple(x if x.dtype == dtype else x.to(dtype) for x in (q, k, v))
+
+
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       segments: list[list[tuple[int, int]]] | None = None, **kwargs):
@@ -185,6 +197,7 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
     spans = _spans(segments, query.shape[2])
+    query, key, value = _common_dtype(query, key, value)
     if _kernel_fits(query, key, value):
         return KernelRowAttention.apply(query, key, value, spans, scaling), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:

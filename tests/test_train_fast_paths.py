@@ -14,15 +14,15 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
-from distill_lab.students import load_student
 from distill_lab.backends.cpu import fused_lora
 from distill_lab.backends.cpu.attention import NAME, use_segment_attention
-from distill_lab.train.datamodule import collate, layout_for
+from distill_lab.backends.cpu.backend import token_loss_sum
 from distill_lab.backends.cpu.fused_lora import fuse_lora_layers
 from distill_lab.backends.cpu.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
 from distill_lab.backends.cpu.fused_norm import RMSNormFn, fuse_rms_norms
-from distill_lab.train.module import token_loss_sum
+from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
+from distill_lab.students import load_student
+from distill_lab.train.datamodule import collate, layout_for
 from tests.conftest import compose_config
 
 
@@ -154,7 +154,7 @@ def test_segments_that_do_not_tile_the_sequence_are_refused():
 
 
 def _kw(model, batch):
-    from distill_lab.train.module import model_inputs
+    from distill_lab.backends.cpu.backend import model_inputs
 
     return model_inputs(model, batch)
 
@@ -375,10 +375,10 @@ def test_the_stage_model_trains_in_training_mode_with_checkpointing_active():
 
     cfg = compose_config(["student=tiny", "train.gradient_checkpointing=true", "student.lora.dropout=0.1"],
                          stage="train")
-    model, _ = _setup_model(cfg)
+    model, _, backend, _ = _setup_model(cfg, "32-true")
     assert all(m.training for m in model.modules())
     n: list[int] = []
     model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a: n.append(1))
-    s, k = token_loss_sum(model, collate(_examples([30, 41]), "padding_free", 0, 0))
+    s, k = backend.loss_sum(model, collate(_examples([30, 41]), "padding_free", 0, 0))
     (s / k).backward()
     assert len(n) == 2  # the layer ran again in the backward: checkpointing is on

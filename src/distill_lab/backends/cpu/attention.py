@@ -119,6 +119,14 @@ def _kernel_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
             and d <= 1024 and q.shape[1] % k.shape[1] == 0 and _row_kernel() is not None)
 
 
+def row_kernel_takes(config) -> bool:
+    """Will fp32 segment attention of a model with this config run the C++ kernel (built or loaded now)?"""
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    d = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return d % 16 == 0 and d <= 1024 and heads % kv == 0 and _row_kernel() is not None
+
+
 def _strided(x: torch.Tensor) -> list:
     x = x if x.stride(-1) == 1 else x.contiguous()
     return [x.data_ptr(), x.stride(0), x.stride(1), x.stride(2)], x

@@ -6,9 +6,10 @@ and strategy.
   flash-attention kernels;
 - LM head + loss: the head runs only at supervised positions (``select.head_loss_sum``); under FSDP2
   the whole model runs (its root module gathers the head's weights around its own forward);
-- LoRA linears (``fused_lora.py``): fp32 and bf16-true (one dtype throughout); not under bf16 autocast,
-  not over 4-bit (QLoRA) base layers, not under FSDP2;
-- RMSNorm (``fused_norm.py``) and the SwiGLU gate (``fused_mlp.py``): fp32 only, not under FSDP2.
+- LoRA linears (``fused_lora.py``): every precision (under bf16 autocast with the frozen base weight
+  cast once); not over 4-bit (QLoRA) base layers, not under FSDP2;
+- RMSNorm (``fused_norm.py``): fp32 inputs (32-true, and the residual stream under bf16-mixed);
+- the SwiGLU gate (``fused_mlp.py``): 32-true only (an fp32 C++ kernel); neither under FSDP2.
 
 Whatever is left out is said in the report, with the reason; the modules keep their own forward.
 """
@@ -88,17 +89,19 @@ class CpuFastBackend(Backend):
             notes.append("fsdp2: LoRA, RMSNorm and SwiGLU keep their own forward (FSDP2 swaps parameters "
                          "around it); the LM head runs over every position")
             return self.report(replaced, notes)
-        if t.precision in ("32-true", "bf16-true"):
-            replaced["lora_linear"] = fuse_lora_layers(model)
-            if t.quantized:
-                notes.append("lora_linear: 4-bit (QLoRA) base layers keep peft's forward")
-        else:
-            notes.append(f"lora_linear: not under {t.precision} autocast (peft's forward, autocast's bf16 matmuls)")
-        if t.precision == "32-true":
+        replaced["lora_linear"] = fuse_lora_layers(model)
+        if t.quantized:
+            notes.append("lora_linear: 4-bit (QLoRA) base layers keep peft's forward")
+        if t.precision in ("32-true", "bf16-mixed"):
             replaced["rms_norm"] = fuse_rms_norms(model)
+            if t.precision == "bf16-mixed":
+                notes.append("rms_norm: on fp32 inputs (the residual stream); norms fed bf16 keep their own forward")
+        else:
+            notes.append(f"rms_norm: an fp32 op, not under {t.precision}")
+        if t.precision == "32-true":
             replaced["swiglu"] = fuse_swiglu_mlps(model)
         else:
-            notes.append(f"rms_norm, swiglu: fp32 ops, not under {t.precision}")
+            notes.append(f"swiglu: an fp32 kernel, not under {t.precision}")
         return self.report(replaced, notes)
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

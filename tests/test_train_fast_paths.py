@@ -240,9 +240,59 @@ def test_fused_lora_steps_aside_where_it_would_differ():
     layer2 = peft_net2.base_model.model[0]
     assert fused_lora._fusable_now(layer2) == "default"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert fused_lora._fusable_now(layer2) is None  # autocast: peft's own forward
+        assert fused_lora._fusable_now(layer2) == "default"  # autocast: the op's autocast path
     with peft_net2.disable_adapter():
         assert fused_lora._fusable_now(layer2) is None
+
+
+def test_fused_lora_under_bf16_autocast_matches_peft_and_casts_the_frozen_weight_once():
+    """bf16-mixed: the op computes what autocast computes for peft's linears (bf16 products of bf16-rounded
+    inputs), gradients reach the fp32 adapter, and the frozen base weight is cast once, not per call."""
+    torch.manual_seed(0)
+    net = get_peft_model(torch.nn.Sequential(torch.nn.Linear(64, 48)), LoraConfig(r=4, lora_alpha=8, target_modules=["0"]))
+    layer = net.base_model.model[0]
+    torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.1)
+    x = torch.randn(3, 10, 64)
+
+    def run(fused: bool):
+        net.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(xi) if fused else layer._distill_own_forward(xi)
+        (y.float() ** 2).sum().backward()
+        return y, xi.grad, {n: p.grad.clone() for n, p in net.named_parameters() if p.requires_grad}
+
+    assert fuse_lora_layers(net) == 1
+    (y0, gx0, g0), (y1, gx1, g1) = run(False), run(True)
+    assert y1.dtype == y0.dtype == torch.bfloat16 and gx1.dtype == torch.float32
+    assert torch.allclose(y0.float(), y1.float(), rtol=2e-2, atol=2e-2)
+    assert torch.allclose(gx0, gx1, rtol=3e-2, atol=3e-2)
+    for n in g0:
+        assert g1[n].dtype == torch.float32
+        assert float((g0[n] - g1[n]).abs().max()) <= 3e-2 * float(g0[n].abs().max()), n
+    cached = layer.base_layer._distill_half_weight[2]
+    run(True)
+    assert layer.base_layer._distill_half_weight[2] is cached  # not cast again
+    with torch.no_grad():
+        layer.base_layer.weight.add_(1.0)  # a write bumps the version: the cast copy is renewed
+    run(True)
+    assert torch.equal(layer.base_layer._distill_half_weight[2], layer.base_layer.weight.bfloat16())
+
+
+def test_segment_attention_under_bf16_autocast_takes_mixed_q_k_v_dtypes():
+    """The `make demo` crash: under bf16 autocast q and k leave their norms in fp32 while v is bf16; the
+    op computes in autocast's dtype, as SDPA does under autocast."""
+    from distill_lab.backends.cpu.attention import segment_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 24, 32, generator=g) for _ in range(3))
+    segments = [[(0, 10), (10, 24)]]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = segment_attention(None, q, k, v.bfloat16(), None, scaling=0.2, segments=segments)
+        ref = [torch.nn.functional.scaled_dot_product_attention(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e],
+                                                                is_causal=True, scale=0.2) for s, e in segments[0]]
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), torch.cat(ref, 2).transpose(1, 2).float(), atol=2e-2)
 
 
 @pytest.mark.parametrize("norm_class", ["qwen3", "llama"])

@@ -11,6 +11,10 @@ Both trainers get the same token ids and the same assistant-only masks (TRL rece
 pre-tokenized as ``input_ids`` + ``assistant_masks``). Printed: supervised (real, loss-bearing) tokens
 per second of training time (model loading excluded), peak RSS, and the ratio ours / TRL per case.
 
+``ours`` runs at the precision asked for (``hardware.precision`` forced, no automatic choice) with the
+backend ``--kernels`` (default auto: ``cpu_fast``), and checks the run's summary says so. After the
+cases, each trainer's best precision is compared with the other's (``best_vs_best``).
+
 Trainers (``--impls``): ``ours`` (defaults: unpacked batches are padding-free), ``trl`` (SFTTrainer
 defaults apart from what is set above: unpacked batches padded to their longest row) and ``trl_pf``
 (``padding_free=True``, TRL's own padding-free unpacked mode; unpacked only). Gradient checkpointing is
@@ -146,6 +150,23 @@ def run_child(impl: str, student: str, precision: str, packing: str, data: Path,
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def best_vs_best(results: list[dict]) -> list[dict]:
+    """Per student and packing: ours at its fastest precision against TRL at its fastest (what a user who
+    picks each trainer's best setting on this machine gets)."""
+    out = []
+    for key in sorted({(r["student"], r["packing"]) for r in results}):
+        rows = [r for r in results if (r["student"], r["packing"]) == key and "ours" in r and "trl" in r]
+        if not rows:
+            continue
+        ours = max(rows, key=lambda r: r["ours"]["tokens_per_s"])
+        trl = max(rows, key=lambda r: r["trl"]["tokens_per_s"])
+        out.append({"student": key[0], "packing": key[1], "ours_precision": ours["precision"],
+                    "ours": ours["ours"]["tokens_per_s"], "trl_precision": trl["precision"],
+                    "trl": trl["trl"]["tokens_per_s"],
+                    "ratio": ours["ours"]["tokens_per_s"] / trl["trl"]["tokens_per_s"]})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--students", default="tiny,smollm2_135m")
@@ -206,9 +227,14 @@ def main() -> None:
                         print(f"  -> ours / {peer}: {row[f'ratio_{peer}']:.2f}x supervised tokens/s{spread}, "
                               f"peak RSS {row[f'rss_ratio_{peer}']:.2f}x", flush=True)
                 results.append(row)
+    best = best_vs_best(results)
+    for b in best:
+        print(f"{b['student']}, packed={b['packing']}: ours at its best precision ({b['ours_precision']}, "
+              f"{b['ours']:.1f} sup tok/s) / TRL at its best ({b['trl_precision']}, {b['trl']:.1f}): "
+              f"{b['ratio']:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": args.rows, "threads": args.threads, "repeats": args.repeats,
-                                               "cases": results},
+                                               "cases": results, "best_vs_best": best},
                                               indent=1))
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
+from distill_lab.backends.loss import supervised_loss_sum
 from distill_lab.config import Config
 from distill_lab.data.packing import IGNORE
 from distill_lab.train.attention import NAME as SEGMENT_ATTENTION
@@ -49,11 +49,11 @@ def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     return kwargs
 
 
-def token_loss_sum(model, batch: dict[str, torch.Tensor], *, sparse_head: bool = True) -> tuple[torch.Tensor, int]:
+def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropies over supervised targets, and their count.
 
-    ``sparse_head``: run the decoder, then the LM head only at supervised positions (saves the
-    [B, T, V] logits of unsupervised positions; SmolLM2's head is a fifth of its FLOPs).
+    The decoder runs, then the LM head and loss only at supervised positions, in chunks, inside the
+    root module's forward (``backends/loss.py``: bounded memory, FSDP2 gathers the head's weights).
     """
     labels = batch["labels"]  # [B, T]
     targets = labels[:, 1:]  # [B, T-1]
@@ -61,13 +61,7 @@ def token_loss_sum(model, batch: dict[str, torch.Tensor], *, sparse_head: bool =
     n = int(sel.sum())
     kwargs = model_inputs(model, batch)
     with maskless() if "segments" in kwargs else nullcontext():
-        if sparse_head:
-            lm = _unwrap(model)
-            hidden = lm.model(**kwargs, use_cache=False).last_hidden_state  # [B, T, H]
-            logits = lm.lm_head(hidden[:, :-1][sel])  # [N, V]
-        else:
-            logits = model(**kwargs, use_cache=False).logits[:, :-1][sel]  # [N, V]
-    loss = F.cross_entropy(logits.float(), targets[sel], reduction="sum")
+        loss = supervised_loss_sum(model, kwargs, sel, targets[sel])
     return loss, n
 
 
@@ -157,7 +151,7 @@ class SFTModule(L.LightningModule):
         local_n = 0
         for mb in batch["micro"]:
             mb = {k: v.to(self.device) for k, v in mb.items()}
-            s, n = token_loss_sum(self.model, mb, sparse_head=not self.fsdp)
+            s, n = token_loss_sum(self.model, mb)
             self.manual_backward(s * (world / max(total, 1)))
             local_sum += s.detach().double()
             local_n += n
@@ -205,7 +199,7 @@ class SFTModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        s, n = token_loss_sum(self.model, batch, sparse_head=not self.fsdp)
+        s, n = token_loss_sum(self.model, batch)
         self._val_sum += float(s)
         self._val_n += n
 

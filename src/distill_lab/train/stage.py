@@ -53,13 +53,14 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
 
 def _setup_model(cfg: Config):
     from distill_lab.students import load_student
+    from distill_lab.students.loader import rank_device
     from distill_lab.train.attention import use_segment_attention
     from distill_lab.train.fused_lora import fuse_lora_layers
     from distill_lab.train.fused_mlp import fuse_swiglu_mlps
     from distill_lab.train.fused_norm import fuse_rms_norms
     from distill_lab.train.module import _unwrap
 
-    model, tok = load_student(cfg.student, for_training=True)
+    model, tok = load_student(cfg.student, for_training=True, device=rank_device(cfg.hardware.accelerator))
     if _unwrap(model).config._attn_implementation in ("sdpa", "eager"):  # flash attention: its own varlen path
         use_segment_attention(model)
     if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep the modules' own paths

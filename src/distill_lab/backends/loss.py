@@ -130,6 +130,8 @@ def supervised_loss_sum(model: nn.Module, inputs: dict[str, Any], supervised: to
         if args:
             raise TypeError("supervised_loss_sum: the model is called with keyword arguments only")
         hidden = lm.model(**kwargs, use_cache=False).last_hidden_state  # [B, T, H]
+        if hidden.shape[0] != supervised.shape[0]:  # a packed batch run flattened (varlen): back to [S, T, H]
+            hidden = hidden.reshape(supervised.shape[0], supervised.shape[1] + 1, hidden.shape[-1])
         return linear_cross_entropy_sum(hidden[:, :-1][supervised], lm.lm_head, targets, chunk_size=chunk_size)
 
     own = model.__dict__.get("forward")

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from distill_lab.backends.cuda.varlen import is_varlen, varlen_inputs
 from distill_lab.backends.loss import supervised_loss_sum
 from distill_lab.config import Config
 from distill_lab.data.packing import IGNORE
@@ -40,6 +41,8 @@ def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     ``position_ids`` and, when the model runs ``distill_segments`` attention, their row ``segments``
     (otherwise transformers derives a block-diagonal mask from the position restarts).
     """
+    if "cu_seqlens" in batch and is_varlen(model):  # CUDA: one varlen sequence (backends/cuda/varlen.py)
+        return varlen_inputs(batch)
     kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "position_ids") if k in batch}
     if "segments" in batch and _unwrap(model).config._attn_implementation == SEGMENT_ATTENTION:
         per_seq: list[list[tuple[int, int]]] = [[] for _ in range(batch["input_ids"].shape[0])]
@@ -60,7 +63,7 @@ def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     sel = targets != IGNORE  # [B, T-1]
     n = int(sel.sum())
     kwargs = model_inputs(model, batch)
-    with maskless() if "segments" in kwargs else nullcontext():
+    with maskless() if "segments" in kwargs or "cu_seq_lens_q" in kwargs else nullcontext():
         loss = supervised_loss_sum(model, kwargs, sel, targets[sel])
     return loss, n
 

@@ -61,3 +61,19 @@ def test_packed_rows_do_not_attend_across_rows():
     assert n_pad == n_pack
     assert abs(float(s_pad) - float(s_pack)) / float(s_pad) < 1e-5
     assert abs(float(s_pad) - float(s_dense)) / float(s_pad) < 1e-5  # the chunked sparse LM head is exact
+
+
+def test_validation_shards_are_even_across_ranks():
+    from distill_lab.train.datamodule import EvalDataset, even_shard
+
+    exs = _examples([5, 7, 9, 11, 13, 15, 17], seed=2)
+    for world in (1, 2, 3, 4, 7, 8):
+        shards = [even_shard(exs, r, world) for r in range(world)]
+        batches = [len(EvalDataset(s, 2, 0)) for s in shards]
+        assert len(set(batches)) == 1, (world, batches)  # FSDP: every rank runs the same forwards
+        real = sorted(e.row_id for s in shards for e in s if any(lab != IGNORE for lab in e.labels))
+        assert real == sorted(e.row_id for e in exs)  # every row validated once, on some rank
+        for s in shards:
+            for e in s:
+                if e.row_id.endswith("#pad"):
+                    assert all(lab == IGNORE for lab in e.labels)  # filler adds no loss and no count

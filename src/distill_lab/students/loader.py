@@ -149,7 +149,8 @@ def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = No
     - ``adapter_dir`` given: the trained student (base + peft adapter, or the full checkpoint).
     - ``for_training``: the base wrapped for training per ``student.adapter`` (new LoRA/QLoRA adapter,
       or all weights trainable for ``full``); with ``adapter_dir`` too, the adapter stays trainable.
-    - ``dtype``: weight dtype (default ``student.dtype``); QLoRA keeps its own storage dtype.
+    - ``dtype``: weight dtype (default ``student.dtype``; fp32 for ``full`` training: the weights are the
+      fp32 master copies and bf16 is only the compute dtype); QLoRA keeps its own storage dtype.
     - ``device``: where the weights are loaded (and quantised), e.g. ``rank_device(...)``; None: CPU.
     """
     from transformers import AutoModelForCausalLM
@@ -157,6 +158,8 @@ def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = No
     cfg = student_cfg
     base_path = student_path(cfg)
     torch_dtype = _torch_dtype(dtype if dtype is not None else cfg.dtype)
+    if for_training and cfg.adapter == "full" and dtype is None:
+        torch_dtype = _torch_dtype("float32")  # fp32 master weights; bf16 is the compute dtype (hardware.precision)
     tok_path = base_path
     placement: dict[str, Any] = {}
     if device is not None:

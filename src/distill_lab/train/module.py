@@ -219,8 +219,9 @@ class SFTModule(L.LightningModule):
 
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Adapters: keep only trainable weights (the base is reloaded from the student cache)."""
-        if self.cfg.student.adapter == "full" or self.fsdp:
+        """Adapters: keep only trainable weights (the base is reloaded from the student cache); under
+        FSDP2 too (``train/fsdp_checkpoint.py`` loads such a checkpoint)."""
+        if self.cfg.student.adapter == "full":
             return
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}

@@ -153,3 +153,27 @@ def test_without_cu_seqlens_it_is_plain_causal_attention():
     with torch.no_grad():
         b = ref_model(input_ids=padded["input_ids"]).logits
     torch.testing.assert_close(a, b)
+
+
+def test_segment_attention_off_cpu_runs_all_rows_in_one_call_equal_to_per_row_sdpa():
+    """``train/attention.py`` on a non-CPU device uses ``spans_attention`` (no loop over rows); its
+    result is checked here on CPU tensors against SDPA on each row alone, padding tails excluded."""
+    g = torch.Generator().manual_seed(5)
+    b_, t = 2, 40
+    spans = [(0, 0, 12), (0, 12, 33), (1, 0, 40)]  # sequence 0 ends in 7 padding positions
+    q = torch.randn(b_, 4, t, 8, generator=g, requires_grad=True)
+    k, v = (torch.randn(b_, 2, t, 8, generator=g, requires_grad=True) for _ in range(2))
+    out = varlen.spans_attention(q, k, v, spans, None)  # [B, T, H, D]
+    assert out.shape == (b_, t, 4, 8)
+    w = torch.randn_like(out)
+    loss = sum((out[b, s:e] * w[b, s:e]).sum() for b, s, e in spans)
+    ref_rows = {(b, s, e): F.scaled_dot_product_attention(q[b:b + 1, :, s:e], k[b:b + 1, :, s:e], v[b:b + 1, :, s:e],
+                                                           is_causal=True, enable_gqa=True)[0].transpose(0, 1)
+                for b, s, e in spans}
+    for (b, s, e), r in ref_rows.items():
+        torch.testing.assert_close(out[b, s:e], r, rtol=1e-5, atol=1e-5)
+    ref_loss = sum((r * w[b, s:e]).sum() for (b, s, e), r in ref_rows.items())
+    for a, r in zip(torch.autograd.grad(loss, (q, k, v)), torch.autograd.grad(ref_loss, (q, k, v)), strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5)
+    tail = out[0, 33:]
+    assert float(tail.abs().sum()) == 0.0  # padding after the last row: zero, as on CPU

@@ -107,6 +107,27 @@ def _sdpa_varlen(query, key, value, cu, scaling, dropout):
     return out.transpose(1, 2).contiguous()
 
 
+def spans_attention(query, key, value, spans: list[tuple[int, int, int]], scaling):
+    """[B, H, T, D] q/k/v and ``(sequence, start, end)`` rows (contiguous from 0 in each sequence, as
+    ``train/attention.py`` checks) -> [B, T, H, D]: the batch flattened to one sequence, every row and
+    every trailing padding its own segment, one ``_sdpa_varlen`` call; padding after a sequence's last
+    row gets zero output (and so passes no gradient), as on CPU."""
+    b_, _, t, d = query.shape
+    bounds = {b * t for b in range(b_ + 1)}
+    ends = [0] * b_
+    for b, start, end in spans:
+        bounds |= {b * t + start, b * t + end}
+        ends[b] = max(ends[b], end)
+    cu = torch.tensor(sorted(bounds), dtype=torch.int32, device=query.device)
+    in_rows = torch.arange(t, device=query.device)[None, :] < torch.tensor(ends, device=query.device)[:, None]
+
+    def flat(x):
+        return x.transpose(0, 1).reshape(1, x.shape[1], b_ * t, d)
+
+    out = _sdpa_varlen(flat(query), flat(key), flat(value), cu, scaling, 0.0)  # [1, B x T, H, D]
+    return out.reshape(b_, t, out.shape[2], d) * in_rows[:, :, None, None]
+
+
 def _flex_varlen(module, query, key, value, cu, scaling, dropout):
     if dropout:
         raise ValueError(f"{PREFIX}flex: attention dropout is not supported (got {dropout})")

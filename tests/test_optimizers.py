@@ -10,7 +10,7 @@ from distill_lab.errors import ConfigError
 from distill_lab.stages.train.config import OptimizerConfig
 from distill_lab.stages.train.optimizers import OPTIMIZERS, build_optimizer
 
-CPU_OPTIMIZERS = [n for n in OPTIMIZERS if n != "adamw_8bit"]  # bitsandbytes' 8-bit states need a GPU
+CPU_OPTIMIZERS = list(OPTIMIZERS)  # bitsandbytes' AdamW8bit runs on CPU too
 
 
 @pytest.mark.parametrize("name", CPU_OPTIMIZERS)
@@ -39,3 +39,13 @@ def test_adamw_takes_the_configured_hyperparameters():
     opt = build_optimizer([w], OptimizerConfig(name="adamw", lr=3e-4, weight_decay=0.1, betas=[0.8, 0.9]), fsdp=True)
     g = opt.param_groups[0]
     assert (g["lr"], g["weight_decay"], g["betas"], g["foreach"]) == (3e-4, 0.1, (0.8, 0.9), False)
+
+
+def test_adafactor_keeps_factored_second_moments():
+    w = torch.nn.Parameter(torch.randn(64, 32))
+    opt = build_optimizer([w], OptimizerConfig(name="adafactor", lr=1e-2), fsdp=False)
+    (w ** 2).sum().backward()
+    opt.step()
+    state = opt.state[w]
+    assert tuple(state["row_var"].shape) == (64, 1) and tuple(state["col_var"].shape) == (1, 32)
+    assert sum(v.numel() for v in state.values() if torch.is_tensor(v) and v.dim()) == 64 + 32  # not 2 x 64 x 32

@@ -41,5 +41,15 @@ def adamw_8bit(params, oc: OptimizerConfig, fsdp: bool):
     return bnb.optim.AdamW8bit(params, lr=oc.lr, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
 
 
+@register("adafactor")
+def adafactor(params, oc: OptimizerConfig, fsdp: bool):
+    """Factored second moments (a row and a column vector per matrix): optimizer state of O(n + m) per
+    n x m weight instead of 2nm, for full fine-tunes that do not fit with AdamW. ``betas``/``eps`` do not
+    apply (torch's defaults: beta2 decay -0.8, eps (None, 1e-3))."""
+    import torch
+
+    return torch.optim.Adafactor(params, lr=oc.lr, weight_decay=oc.weight_decay, foreach=not fsdp)
+
+
 def build_optimizer(params, oc: OptimizerConfig, fsdp: bool = False):
     return OPTIMIZERS[oc.name](params, oc, fsdp)

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from distill_lab.backends.cuda import varlen
-from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
+from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.stages.train.packing import IGNORE, Example, pack_batch, pad_batch
 from distill_lab.train.attention import maskless
-from distill_lab.train.module import token_loss_sum
 
 
 def _examples(lengths, vocab=64, seed=0):

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from distill_lab.config import EvalConfig
-from distill_lab.evaluate import assemble_metrics, make_record, teacher_records, write_outputs
-from distill_lab.evaluation.prompts import EvalPrompt
-from distill_lab.report import SEED_RETENTION, load_eval_metrics
-from distill_lab.stage import run_stage
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.evaluate.config import EvalConfig
+from distill_lab.stages.evaluate.prompts import EvalPrompt
+from distill_lab.stages.evaluate.run import assemble_metrics, make_record, teacher_records, write_outputs
+from distill_lab.stages.report.single import SEED_RETENTION, load_eval_metrics
 from tests.conftest import compose_config
 
 
@@ -118,7 +118,7 @@ def test_seed_figures_cover_every_category():
 
 
 def test_report_to_wandb_offline_tables_and_images(tmp_path, two_runs, monkeypatch):
-    from distill_lab.wandb_reader import find_runs, read_run, read_table
+    from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

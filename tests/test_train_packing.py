@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from distill_lab.data.packing import IGNORE, Example, first_fit_decreasing, pack_batch, pad_batch
+from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.stages.train.packing import IGNORE, Example, first_fit_decreasing, pack_batch, pad_batch
 from distill_lab.students import load_student
-from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
 
 
@@ -64,7 +64,7 @@ def test_packed_rows_do_not_attend_across_rows():
 
 
 def test_validation_shards_are_even_across_ranks():
-    from distill_lab.train.datamodule import EvalDataset, even_shard
+    from distill_lab.stages.train.datamodule import EvalDataset, even_shard
 
     exs = _examples([5, 7, 9, 11, 13, 15, 17], seed=2)
     for world in (1, 2, 3, 4, 7, 8):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from distill_lab.config import ConfigError
+from distill_lab.stages.train.strategy import trainer_kwargs
 from distill_lab.students import load_student
-from distill_lab.train.strategy import trainer_kwargs
 from tests.train_support import losses, make_dataset
 
 

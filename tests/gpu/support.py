@@ -81,7 +81,7 @@ def train_config(path: Path, *, gradient_checkpointing: bool = False, batch_size
 def examples(n: int, lo: int, hi: int, seed: int = 0, vocab: int = 64):
     """Rows of random lengths in [lo, hi] over ``vocab`` token ids (learnable within a few steps), the
     first third of each masked as a prompt."""
-    from distill_lab.data.packing import IGNORE, Example
+    from distill_lab.stages.train.packing import IGNORE, Example
 
     g = torch.Generator().manual_seed(seed)
     out = []

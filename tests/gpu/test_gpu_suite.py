@@ -48,8 +48,8 @@ def student_dir(tmp_path_factory):
 
 
 def _setup(path, **kw):
-    """The student as the train stage prepares it (``train/stage.py::_setup_model``), on this rank's device."""
-    from distill_lab.train.stage import _setup_model
+    """The student as the train stage prepares it (``stages/train/run.py::_setup_model``), on this rank's device."""
+    from distill_lab.stages.train.run import _setup_model
 
     torch.manual_seed(0)  # the same LoRA initialisation for every load
     cfg = train_config(path, **kw)
@@ -174,7 +174,7 @@ def parity_model(student_dir):
 
 
 def _loss_and_grads(model, batch):
-    from distill_lab.train.module import token_loss_sum
+    from distill_lab.stages.train.module import token_loss_sum
 
     model.zero_grad(set_to_none=True)
     with _autocast():
@@ -184,7 +184,7 @@ def _loss_and_grads(model, batch):
 
 
 def test_padded_padding_free_and_packed_batches_give_the_same_loss_and_lora_gradients(report, parity_model):
-    from distill_lab.train.datamodule import collate
+    from distill_lab.stages.train.datamodule import collate
 
     cfg, model, tok = parity_model
     exs = examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=1)
@@ -206,7 +206,7 @@ def test_padded_padding_free_and_packed_batches_give_the_same_loss_and_lora_grad
 
 
 def test_gradient_checkpointing_on_and_off_give_the_same_loss_and_gradients(report, parity_model):
-    from distill_lab.data.packing import pack_batch
+    from distill_lab.stages.train.packing import pack_batch
 
     cfg, model, tok = parity_model
     batch = pack_batch(examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=2), int(tok.pad_token_id), sizes(4096, 128))
@@ -280,9 +280,9 @@ def _flops_per_step(model, rows_lengths, rows_supervised) -> dict:
 def test_twelve_training_steps_end_to_end(report, student_dir, tmp_path):
     import lightning as L
 
-    from distill_lab.train.datamodule import SFTDataModule, n_targets
-    from distill_lab.train.module import SFTModule
-    from distill_lab.train.strategy import trainer_kwargs
+    from distill_lab.stages.train.datamodule import SFTDataModule, n_targets
+    from distill_lab.stages.train.module import SFTModule
+    from distill_lab.stages.train.strategy import trainer_kwargs
 
     steps = 12
     rows, lo, hi, max_len = sizes((16, 512, 1536, 8192), (4, 20, 60, 128))
@@ -333,7 +333,7 @@ def _four_bit_bytes(model) -> dict[str, torch.Tensor]:
 
 
 def _three_steps(model, batches):
-    from distill_lab.train.module import token_loss_sum
+    from distill_lab.stages.train.module import token_loss_sum
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, foreach=False)
     losses = []
@@ -356,10 +356,10 @@ def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adap
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    from distill_lab.data.packing import pack_batch
+    from distill_lab.stages.train.export import save_adapter
+    from distill_lab.stages.train.packing import pack_batch
+    from distill_lab.stages.train.run import _setup_model
     from distill_lab.students import load_student
-    from distill_lab.train.export import save_adapter
-    from distill_lab.train.stage import _setup_model
 
     cfg = train_config(student_dir)
     batches = [pack_batch(examples(*sizes((8, 200, 800), (4, 20, 60)), seed=10 + i), 0, sizes(4096, 128))

@@ -1,6 +1,6 @@
 """Variable-length ("varlen") attention for packed and padding-free batches on CUDA.
 
-**The batch contract** (``data/packing.py``, ``pack_batch``): a packed micro-batch [S, T] also carries
+**The batch contract** (``stages/train/packing.py``, ``pack_batch``): a packed micro-batch [S, T] also carries
 ``cu_seqlens`` (int32 [K + 1]: the boundaries of every row, and of each sequence's trailing padding, in
 the flattened stream of S x T tokens) and ``max_seqlen``. ``varlen_inputs`` turns it into the model's
 forward kwargs: ``input_ids``/``position_ids`` flattened to [1, S x T] (positions restart at every row,

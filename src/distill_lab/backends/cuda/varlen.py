@@ -94,7 +94,9 @@ def document_block_mask(cu_seqlens: torch.Tensor, n: int):
     def causal_document(b, h, q_idx, kv_idx):
         return (doc[q_idx] == doc[kv_idx]) & (kv_idx <= q_idx)
 
-    return create_block_mask(causal_document, None, None, n, n, device=cu_seqlens.device)
+    # on CUDA compiled: the eager builder evaluates the mask on all N x N pairs at once (GBs at 24k tokens)
+    return create_block_mask(causal_document, None, None, n, n, device=cu_seqlens.device,
+                             _compile=cu_seqlens.device.type == "cuda")
 
 
 def _sdpa_varlen(query, key, value, cu, scaling, dropout):

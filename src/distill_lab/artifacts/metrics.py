@@ -72,6 +72,9 @@ class SampleMetric:
 SAMPLE_METRICS: tuple[SampleMetric, ...] = (
     SampleMetric("runaway_share", "runaway", "share", lambda r: bool(r["runaway"])),
     SampleMetric("style_similarity", "style sim.", "ratio", lambda r: r.get("style_similarity")),
+    # thinking that never reached an answer (closed or not): the failure a token budget or a runaway hides
+    SampleMetric("empty_answer_share", "empty answer", "share",
+                 lambda r: None if r.get("answer_chars") is None else r["answer_chars"] == 0),
 )
 
 

@@ -79,6 +79,24 @@ def test_sample_metrics_compute_over_greedy_outputs():
         pytest.approx(0.3)
 
 
+def test_empty_answer_share_counts_outputs_without_an_answer(tmp_path):
+    empty = next(m for m in SAMPLE_METRICS if m.name == "empty_answer_share")
+    assert empty.compute([{"answer_chars": 0}, {"answer_chars": 12}, {"answer_chars": None}, {"answer_chars": 0},
+                          {"answer_chars": 3}]) == 0.5
+    assert empty.cell(0.25) == "25.0%"
+
+
+def test_a_sample_metric_reaches_the_block_and_the_report(tmp_path):
+    """A SampleMetric is computed into every block by the eval stage and shown by the report."""
+    from distill_lab.stages.evaluate.aggregate import block
+
+    recs = [{"prompt_id": f"p{i}", "kind": "greedy", "correct": i == 0, "extracted": "1" if i else None,
+             "think_unclosed": False, "thinking_chars": 5, "output_tokens": 9, "answer_chars": [0, 4, 0, 2][i],
+             "runaway": i == 1, "style_similarity": None, "score": None} for i in range(4)]
+    b = block(recs, confidence=0.95, pass_k=[1])
+    assert b["empty_answer_share"] == 0.5 and b["runaway_share"] == 0.25
+
+
 def test_dataset_info_round_trip_and_errors(tmp_path):
     assert DatasetInfo.load(tmp_path) is None  # a folder made elsewhere has none
     info = DatasetInfo(recipe="arithmetic", size=100, test_size=20, ood_size=20, recipe_seed=0,

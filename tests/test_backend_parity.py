@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from distill_lab.backends.select import RunTraits, available, select_backend
-from distill_lab.data.packing import IGNORE, Example, pad_batch
+from distill_lab.stages.train.datamodule import collate
+from distill_lab.stages.train.packing import IGNORE, Example, pad_batch
 from distill_lab.students import load_student
-from distill_lab.train.datamodule import collate
 from tests.conftest import compose_config
 
 TOL = {"fp32": {"loss": 1e-5, "grad": 1e-4}, "bf16": {"loss": 1e-3, "grad": 5e-2}}
@@ -138,6 +138,28 @@ def test_backend_matches_plain_transformers_and_peft(backend, layout, dtype, che
     for k, g in grads.items():
         err = float((g - ref_grads[k]).abs().max())
         assert err <= tol["grad"] * float(ref_grads[k].abs().max()), (k, err, float(ref_grads[k].abs().max()))
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("layout", ["padding_free", "packed"])
+def test_cpu_fast_without_its_cpp_kernels_matches_too(monkeypatch, layout, dtype):
+    """``DISTILL_LAB_CPU_KERNELS=0`` (or no compiler): attention through PyTorch's CPU flash kernels per
+    row and no SwiGLU kernel; the same bounds hold."""
+    if "cpu_fast" not in BACKENDS:
+        pytest.skip("no cpu_fast here")
+    monkeypatch.setenv("DISTILL_LAB_CPU_KERNELS", "0")
+    ref_loss, ref_grads = _baseline("lora", dtype)
+    model = _student("lora")
+    chosen = select_backend("cpu_fast", RunTraits("cpu", "bf16-mixed" if dtype == "bf16" else "32-true", False, "auto"))
+    report = chosen.prepare(model)
+    assert "attention: PyTorch's CPU flash-attention kernels" in report.notes and not report.replaced.get("swiglu")
+    with _autocast(dtype):
+        s, n = chosen.loss_sum(model, collate(_examples(), layout, 0, 128))
+    (s / n).backward()
+    tol, grads = TOL[dtype], _grads(model)
+    assert abs(float(s.detach()) / n - ref_loss) <= tol["loss"] * abs(ref_loss)
+    for k, g in grads.items():
+        assert float((g - ref_grads[k]).abs().max()) <= tol["grad"] * float(ref_grads[k].abs().max()), k
 
 
 def test_cpu_fast_replaces_what_the_precision_allows_and_says_what_it_left():

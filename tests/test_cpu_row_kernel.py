@@ -89,7 +89,7 @@ def test_kernel_default_scale_and_threads_do_not_change_the_result():
 
 
 @needs_compiler
-def test_segment_attention_takes_the_kernel_for_fp32_and_pytorchs_kernels_otherwise(monkeypatch):
+def test_segment_attention_takes_the_kernel_for_fp32_and_bf16_and_pytorchs_kernels_otherwise(monkeypatch):
     calls = []
     for name in ("KernelRowAttention", "RowAttention"):
         fn = getattr(attention, name)
@@ -103,7 +103,8 @@ def test_segment_attention_takes_the_kernel_for_fp32_and_pytorchs_kernels_otherw
                                          segments=segments)  # head_dim 24: not a multiple of 16
     monkeypatch.setenv("DISTILL_LAB_CPU_KERNELS", "0")
     off, _ = attention.segment_attention(None, q, k, v, None, scaling=0.2, segments=segments)
-    assert calls == ["KernelRowAttention", "RowAttention", "RowAttention", "RowAttention"]
+    assert calls == ["KernelRowAttention", "KernelRowAttention", "RowAttention", "RowAttention"]  # bf16: upcast
+    assert bf16.dtype == torch.bfloat16
     assert torch.allclose(fp32, off, atol=1e-6) and torch.allclose(fp32, bf16.float(), atol=3e-2)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.backends.precision import decide
+from distill_lab.backends.precision import CPU_AUTO_NATIVE_BF16, decide
 from distill_lab.backends.select import BackendError, RunTraits, choose
 from distill_lab.config import ConfigError
 from tests.conftest import REPO, compose_config
@@ -55,9 +55,19 @@ def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_p
     assert max(first) - min(first) < 0.05 * first[0], first
 
 
-@pytest.mark.parametrize("flags, expected", [(NATIVE, "bf16-mixed"), (AVX2_ONLY, "32-true"), (None, "32-true")])
-def test_auto_precision_on_cpu_is_bf16_only_where_bf16_is_native(flags, expected):
+@pytest.mark.parametrize("flags, expected", [(NATIVE, CPU_AUTO_NATIVE_BF16), (AVX2_ONLY, "32-true"),
+                                             (None, "32-true")])
+def test_auto_precision_on_cpu_follows_the_measured_choice_and_never_emulates_bf16(flags, expected):
     assert decide("auto", "cpu", flags) == (expected, None)
+    assert CPU_AUTO_NATIVE_BF16 in ("32-true", "bf16-mixed")
+
+
+def test_auto_on_a_native_bf16_cpu_would_pick_bf16_if_it_were_measured_faster(monkeypatch):
+    from distill_lab.backends import precision
+
+    monkeypatch.setattr(precision, "CPU_AUTO_NATIVE_BF16", "bf16-mixed")
+    assert decide("auto", "cpu", NATIVE) == ("bf16-mixed", None)
+    assert decide("auto", "cpu", AVX2_ONLY) == ("32-true", None)
 
 
 def test_explicit_bf16_on_an_avx2_only_cpu_falls_back_to_fp32_with_a_warning():
@@ -89,17 +99,21 @@ def test_choice_of_backend():
     cpu = RunTraits("cpu", "32-true", False, "auto")
     assert choose("auto", cpu)[0] == "cpu_fast"
     assert choose("reference", cpu)[0] == "reference"
-    name, notes = choose("auto", RunTraits("cuda", "bf16-mixed", False, "auto"))
-    assert name == "reference" and "no fast backend for cuda" in notes[0]
+    assert choose("auto", RunTraits("cuda", "bf16-mixed", False, "fsdp2"))[0] == "cuda_varlen"
+    name, notes = choose("auto", RunTraits("mps", "32-true", False, "auto"))
+    assert name == "reference" and "no fast backend for mps" in notes[0]
     with pytest.raises(BackendError, match="cpu_fast: runs on CPU only"):
         choose("cpu_fast", RunTraits("cuda", "bf16-mixed", False, "auto"))
+    with pytest.raises(BackendError, match="cuda_varlen: runs on CUDA only"):
+        choose("cuda_varlen", cpu)
 
 
 @pytest.mark.parametrize("override, field, words", [
     ("hardware.precision=16-mixed", "hardware.precision", "gradient scaler"),
     ("hardware.precision=fp8", "hardware.precision", "must be one of"),
-    ("hardware.kernels=triton", "hardware.kernels", "must be one of auto, reference, cpu_fast"),
+    ("hardware.kernels=triton", "hardware.kernels", "must be one of auto, reference, cpu_fast, cuda_varlen"),
     ("hardware=gpu1", "hardware.kernels", "cpu_fast runs on CPU only"),
+    ("hardware.kernels=cuda_varlen", "hardware.kernels", "cuda_varlen runs on GPUs only"),
     ("train.resume=sometimes", "train.resume", "must be never, auto or the path"),
     ("train.resume=/nonexistent/step-000010.ckpt", "train.resume", "must be never, auto or the path"),
 ])

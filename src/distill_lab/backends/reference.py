@@ -14,7 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill_lab.backends.select import Backend, BackendReport, supervised, unwrap
+from distill_lab.backends.forward import supervised, unwrap
+from distill_lab.backends.select import Backend, BackendReport
 
 
 class ReferenceBackend(Backend):

@@ -12,9 +12,12 @@ Backends (``hardware.kernels``):
 
 - ``reference`` (``backends/reference.py``): plain transformers + peft, the path every other backend is
   compared to (``tests/test_backend_parity.py``);
-- ``cpu_fast`` (``backends/cpu/``): row-segment attention without dense masks, the LM head only at
-  supervised positions, and in fp32 the fused LoRA / RMSNorm / SwiGLU ops with their C++ kernels;
-- ``auto``: ``cpu_fast`` on CPU, ``reference`` elsewhere.
+- ``cpu_fast`` (``backends/cpu/``): row-segment attention without dense masks, the chunked LM head +
+  loss at supervised positions only (``backends/forward.py``, ``backends/loss.py``), the fused LoRA /
+  RMSNorm ops and, in fp32, the C++ SwiGLU and attention kernels;
+- ``cuda_varlen`` (``backends/cuda/``): one varlen attention call per packed batch (flash, flex or
+  sdpa, chosen once), the same chunked head and fused LoRA / RMSNorm ops;
+- ``auto``: ``cpu_fast`` on CPU, ``cuda_varlen`` on CUDA, ``reference`` elsewhere.
 
 ``choose`` is a pure function of the run's traits (device, precision, quantisation, strategy), so the
 decision is testable for machines the tests do not run on. No backend falls back per call: what a
@@ -27,11 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from distill_lab.data.packing import IGNORE
-
-KERNELS = ("auto", "reference", "cpu_fast")
+KERNELS = ("auto", "reference", "cpu_fast", "cuda_varlen")
 
 
 class BackendError(ValueError):
@@ -89,24 +89,6 @@ class Backend:
         raise NotImplementedError
 
 
-def unwrap(model):
-    """The ``*ForCausalLM`` inside a peft wrapper (LoRA layers are injected in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def supervised(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(targets [B, T-1], sel [B, T-1] bool, n)``: next-token targets, where they are supervised, how many."""
-    targets = batch["labels"][:, 1:]
-    sel = targets != IGNORE
-    return targets, sel, int(sel.sum())
-
-
-def head_loss_sum(lm_head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """LM head + cross-entropy, summed: ``hidden`` [N, H] at supervised positions, ``targets`` [N] -> fp32
-    scalar. The fast backends' only head; a bounded-memory (chunked) head replaces this body."""
-    return F.cross_entropy(lm_head(hidden).float(), targets, reduction="sum")
-
-
 def choose(requested: str, traits: RunTraits) -> tuple[str, list[str]]:
     """``hardware.kernels`` + the run's traits -> (backend name, notes on the choice)."""
     if requested not in KERNELS:
@@ -117,8 +99,14 @@ def choose(requested: str, traits: RunTraits) -> tuple[str, list[str]]:
         if traits.device != "cpu":
             raise BackendError(f"hardware.kernels=cpu_fast: runs on CPU only, this run is on {traits.device}")
         return "cpu_fast", []
+    if requested == "cuda_varlen":
+        if traits.device != "cuda":
+            raise BackendError(f"hardware.kernels=cuda_varlen: runs on CUDA only, this run is on {traits.device}")
+        return "cuda_varlen", []
     if traits.device == "cpu":
         return "cpu_fast", []
+    if traits.device == "cuda":
+        return "cuda_varlen", []
     return "reference", [f"auto: no fast backend for {traits.device} in this build; plain transformers + peft"]
 
 
@@ -138,6 +126,10 @@ def select_backend(requested: str, traits: RunTraits) -> Backend:
         from distill_lab.backends.cpu.backend import CpuFastBackend
 
         return CpuFastBackend(traits, requested, notes)
+    if name == "cuda_varlen":
+        from distill_lab.backends.cuda.backend import CudaVarlenBackend
+
+        return CudaVarlenBackend(traits, requested, notes)
     from distill_lab.backends.reference import ReferenceBackend
 
     return ReferenceBackend(traits, requested, notes)

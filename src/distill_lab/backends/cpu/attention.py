@@ -14,16 +14,18 @@ per call here). Training never needs those masks:
 
 On CPU all rows of a layer run through one autograd op:
 
-- ``KernelRowAttention`` in fp32: the project's C++ kernel (``backends/cpu/kernels/row_attention.cpp``, built
+- ``KernelRowAttention`` in fp32, and for bf16 (autocast) on fp32 copies of q, k and v, its output cast
+  back: the project's C++ kernel (``backends/cpu/kernels/row_attention.cpp``, built
   at first use by ``backends/cpu/cpu_kernels.py``). With the head sizes of small students it runs about twice
   as fast as PyTorch's CPU flash attention; it agrees with SDPA up to fp32 rounding.
-- ``RowAttention`` otherwise (bf16, head sizes that are not a multiple of 16, no compiler, or
+- ``RowAttention`` otherwise (head sizes that are not a multiple of 16, no compiler, or
   ``DISTILL_LAB_CPU_KERNELS=0``): PyTorch's flash-attention kernels for CPU, called directly. They are the
   kernels ``scaled_dot_product_attention`` picks there (results are bit-identical), without a slice per
   row for q, k and v, whose backward would allocate and zero a full-size gradient for each row, and
   without concatenating the rows' outputs.
 
-Other devices slice and call ``scaled_dot_product_attention`` per row.
+Other devices (a model switched to ``distill_segments`` by hand: the train stage gives CUDA runs the
+varlen attention of ``backends/cuda/varlen.py``) run all rows in one block-diagonal SDPA call.
 
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
@@ -38,18 +40,12 @@ import threading
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 
 NAME = "distill_segments"
 
 
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float | None) -> torch.Tensor:
-    """Causal SDPA on [B, H, T, D], grouped-query heads included."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=q.shape[1] != k.shape[1])
-
-
 def _spans(segments: list[list[tuple[int, int]]], length: int) -> list[tuple[int, int, int]]:
-    """``(sequence, start, end)`` per row, checked: contiguous from 0 (data/packing.py), within the
+    """``(sequence, start, end)`` per row, checked: contiguous from 0 (stages/train/packing.py), within the
     sequence; what follows the last row is padding."""
     out = []
     for b, rows in enumerate(segments):
@@ -113,14 +109,17 @@ def _row_kernel():
     return cpu_kernels.load("row_attention", _KERNEL_SIGNATURES)
 
 
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # half: computed in fp32 on upcast copies
+
+
 def _kernel_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     d = q.shape[-1]
-    return (q.device.type == "cpu" and all(x.dtype == torch.float32 for x in (q, k, v)) and d % 16 == 0
+    return (q.device.type == "cpu" and all(x.dtype in _KERNEL_DTYPES for x in (q, k, v)) and d % 16 == 0
             and d <= 1024 and q.shape[1] % k.shape[1] == 0 and _row_kernel() is not None)
 
 
 def row_kernel_takes(config) -> bool:
-    """Will fp32 segment attention of a model with this config run the C++ kernel (built or loaded now)?"""
+    """Will segment attention of a model with this config run the C++ kernel (built or loaded now)?"""
     heads = config.num_attention_heads
     kv = getattr(config, "num_key_value_heads", None) or heads
     d = getattr(config, "head_dim", None) or config.hidden_size // heads
@@ -207,20 +206,17 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     spans = _spans(segments, query.shape[2])
     query, key, value = _common_dtype(query, key, value)
     if _kernel_fits(query, key, value):
-        return KernelRowAttention.apply(query, key, value, spans, scaling), None
+        if query.dtype == torch.float32:
+            return KernelRowAttention.apply(query, key, value, spans, scaling), None
+        # bf16 autocast: the fp32 kernel on upcast copies (three casts a layer, each way); PyTorch's bf16
+        # kernels copy and zero-fill every row's slices, which cost more than the casts here
+        out = KernelRowAttention.apply(query.float(), key.float(), value.float(), spans, scaling)
+        return out.to(query.dtype), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None
-    parts: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]  # per sequence
-    for b, start, end in spans:
-        parts[b].append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
-                              value[b:b + 1, :, start:end], scaling))
-    _, h, t, d = query.shape
-    for seq in parts:
-        tail = t - sum(p.shape[2] for p in seq)
-        if tail:
-            seq.append(query.new_zeros((1, h, tail, d)))  # padding after the last row: never read
-    out = torch.cat([torch.cat(seq, dim=2) for seq in parts])
-    return out.transpose(1, 2).contiguous(), None
+    from distill_lab.backends.cuda.varlen import spans_attention
+
+    return spans_attention(query, key, value, spans, scaling), None  # one call, no loop over rows
 
 
 class _Maskless(threading.local):

@@ -1,0 +1,49 @@
+"""``hardware`` -> Lightning Trainer arguments (accelerator, devices, strategy, precision)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from distill_lab.stages.train.config import HardwareConfig
+
+log = logging.getLogger(__name__)
+
+
+def effective_precision(hw: HardwareConfig) -> str:
+    """The precision that runs (``backends/precision.py``): ``auto`` resolved for this machine, and bf16
+    on a CPU without native bf16 replaced by 32-true, with a warning."""
+    from distill_lab.backends.precision import cpu_flags, decide
+    from distill_lab.backends.select import device_of
+
+    precision, warning = decide(hw.precision, device_of(hw.accelerator), cpu_flags())
+    if warning:
+        log.warning(warning)
+    return precision
+
+
+def trainer_kwargs(hw: HardwareConfig, precision: str | None = None) -> dict[str, Any]:
+    """``precision``: the one that runs (``effective_precision``, computed once by the stage)."""
+    precision = precision or effective_precision(hw)
+    if precision == "16-mixed":
+        raise ValueError("hardware.precision: 16-mixed needs a grad scaler, which the trainer does not use; "
+                         "use bf16-mixed or bf16-true")
+    kw: dict[str, Any] = {"accelerator": hw.accelerator, "devices": hw.devices, "num_nodes": hw.num_nodes,
+                          "precision": precision}
+    if hw.strategy == "fsdp2":
+        from distill_lab.stages.train.fsdp_checkpoint import TrainableModelParallelStrategy
+
+        # FSDP2 via fully_shard per decoder layer (SFTModule.configure_model); runs on CPU with gloo too;
+        # its checkpoints hold the trainable state only (stages/train/fsdp_checkpoint.py)
+        kw["strategy"] = TrainableModelParallelStrategy(data_parallel_size=hw.devices * hw.num_nodes, tensor_parallel_size=1)
+        if kw["precision"] == "bf16-true":
+            kw["precision"] = "32-true"  # FSDP2's MixedPrecisionPolicy casts (see configure_model)
+    elif hw.strategy == "ddp" or hw.devices * hw.num_nodes > 1:  # auto on several devices: DDP (see
+        # config.check_training_policy: a QLoRA student fits one GPU; DDP keeps its 4-bit base whole)
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kw["strategy"] = DDPStrategy(process_group_backend="gloo" if hw.accelerator == "cpu" else None,
+                                     find_unused_parameters=False)
+    else:
+        kw["strategy"] = "auto"
+    return kw

@@ -8,6 +8,7 @@ import pytest
 
 from distill_lab.config import ConfigError
 from distill_lab.data.rows import load_rows
+from distill_lab.exit_codes import GenerationFailed
 from distill_lab.generate import GenerationStopped, run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.common import Faults
@@ -163,14 +164,27 @@ def test_missing_key_fails_before_any_request(fake, tmp_path, monkeypatch):
 
 
 def test_bad_request_is_not_retried(fake, tmp_path):
-    """A 400 (here: budget >= max_tokens, which the config check would normally stop) is final."""
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=2, test=0, ood=0)
-    cfg.teacher.max_tokens = 4000  # bypass the config check to make the server refuse
+    """A 400 for some prompts is final for those prompts only: the others are bought, the run says so."""
+    fake.state.behaviour = Behaviour(invalid_every=4)
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=12, test=0, ood=0)
     res = run(cfg, tmp_path)
-    assert len(_bodies(fake)) == 2  # one request each, no retries
-    assert res.summary["failed"] == 2 and res.summary["failure_reasons"] == {"400": 2}
+    n_bad = res.summary["failed"]
+    assert 0 < n_bad < 12 and res.summary["failure_reasons"] == {"400": n_bad}
+    assert len(_bodies(fake)) == 12  # one request each, no retries
+    assert len(load_rows(tmp_path / "ds")) == 12 - n_bad
+    assert res.incomplete is not None and res.incomplete[0] == 3 and "re-run the same command" in res.incomplete[1]
     fails = [json.loads(x) for x in (tmp_path / "ds" / "shards" / "failures.jsonl").read_text().splitlines()]
-    assert all("max_tokens" in f["reason"] and "not retryable" in f["reason"] for f in fails)
+    assert len(fails) == n_bad and all("not retryable" in f["reason"] for f in fails)
+
+
+def test_the_same_400_for_every_request_stops_the_run(fake, tmp_path):
+    """The API refusing a setting for every request: 3 requests, then the run stops; no dataset is written."""
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "generate.concurrency=1", size=40, test=0, ood=0)
+    cfg.teacher.max_tokens = 4000  # bypass the config check to make the server refuse (budget >= max_tokens)
+    with pytest.raises(GenerationFailed, match="refused the first 3 requests.*max_tokens"):
+        run(cfg, tmp_path)
+    assert len(_bodies(fake)) == 3
+    assert not (tmp_path / "ds" / "rows.jsonl").exists() and not (tmp_path / "ds" / "hf").exists()
 
 
 def test_refused_key_stops_before_any_message(fake, tmp_path):

@@ -41,33 +41,48 @@ def conf_dir() -> Path:
     return path
 
 
+_STATE = {"task_started": False}
+
+
 def _app(stage: str):
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
     from distill_lab.config import ConfigError, register_configs, validate
-    from distill_lab.generate import GenerationStopped
+    from distill_lab.exit_codes import EXIT_CONFIG, EXIT_INTERRUPTED, StageStop
     from distill_lab.stage import run_stage
 
     register_configs()
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def task(dcfg: DictConfig):
+        _STATE["task_started"] = True
         try:
             cfg = validate(dcfg)
         except ConfigError as e:
             print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise SystemExit(EXIT_CONFIG) from None
         if cfg.print_config:
             from omegaconf import OmegaConf
             print(OmegaConf.to_yaml(dcfg, resolve=True))
         run_dir = Path(cfg.run_dir or HydraConfig.get().runtime.output_dir)
         try:
             result = run_stage(stage, cfg, run_dir)
-        except (ConfigError, GenerationStopped) as e:  # expected stops: say why, without a traceback
+        except ConfigError as e:  # a free start-up check refused the config: nothing was sent
+            print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        except StageStop as e:  # expected stops: one line with the cause and the fix, no traceback
             print(f"distill-lab {stage}: {type(e).__name__}: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise SystemExit(e.exit_code) from None
+        except KeyboardInterrupt:
+            print(f"distill-lab {stage}: interrupted; what was received is saved, re-run the same command to "
+                  "resume", file=sys.stderr)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        if result.incomplete is not None:
+            code, why = result.incomplete
+            print(f"distill-lab {stage}: {why}", file=sys.stderr)
+            raise SystemExit(code)
         return result.objective
 
     return task
@@ -110,7 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("distill_lab").setLevel(logging.INFO)
     flags, overrides = _split_hydra_args(rest)
     sys.argv = [f"distill-lab-{stage}", *flags, *overrides, f"stage={stage}", f"hydra.job.name={stage}"]
-    _app(stage)()
+    from distill_lab.exit_codes import EXIT_CONFIG
+
+    _STATE["task_started"] = False
+    try:
+        _app(stage)()
+    except SystemExit as e:
+        # Hydra exits 1 on an override or composition error (unknown key or value) before the stage
+        # starts: that is a config error like any other (exit 2); exits from the stage pass through
+        if e.code == 1 and not _STATE["task_started"]:
+            return EXIT_CONFIG
+        raise
     return 0
 
 

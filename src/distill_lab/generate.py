@@ -19,6 +19,7 @@ from distill_lab.config import Config, ConfigError
 from distill_lab.data.card import write_card
 from distill_lab.data.recipe import build_problems
 from distill_lab.data.rows import row_id, save_dataset
+from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed, StageStop
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
 from distill_lab.generation.filters import apply_filters
 from distill_lab.generation.shards import Journal, read_failures, read_rows
@@ -29,8 +30,10 @@ from distill_lab.teachers.base import Teacher, build_teacher
 log = logging.getLogger(__name__)
 
 
-class GenerationStopped(RuntimeError):
+class GenerationStopped(StageStop):
     """The API refused to go on (spend limit): what was generated is saved; re-run to resume."""
+
+    exit_code = EXIT_STOPPED
 
 
 def check_api_key(cfg: Config) -> None:
@@ -84,6 +87,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
     finally:
         journal.close()
+    if res.fatal:  # before anything is written: no dataset, no card, no manifest that a re-run could trust
+        raise GenerationFailed(f"{res.fatal} (nothing was saved as rows; the failed requests are listed in "
+                               f"{journal.root / 'failures.jsonl'})")
 
     # rows in the recipe's order (as prompts were listed, not as replies arrived); rows of other
     # teachers or recipes stay in the shards only
@@ -108,11 +114,20 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     if res.stopped and "spend limit" in res.stopped:
         raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
                                 "re-run the same command to resume once the limit allows.")
+    incomplete = None
     if res.stopped:
         log.warning("generate stopped early: %s (%d requests not sent; re-run with a higher cap to resume)",
                     res.stopped, res.skipped)
+        incomplete = (EXIT_STOPPED, f"stopped early: {res.stopped}; {len(raw)} of {len(items)} rows are saved in "
+                      f"{out_dir}; re-run with a higher generate.max_cost_usd to buy the {len(items) - len(raw)} "
+                      "missing ones")
+    elif last_failure:
+        incomplete = (EXIT_FAILED, f"{len(last_failure)} of {len(items)} requests failed "
+                      f"({summary['failure_reasons']}; details in {journal.root / 'failures.jsonl'}); the "
+                      f"{len(raw)} rows received are saved in {out_dir}; re-run the same command to retry the "
+                      "failed ones")
     return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root), "card": str(card)},
-                       summary=summary)
+                       summary=summary, incomplete=incomplete)
 
 
 def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:

@@ -32,6 +32,8 @@ class StageResult:
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path
     summary: dict[str, Any] = field(default_factory=dict)  # small, JSON-able
     objective: float | None = None  # what a sweeper (Optuna) maximises, when the stage has one
+    # (exit code, "cause; fix") when the stage wrote its artifacts but not all that was asked (see exit_codes)
+    incomplete: tuple[int, str] | None = None
 
 
 def stage_function(stage: str):

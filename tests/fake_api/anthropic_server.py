@@ -60,6 +60,7 @@ class State:
     batch_fail_first: float = 0.0  # share of custom_ids whose first batch result is errored/expired
     record: bool = True
     rejected_keys: set[str] = field(default_factory=set)  # keys the server answers 401 to
+    models_api: bool = True  # False: /v1/models answers a bare 404, as some proxies do
     requests: list[dict[str, Any]] = field(default_factory=list)
     ok: int = 0
     faults_served: dict[str, int] = field(default_factory=dict)
@@ -242,6 +243,8 @@ def make_app(state: State) -> web.Application:
                                    "anthropic_version": request.headers.get("anthropic-version"), "body": body})
         if not key or key in state.rejected_keys:
             return error_response(401, "authentication_error", "invalid x-api-key", state)
+        if isinstance(body, dict) and body.get("model") not in MODELS:  # as the API: an unknown model is a 404
+            return error_response(404, "not_found_error", f"model: {body.get('model')}", state)
         bad = validate_body(body)
         m = _SUM.search(_text_of(body["messages"][-1]["content"])) if not bad else None
         every = state.behaviour.invalid_every
@@ -360,6 +363,8 @@ def make_app(state: State) -> web.Application:
     async def get_model(request: web.Request) -> web.Response:
         if state.record:
             state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": None})
+        if not state.models_api:
+            raise web.HTTPNotFound()
         if not api_key_of(request) or api_key_of(request) in state.rejected_keys:
             return error_response(401, "authentication_error", "invalid x-api-key", state)
         mid = request.match_info["model"]
@@ -383,6 +388,17 @@ def make_app(state: State) -> web.Application:
                                                           ("enabled", "adaptive", "disabled", "between_tools")}}}},
             headers={"request-id": _rid(state)})
 
+    async def list_models(request: web.Request) -> web.Response:
+        if state.record:
+            state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": None})
+        if not state.models_api:
+            raise web.HTTPNotFound()
+        if not api_key_of(request) or api_key_of(request) in state.rejected_keys:
+            return error_response(401, "authentication_error", "invalid x-api-key", state)
+        data = [{"id": m, "type": "model", "display_name": m, "created_at": "2025-11-01T00:00:00Z"} for m in MODELS]
+        return web.json_response({"data": data, "has_more": False, "first_id": data[0]["id"],
+                                  "last_id": data[-1]["id"]}, headers={"request-id": _rid(state)})
+
     # ------------------------------------------------------------------ test control
     async def control(request: web.Request) -> web.Response:
         what = request.match_info["what"]
@@ -396,6 +412,7 @@ def make_app(state: State) -> web.Application:
     app.router.add_post("/v1/messages/batches", create_batch)
     app.router.add_get("/v1/messages/batches/{bid}", get_batch)
     app.router.add_get("/v1/messages/batches/{bid}/results", batch_results)
+    app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/_control/{what}", control)
     return app

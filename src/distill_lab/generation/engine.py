@@ -15,6 +15,7 @@ from typing import Any
 
 from distill_lab.config import Config
 from distill_lab.data.rows import make_row
+from distill_lab.generation.breaker import Breaker
 from distill_lab.generation.cost import SpendCap, max_request_cost, usage_cost
 from distill_lab.generation.progress import Progress, Tally
 from distill_lab.generation.ratelimit import RateLimiter
@@ -37,6 +38,7 @@ class WorkItem:
 class EngineResult:
     tally: Tally
     stopped: str | None = None  # why new requests stopped early (cost cap, spend limit), else None
+    fatal: str | None = None  # a run-wide failure (refused key, wrong URL or model...): "cause; fix"
     skipped: int = 0  # items never sent because the run stopped
     failures: Counter = field(default_factory=Counter)  # reason -> count (this run)
     wall_s: float = 0.0
@@ -69,6 +71,14 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
         queue.put_nowait(it)
     stop = asyncio.Event()
     bar = Progress(len(items), g.progress)
+    breaker = Breaker(t, teacher.endpoint(), n_items=len(items))
+
+    async def pause(delay: float) -> None:
+        """Back off for ``delay`` seconds, or less when the run is stopping meanwhile."""
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
 
     def fail(item: WorkItem, reason: str, attempts: int, err: TeacherError | None) -> None:
         journal.record_failure({"id": item.id, "prompt_id": item.problem.prompt_id, "sample_index": item.sample_index,
@@ -98,6 +108,12 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                     reply = await teacher.complete(item.problem, item.sample_index)
                 except TeacherError as e:
                     limiter.settle(input_reserved=est_in, input_used=0, output_reserved=t.max_tokens, output_used=0)
+                    fatal = breaker.failed(e)
+                    if fatal:  # every request would fail the same way: stop the run, not just this item
+                        res.fatal = res.fatal or fatal
+                        fail(item, f"{e.reason} (stopped the run after {attempt} attempt(s))", attempt, e)
+                        stop.set()
+                        return
                     if e.kind == "spend_limit":
                         res.stopped = f"the API reports the spend limit is reached ({e.reason})"
                         stop.set()
@@ -110,16 +126,20 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                         tally.retries += 1
                         if e.retry_after:
                             limiter.block_for(e.retry_after)
-                        await asyncio.sleep(backoff.delay(attempt, e.retry_after))
+                        await pause(backoff.delay(attempt, e.retry_after))
+                        if stop.is_set():  # stopped while backing off: leave it for a re-run
+                            queue.put_nowait(item)
+                            return
                         continue
                     why = "retries exhausted" if e.kind == "retryable" else "not retryable"
-                    fail(item, f"{e.status or type(e).__name__}: {e} ({why} after {attempt} attempt(s))", attempt, e)
+                    fail(item, f"{e.reason} ({why} after {attempt} attempt(s))", attempt, e)
                     return
                 finally:
                     tally.in_flight -= 1
                 used_in = reply.usage.get("input_tokens", 0) + reply.usage.get("cache_creation_input_tokens", 0)
                 limiter.settle(input_reserved=est_in, input_used=used_in, output_reserved=t.max_tokens,
                                output_used=reply.usage.get("output_tokens", 0))
+                breaker.ok()
                 cost = usage_cost(reply.usage, t.prices)
                 row = build_row(item.problem, item.sample_index, fp, reply, cfg.recipe.verify, cost)
                 journal.append(row)

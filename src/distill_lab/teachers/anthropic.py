@@ -11,6 +11,7 @@ retries, so that every retry honours the run's limits and is counted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from distill_lab.config import ConfigError, TeacherConfig
 from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.transport import connection_cause
 
 log = logging.getLogger(__name__)
 # the HTTP library under the SDK (httpx2 in anthropic 2.x): a connection lost while a stream is being
@@ -87,6 +89,9 @@ class AnthropicTeacher(Teacher):
     async def aclose(self) -> None:
         await self.client.close()
 
+    def endpoint(self) -> str:
+        return "POST " + str(self.client.base_url).rstrip("/") + "/v1/messages"
+
     async def preflight(self) -> None:
         """Ask the Models API (free) whether the key works and the model takes this config.
 
@@ -95,17 +100,8 @@ class AnthropicTeacher(Teacher):
         warning. Servers without the Models API (some proxies) skip the check.
         """
         c = self.cfg
-        try:
-            info = (await self.client.models.retrieve(c.model)).model_dump()
-        except anthropic.APIStatusError as e:
-            err = classify_status_error(e)
-            if e.status_code in (401, 403):
-                env = c.api_key_env or "ANTHROPIC_API_KEY"
-                raise ConfigError(f"teacher.api_key_env: the API refused the key in {env} ({err})") from None
-            log.warning("teacher: could not check %s with the Models API (%s); going on", c.model, err)
-            return
-        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
-            log.warning("teacher: could not reach the Models API (%s); going on", e)
+        info = await self._model_info()
+        if info is None:
             return
         if info.get("lifecycle") in ("deprecated", "retired"):
             if info["lifecycle"] == "retired":
@@ -133,6 +129,56 @@ class AnthropicTeacher(Teacher):
             raise ConfigError(f"teacher.batch: {c.model} is not available through the Message Batches API")
         if info.get("max_tokens") and c.max_tokens > info["max_tokens"]:
             raise ConfigError(f"teacher.max_tokens: {c.max_tokens} is above {c.model}'s limit of {info['max_tokens']}")
+
+    async def _model_info(self) -> dict[str, Any] | None:
+        """The Models API's record of ``teacher.model``; None where this server has no Models API.
+
+        Fatal here (a ``ConfigError`` naming the field, before anything is billed): nothing listening at
+        the base URL (after 3 tries 0.5 s apart), a refused key, and a model the Models API does not list
+        (told apart from "no Models API here" by listing the models: a server that lists models but
+        not this one does not serve it).
+        """
+        c = self.cfg
+        for attempt in range(3):
+            try:
+                return (await self.client.models.retrieve(c.model)).model_dump()
+            except anthropic.APIStatusError as e:
+                err = classify_status_error(e)
+                if e.status_code in (401, 403):
+                    env = c.api_key_env or "ANTHROPIC_API_KEY"
+                    raise ConfigError(f"teacher.api_key_env: the API refused the key in {env} ({err}); "
+                                      f"set a valid key in {env}") from None
+                if e.status_code == 404:
+                    await self._unknown_model(err)
+                    return None
+                log.warning("teacher: could not check %s with the Models API (%s); going on", c.model, err)
+                return None
+            except anthropic.APIConnectionError as e:
+                if connection_cause(e) != "connect":
+                    log.warning("teacher: the Models API did not answer (%s); going on", e)
+                    return None
+                if attempt == 2:
+                    raise ConfigError(f"teacher.base_url: nothing answers at {self.client.base_url} "
+                                      f"({type(e.__cause__ or e).__name__}: {e.__cause__ or e}); start the "
+                                      "server or fix teacher.base_url") from None
+                await asyncio.sleep(0.5)
+            except (anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
+                log.warning("teacher: unreadable Models API reply (%s); going on", e)
+                return None
+        return None
+
+    async def _unknown_model(self, err: TeacherError) -> None:
+        """A 404 for the model: a ``ConfigError`` when this server does list models, else return."""
+        c = self.cfg
+        try:
+            page = await self.client.models.list(limit=100)
+        except (anthropic.APIError, json.JSONDecodeError):
+            log.warning("teacher: %s has no Models API (404 for %s: %s); the first request will tell",
+                        self.client.base_url, c.model, err)
+            return
+        known = [m.id for m in page.data]
+        raise ConfigError(f"teacher.model: the API at {self.client.base_url} does not serve {c.model!r} ({err}); "
+                          f"it lists {known}")
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -184,9 +230,10 @@ class AnthropicTeacher(Teacher):
         except anthropic.APIStatusError as e:
             raise classify_status_error(e) from e
         except (anthropic.APIConnectionError, _HTTP.TransportError) as e:  # timeouts, dropped connections
-            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable",
+                               cause=connection_cause(e)) from e
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
-            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable", cause="malformed") from e
         return parse_message(msg.model_dump(), rid)
 
     async def _stream(self, params: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -225,7 +272,7 @@ class AnthropicTeacher(Teacher):
                     done = True
         if not done:
             raise TeacherError("unreadable reply: the stream ended before message_stop", kind="retryable",
-                               request_id=rid)
+                               request_id=rid, cause="dropped")
         content = []
         for i in sorted(blocks):
             blk = blocks[i]

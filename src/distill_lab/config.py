@@ -83,6 +83,8 @@ class TeacherConfig:
         default_factory=lambda: {"low": 2048, "medium": 8192, "high": 16000, "xhigh": 32000, "max": 64000}
     )
     output_effort: bool = False  # also send output_config.effort
+    # anthropic-beta header values; null: what the model table says (teachers/anthropic_models.py)
+    betas: Optional[list[str]] = None
     stream: bool = True
     batch: bool = False
     batch_poll_seconds: float = 30.0
@@ -127,6 +129,9 @@ class TeacherConfig:
                        f"no thinking budget for effort {eff!r} (thinking_mode=enabled needs one)")
                 _check(self.max_tokens > budget, "teacher.max_tokens",
                        f"must exceed the thinking budget ({budget} for effort {eff!r}), got {self.max_tokens}")
+            from distill_lab.config_checks import check_anthropic_teacher
+
+            check_anthropic_teacher(self)
 
     @property
     def effort_name(self) -> str:

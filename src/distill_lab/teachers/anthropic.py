@@ -22,6 +22,7 @@ import anthropic
 from distill_lab.config import ConfigError, TeacherConfig
 from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
+from distill_lab.teachers.anthropic_models import betas_for
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
 from distill_lab.teachers.transport import connection_cause
 
@@ -85,6 +86,21 @@ class AnthropicTeacher(Teacher):
                                                timeout=cfg.timeout_s)
         if not cfg.stream and not cfg.batch:
             check_nonstreaming(cfg)
+        # the beta header this model needs for these settings (the model table), sent through the SDK's beta
+        # surface, which adds ``anthropic-beta``; none: the stable surface
+        self.betas = betas_for(cfg.model, cfg.output_effort, cfg.betas)
+
+    def _create(self, **params: Any):
+        """``messages.create``, or ``beta.messages.create(betas=...)`` where a beta header is needed."""
+        if self.betas:
+            return self.client.beta.messages.create(**params, betas=self.betas)
+        return self.client.messages.create(**params)
+
+    def create_batch(self, requests: list[dict[str, Any]]):
+        """``messages.batches.create`` on the same surface as single requests (betas included)."""
+        if self.betas:
+            return self.client.beta.messages.batches.create(requests=requests, betas=self.betas)
+        return self.client.messages.batches.create(requests=requests)
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -225,7 +241,7 @@ class AnthropicTeacher(Teacher):
         try:
             if self.cfg.stream:
                 return parse_message(*await self._stream(params))
-            msg = await self.client.messages.create(**params)
+            msg = await self._create(**params)
             rid = getattr(msg, "_request_id", None)
         except anthropic.APIStatusError as e:
             raise classify_status_error(e) from e
@@ -243,7 +259,7 @@ class AnthropicTeacher(Teacher):
         deltas' text, at a third less client CPU per request. An ``error`` event raises the SDK's
         ``APIStatusError``; a stream that ends before ``message_stop`` is a retryable error.
         """
-        stream = await self.client.messages.create(**params, stream=True)
+        stream = await self._create(**params, stream=True)
         rid = stream.response.headers.get("request-id")
         msg: dict[str, Any] = {}
         blocks: dict[int, dict[str, Any]] = {}

@@ -306,8 +306,9 @@ class GenerateConfig:
     requests_per_minute: Optional[float] = None
     input_tokens_per_minute: Optional[float] = None
     output_tokens_per_minute: Optional[float] = None
-    # cap on the dataset's teacher spend: a resumed run counts what its journal already cost; each request
-    # is admitted only if its worst case (max_tokens out) still fits, so the cap is never crossed
+    # cap on the dataset folder's teacher spend: a re-run counts what its journal already cost (every teacher
+    # setting in it); each request is admitted only if its worst case (max_tokens out) still fits, so the cap
+    # is never crossed; a cap that cannot buy one row of every split is refused up front
     max_cost_usd: Optional[float] = None
     shard_rows: int = 1000
     progress: bool = True
@@ -324,6 +325,9 @@ class GenerateConfig:
     # eval measures the teacher on them too
     filter_splits: list[str] = field(default_factory=lambda: ["train"])
     batch_max_rounds: int = 3  # batch mode: resubmissions of errored/expired requests
+    # a dataset folder holding rows of these prompts from another teacher setting (another effort, model...):
+    # false refuses to buy them again beside those; true adds the new setting's rows to the same folder
+    mix_teacher_settings: bool = False
 
     def __post_init__(self) -> None:
         from distill_lab.generation.filters import FILTERS

@@ -20,6 +20,7 @@ from distill_lab.data.card import write_card
 from distill_lab.data.recipe import build_problems
 from distill_lab.data.rows import row_id, save_dataset
 from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed, StageStop
+from distill_lab.generation.budget import check_cap, check_folder, interleave_splits
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
 from distill_lab.generation.filters import apply_filters
 from distill_lab.generation.shards import Journal, read_failures, read_rows
@@ -44,6 +45,20 @@ def check_api_key(cfg: Config) -> None:
     if not os.environ.get(t.api_key_env, "").strip():
         raise ConfigError(f"teacher.api_key_env: the environment variable {t.api_key_env} is not set "
                           f"(the {t.provider} teacher reads its API key from it)")
+
+
+def _remove_empty(out_dir: Path) -> None:
+    shards = out_dir / "shards"
+    if shards.is_dir() and not any(p for p in shards.iterdir() if p.name != ".lock" and p.stat().st_size):
+        for p in shards.iterdir():
+            p.unlink()
+        shards.rmdir()
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+
+
+def split_of(item: WorkItem) -> str:
+    return item.problem.split
 
 
 def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[WorkItem]:
@@ -75,16 +90,28 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
     wanted = {it.id for it in items}
 
-    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
-                      fsync_interval_s=cfg.generate.fsync_interval_s)
+    fresh = not (out_dir / "shards").exists()
+    try:
+        journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
+                          fsync_interval_s=cfg.generate.fsync_interval_s)
+    except RuntimeError as e:  # another generate holds the folder's lock
+        raise ConfigError(f"generate.output_dir: {e}") from None
     try:
         before = journal.rows()
         done = {r["id"] for r in before}
-        todo = [it for it in items if it.id not in done]
-        spent_before = sum(r["cost_usd"] for r in before if r["id"] in wanted)
+        check_folder(cfg, teacher.fingerprint(), before, {p.prompt_id for p in problems}, wanted, out_dir)
+        # sent so that a run the cap stops holds every split in proportion
+        todo = interleave_splits([it for it in items if it.id not in done], split_of)
+        spent_before = sum(float(r.get("cost_usd") or 0) for r in before)  # the folder's spend, all settings
+        check_cap(cfg, teacher, todo, spent_before, split_of)
         log.info("generate: %d requests wanted, %d already in %s, %d to send", len(items), len(items) - len(todo),
                  journal.root, len(todo))
         res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
+    except ConfigError:
+        journal.close()
+        if fresh:  # refused before anything was sent: leave no empty dataset folder behind
+            _remove_empty(out_dir)
+        raise
     finally:
         journal.close()
     if res.fatal:  # before anything is written: no dataset, no card, no manifest that a re-run could trust

@@ -53,7 +53,7 @@ def check_cap(cfg: Config, teacher, todo: list, spent_before: float, split_of) -
     wanted = {split_of(it) for it in todo}
     seen: set[str] = set()
     need = spent_before
-    for it, w in zip(todo, worst):
+    for it, w in zip(todo, worst, strict=True):
         need += w
         seen.add(split_of(it))
         if seen == wanted:

@@ -128,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     from distill_lab.exit_codes import EXIT_CONFIG
 
     _STATE["task_started"] = False
+    if any(f in ("--cfg", "-c", "-m", "--multirun") for f in flags):
+        # Hydra prints (--cfg) or launches (-m) without calling the stage first: validate here
+        from distill_lab.config import ConfigError
+        from distill_lab.config_checks import precheck_cli
+
+        try:
+            precheck_cli(stage, flags, overrides)
+        except ConfigError as e:
+            print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         _app(stage)()
     except SystemExit as e:

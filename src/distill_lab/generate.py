@@ -72,8 +72,22 @@ async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journa
         await teacher.preflight()  # free checks (key, model capabilities) before any paid request
         if cfg.teacher.batch:
             from distill_lab.generation.batch import run_batches
+            from distill_lab.teachers.base import TeacherError
 
-            return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+            try:
+                return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+            except TeacherError as e:  # a Message Batches endpoint refused: one line, not a traceback
+                url = str(getattr(teacher, "client", None) and teacher.client.base_url).rstrip("/")
+                if e.status in (404, 405):
+                    fix = (f"{url}/v1/messages/batches answered {e.status} ({e}): this server has no Message "
+                           "Batches API; set teacher.batch=false (or point teacher.base_url at the Anthropic API)")
+                elif e.status in (401, 403):
+                    env = cfg.teacher.api_key_env or "the API key variable"
+                    fix = f"the Message Batches API refused the key in {env} ({e.status} {e}); set a valid key"
+                else:
+                    fix = (f"the Message Batches API failed ({e.reason}); batches already created are recorded "
+                           "and collected by a re-run of the same command")
+                raise GenerationFailed(fix) from None
         return await run_requests(cfg, teacher, items, journal, spent_before=spent_before)
     finally:
         await teacher.aclose()

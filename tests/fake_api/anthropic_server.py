@@ -66,6 +66,7 @@ class State:
     record: bool = True
     rejected_keys: set[str] = field(default_factory=set)  # keys the server answers 401 to
     models_api: bool = True  # False: /v1/models answers a bare 404, as some proxies do
+    batches_api: bool = True  # False: /v1/messages/batches answers a bare 404 (a proxy without batches)
     requests: list[dict[str, Any]] = field(default_factory=list)
     ok: int = 0
     faults_served: dict[str, int] = field(default_factory=dict)
@@ -330,6 +331,8 @@ def make_app(state: State) -> web.Application:
         return f"http://{request.host}"
 
     async def create_batch(request: web.Request) -> web.Response:
+        if not state.batches_api:
+            raise web.HTTPNotFound()
         if not api_key_of(request):
             return error_response(401, "authentication_error", "x-api-key header is required", state)
         body = await request.json()

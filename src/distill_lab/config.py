@@ -312,6 +312,7 @@ class GenerateConfig:
     max_cost_usd: Optional[float] = None
     shard_rows: int = 1000
     progress: bool = True
+    progress_every_s: float = 10.0  # without a terminal (Slurm, CI): a progress line in the log this often
     # retries (teacher.max_retries is the count): exponential backoff with jitter, >= retry-after
     retry_base_s: float = 1.0
     retry_cap_s: float = 60.0
@@ -338,6 +339,7 @@ class GenerateConfig:
         _check(self.retry_cap_s >= self.retry_base_s, "generate.retry_cap_s", "must be >= generate.retry_base_s")
         _check(self.shard_rows >= 1, "generate.shard_rows", "must be >= 1")
         _check(self.fsync_interval_s >= 0, "generate.fsync_interval_s", "must be >= 0")
+        _check(self.progress_every_s >= 0, "generate.progress_every_s", "must be >= 0")
         _check(self.batch_max_rounds >= 1, "generate.batch_max_rounds", "must be >= 1")
         for sp in self.filter_splits:
             _check(sp in ("train", "test", "ood"), "generate.filter_splits", f"unknown split {sp!r}")

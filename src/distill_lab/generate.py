@@ -23,6 +23,7 @@ from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed, 
 from distill_lab.generation.budget import check_cap, check_folder, interleave_splits
 from distill_lab.generation.engine import EngineResult, WorkItem, run_requests
 from distill_lab.generation.filters import apply_filters
+from distill_lab.generation.progress import quiet_http_logs
 from distill_lab.generation.shards import Journal, read_failures, read_rows
 from distill_lab.loggers import open_run
 from distill_lab.stage import StageResult
@@ -94,6 +95,7 @@ async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journa
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
+    quiet_http_logs()
     check_api_key(cfg)
     if cfg.teacher.batch and cfg.teacher.provider != "anthropic":
         raise ConfigError(f"teacher.batch: batch mode needs the anthropic teacher, not {cfg.teacher.provider}")

@@ -23,6 +23,7 @@ from distill_lab.generation.retry import Backoff
 from distill_lab.generation.shards import Journal
 from distill_lab.tasks.base import Problem, get_family
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.transport import short_text
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
     for it in items:
         queue.put_nowait(it)
     stop = asyncio.Event()
-    bar = Progress(len(items), g.progress)
+    bar = Progress(len(items), g.progress, every_s=g.progress_every_s)
     breaker = Breaker(t, teacher.endpoint(), n_items=len(items))
 
     async def pause(delay: float) -> None:
@@ -87,6 +88,10 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         tally.failed += 1
         res.failures[reason.split(":")[0]] += 1
+        tally.failure_reasons[reason.split(":")[0]] += 1
+        if tally.failure_reasons[reason.split(":")[0]] == 1:  # the first of its kind is shown, the rest counted
+            log.warning("generate: a request failed: %s (further failures of this kind are counted in the "
+                        "progress line and the summary)", short_text(reason))
 
     async def one(item: WorkItem) -> None:
         est_in = teacher.estimate_input_tokens(item.problem)
@@ -124,6 +129,10 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                         return
                     if e.kind == "retryable" and attempt <= t.max_retries:
                         tally.retries += 1
+                        tally.retry_reasons[e.label] += 1
+                        if tally.retry_reasons[e.label] == 1:
+                            log.warning("generate: retrying after %s (further retries of this kind are counted in "
+                                        "the progress line)", short_text(e.reason))
                         if e.retry_after:
                             limiter.block_for(e.retry_after)
                         await pause(backoff.delay(attempt, e.retry_after))

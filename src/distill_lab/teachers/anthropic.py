@@ -24,7 +24,7 @@ from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.anthropic_models import betas_for
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
-from distill_lab.teachers.transport import connection_cause
+from distill_lab.teachers.transport import connection_cause, short_text
 
 log = logging.getLogger(__name__)
 # the HTTP library under the SDK (httpx2 in anthropic 2.x): a connection lost while a stream is being
@@ -57,7 +57,7 @@ def classify_status_error(e: anthropic.APIStatusError) -> TeacherError:
     code = (err.get("details") or {}).get("error_code") if isinstance(err.get("details"), dict) else None
     rid = getattr(e, "request_id", None) or e.response.headers.get("request-id")
     retry_after = parse_retry_after(e.response.headers.get("retry-after"))
-    text = f"{etype or 'error'}: {msg}"
+    text = f"{etype or 'error'}: {short_text(msg)}"
     if code in SPEND_CODES or (status in (400, 429) and "spend limit" in msg.lower()):
         return TeacherError(text, kind="spend_limit", status=status, request_id=rid)
     if status == 200:  # an `error` event inside a stream

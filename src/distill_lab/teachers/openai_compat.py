@@ -19,7 +19,7 @@ from distill_lab.config import ConfigError, TeacherConfig
 from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
-from distill_lab.teachers.transport import connection_cause
+from distill_lab.teachers.transport import connection_cause, short_text
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
 SPEND_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
@@ -48,7 +48,7 @@ def classify_status_error(e: openai.APIStatusError) -> TeacherError:
     code, msg = err.get("code") or err.get("type"), str(err.get("message") or e.message)
     rid = getattr(e, "request_id", None)
     retry_after = parse_retry_after(e.response.headers.get("retry-after"))
-    text = f"{code or 'error'}: {msg}"
+    text = f"{code or 'error'}: {short_text(msg)}"
     if status == 402 or code in SPEND_CODES:
         return TeacherError(text, kind="spend_limit", status=status, request_id=rid)
     if status in (408, 409, 429) or status >= 500:

@@ -7,6 +7,8 @@ same rule serves both SDKs and both HTTP libraries.
 
 from __future__ import annotations
 
+import re
+
 _CONNECT = {"ConnectError", "ConnectTimeout", "ConnectionRefusedError", "gaierror"}
 _TIMEOUT = {"TimeoutException", "ReadTimeout", "WriteTimeout", "PoolTimeout", "APITimeoutError", "TimeoutError"}
 
@@ -29,3 +31,19 @@ def connection_cause(e: BaseException) -> str:
     if any(n & _TIMEOUT for n in names):
         return "timeout"
     return "dropped"
+
+
+_TAG = re.compile(r"<[^>]+>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+
+
+def short_text(text: str, limit: int = 300) -> str:
+    """An error text fit for one log line: an HTML error page becomes its title (or its text without tags),
+    whitespace is collapsed, and the rest is cut at ``limit`` characters with the size said."""
+    s = str(text)
+    if "<html" in s.lower() or "<!doctype" in s.lower():
+        m = _TITLE.search(s)
+        inner = m.group(1) if m else _TAG.sub(" ", s)
+        s = f"HTML page ({len(text)} chars): {inner}"
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[:limit] + f"... ({len(s)} chars)"

@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("distill_lab").setLevel(logging.INFO)
     flags, overrides = _split_hydra_args(rest)
+    run_dirs = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
+    multirun = any(f in ("-m", "--multirun") for f in flags)
+    if run_dirs and not multirun and not any(o.startswith(("hydra.run.dir=", "++hydra.run.dir=")) for o in overrides):
+        # Hydra's own output (.hydra/, the job log) goes into run_dir too, not into ./outputs/<stage>/...
+        overrides.append(f"hydra.run.dir={run_dirs[-1]}")
     sys.argv = [f"distill-lab-{stage}", *flags, *overrides, f"stage={stage}", f"hydra.job.name={stage}"]
     from distill_lab.exit_codes import EXIT_CONFIG
 

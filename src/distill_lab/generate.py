@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.config import Config, ConfigError
+from distill_lab.config_checks import check_oracle_can_answer
 from distill_lab.data.card import write_card
 from distill_lab.data.recipe import build_problems
 from distill_lab.data.rows import row_id, save_dataset
@@ -102,6 +103,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir = Path(cfg.generate.output_dir or Path(run_dir) / "dataset")
     recipe = build_problems(cfg.recipe)
     problems = [p for s in cfg.generate.splits for p in recipe.problems[s]]
+    check_oracle_can_answer(cfg, problems)
     teacher = build_teacher(cfg.teacher)
     items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
     wanted = {it.id for it in items}
@@ -143,8 +145,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     for f in read_failures(journal.root):
         if f["id"] in wanted and f["id"] not in have:
             last_failure[f["id"]] = f["reason"]
-    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify, cfg.generate.filter_splits)
-    rows += recipe.imported_rows
+    # imported teacher rows pass the same filters as generated ones (no thinking, a failed check...)
+    rows, outcome = apply_filters(raw + recipe.imported_rows, cfg.generate.filters, cfg.recipe.verify,
+                                  cfg.generate.filter_splits)
     counts = save_dataset(rows, out_dir)
     card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),

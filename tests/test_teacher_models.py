@@ -40,12 +40,16 @@ def _sent(srv, path="/v1/messages"):
      {"type": "enabled", "budget_tokens": 2048}, "low"),
     ("anthropic_opus45", ["teacher.output_effort=false"], "claude-opus-4-5", None,
      {"type": "enabled", "budget_tokens": 16000}, None),
+    # not streamed: the same fields and header on the plain JSON surface
+    ("anthropic", ["teacher.stream=false"], "claude-opus-5-5", None, {"type": "adaptive", "display": "summarized"},
+     "high"),
+    ("anthropic_opus45", ["teacher.stream=false"], "claude-opus-4-5", EFFORT_BETA,
+     {"type": "enabled", "budget_tokens": 16000}, "high"),
 ])
-@pytest.mark.parametrize("stream", [True, False])
 def test_each_teacher_config_sends_what_its_model_takes(fake, tmp_path, teacher, overrides, model, beta, thinking,
-                                                       effort, stream):
-    cfg = gen_config(teacher, fake.url, tmp_path / "ds", *overrides, f"teacher.stream={str(stream).lower()}",
-                     size=2, test=0, ood=0)
+                                                       effort):
+    cfg = gen_config(teacher, fake.url, tmp_path / "ds", *overrides, size=2, test=0, ood=0)
+    stream = cfg.teacher.stream
     res = run(cfg, tmp_path)
     assert res.summary["rows"] == 2 and res.incomplete is None
     sent = _sent(fake)
@@ -90,12 +94,30 @@ def test_the_default_anthropic_teacher_is_a_current_model():
     (["teacher=anthropic", "teacher.model=claude-haiku-4-5", "teacher.thinking_mode=enabled"],
      "teacher.output_effort"),
     (["teacher=anthropic", "teacher.max_tokens=200000"], "teacher.max_tokens"),
-    (["teacher=anthropic", "teacher.model=claude-next-9"], "teacher.betas"),
 ])
-def test_the_table_checks_the_config_before_anything_runs(overrides, field):
+def test_the_table_decides_where_no_models_api_reports(fake, tmp_path, overrides, field):
+    fake.state.models_api = False  # a proxy without the Models API: the table alone
+    cfg = gen_config(overrides[0].split("=")[1], fake.url, tmp_path / "ds", *overrides[1:], size=2, test=0, ood=0)
     with pytest.raises(ConfigError) as e:
-        compose_config(overrides)
+        run(cfg, tmp_path)
     assert str(e.value).startswith(field + ":"), str(e.value)
+    assert not _sent(fake)
+
+
+def test_what_the_models_api_reports_takes_precedence_over_the_table(fake, tmp_path, monkeypatch):
+    """The table says Opus 4.5 takes no xhigh; a Models API that reports it does is believed."""
+    monkeypatch.setitem(anthropic_server.MODELS, "claude-opus-4-5",
+                        (("enabled",), ("low", "medium", "high", "xhigh"), "active"))
+    cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "teacher.allowed_efforts=[low,medium,high,xhigh]",
+                     "teacher.max_tokens=40000", "teacher.effort=xhigh", size=2, test=0, ood=0)
+    assert run(cfg, tmp_path).summary["rows"] == 2
+    assert {r["body"]["output_config"]["effort"] for r in _sent(fake)} == {"xhigh"}
+
+
+def test_an_unknown_model_must_say_its_beta_headers():
+    with pytest.raises(ConfigError) as e:
+        compose_config(["teacher=anthropic", "teacher.model=claude-next-9"])
+    assert str(e.value).startswith("teacher.betas: 'claude-next-9' is not in distill_lab's model table")
 
 
 def test_an_unknown_model_runs_with_explicit_settings(fake, tmp_path, monkeypatch):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 
 def check_anthropic_teacher(cfg) -> None:
-    """An anthropic teacher's settings against the model table (thinking type, effort, max_tokens, betas)."""
-    from distill_lab.teachers.anthropic_models import check_teacher
+    """Config-time: an unknown model needs its beta headers said (the model table's other checks run at
+    the start-up check, where the Models API's report takes precedence)."""
+    from distill_lab.teachers.anthropic_models import check_betas
 
-    check_teacher(cfg)
+    check_betas(cfg)
 
 
 # ------------------------------------------------------------------ keys Hydra lets through

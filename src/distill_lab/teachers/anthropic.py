@@ -22,7 +22,7 @@ import anthropic
 from distill_lab.config import ConfigError, TeacherConfig
 from distill_lab.generation.retry import parse_retry_after
 from distill_lab.tasks.base import Problem
-from distill_lab.teachers.anthropic_models import betas_for
+from distill_lab.teachers.anthropic_models import betas_for, check_teacher
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
 from distill_lab.teachers.transport import connection_cause, short_text
 
@@ -111,13 +111,15 @@ class AnthropicTeacher(Teacher):
     async def preflight(self) -> None:
         """Ask the Models API (free) whether the key works and the model takes this config.
 
-        A refused key stops the run before anything is billed; a thinking mode, effort level or batch
-        mode the model does not support is a ``ConfigError`` naming the field; a deprecated model is a
-        warning. Servers without the Models API (some proxies) skip the check.
+        A refused key stops the run before anything is billed; a thinking mode, effort level, max_tokens
+        or batch mode the model does not take is a ``ConfigError`` naming the field; a deprecated model is
+        a warning. What the Models API reports decides; what it does not report (or a server without the
+        Models API) is decided by the model table (``anthropic_models.py``).
         """
         c = self.cfg
         info = await self._model_info()
         if info is None:
+            check_teacher(c)  # no Models API here: the table alone
             return
         if info.get("lifecycle") in ("deprecated", "retired"):
             if info["lifecycle"] == "retired":
@@ -133,18 +135,9 @@ class AnthropicTeacher(Teacher):
                 node = node[k]
             return bool(node.get("supported")) if isinstance(node, dict) else None
 
-        if supported("thinking", "types", c.thinking_mode) is False:
-            modes = [m for m in ("enabled", "adaptive") if supported("thinking", "types", m)]
-            raise ConfigError(f"teacher.thinking_mode: {c.model} does not take thinking type {c.thinking_mode!r}; "
-                              f"it takes {modes}")
-        if c.output_effort and supported("effort") is False:
-            raise ConfigError(f"teacher.output_effort: {c.model} does not take output_config.effort; set it false")
-        if c.output_effort and supported("effort", c.effort_name) is False:
-            raise ConfigError(f"teacher.effort: {c.model} does not take effort {c.effort_name!r}")
+        check_teacher(c, reported=supported, max_output=info.get("max_tokens"))
         if c.batch and supported("batch") is False:
             raise ConfigError(f"teacher.batch: {c.model} is not available through the Message Batches API")
-        if info.get("max_tokens") and c.max_tokens > info["max_tokens"]:
-            raise ConfigError(f"teacher.max_tokens: {c.max_tokens} is above {c.model}'s limit of {info['max_tokens']}")
 
     async def _model_info(self) -> dict[str, Any] | None:
         """The Models API's record of ``teacher.model``; None where this server has no Models API.

@@ -1,10 +1,11 @@
 """What each Claude model takes in a Messages request: the one place these facts live.
 
 Sources: the API's model pages and migration guides (platform.claude.com/docs, read 2026-11) and the
-effort documentation at its launch. Where the Models API reports a capability (``GET /v1/models/{id}``:
-``capabilities.thinking.types``, ``capabilities.effort``, ``max_tokens``), the start-up check uses the
-report instead (``AnthropicTeacher.preflight``); this table decides what to *send* (the beta header) and
-checks the config before any request, also where a proxy has no Models API.
+effort documentation at its launch. The table decides what to *send* (the beta header). The start-up
+check (``AnthropicTeacher.preflight``, before any paid request) checks thinking type, effort and
+max_tokens against what the Models API reports (``GET /v1/models/{id}``: ``capabilities.thinking.types``,
+``capabilities.effort``, ``max_tokens``) and against this table for whatever it does not report, or
+where a proxy has no Models API at all.
 
 - ``thinking``: the ``thinking.type`` values the model takes. Opus 4.7 and later take only ``adaptive``
   (``enabled`` with ``budget_tokens`` is a 400); Opus 4.5 and Haiku 4.5 only ``enabled``.
@@ -66,24 +67,42 @@ def betas_for(model: str, output_effort: bool, explicit: list[str] | None) -> li
     return [f.effort_beta] if (f and output_effort and f.effort_beta) else []
 
 
-def check_teacher(cfg) -> None:
-    """Config-time checks of an anthropic teacher against the table (``ConfigError`` naming the field)."""
+def check_betas(cfg) -> None:
+    """Config-time: a model the table does not know needs ``teacher.betas`` set when it sends effort."""
+    from distill_lab.config import ConfigError
+
+    if facts(cfg.model) is None and cfg.output_effort and cfg.betas is None:
+        raise ConfigError(f"teacher.betas: {cfg.model!r} is not in distill_lab's model table "
+                          "(teachers/anthropic_models.py), so whether output_config.effort needs a beta header "
+                          "is not guessed: set teacher.betas=[] (none) or teacher.betas=[effort-2025-11-24]")
+
+
+def _no_report(*path: str) -> bool | None:
+    return None
+
+
+def check_teacher(cfg, reported=_no_report, max_output: int | None = None) -> None:
+    """The teacher's thinking type, effort and max_tokens against what the model takes (``ConfigError``
+    naming the field). ``reported(*path)`` is the Models API's verdict for a capability path (``("thinking",
+    "types", "adaptive")``, ``("effort", "xhigh")``), None where it reports nothing; the table decides
+    those. A model in neither passes (the API itself will answer)."""
     from distill_lab.config import ConfigError
 
     f = facts(cfg.model)
-    eff = cfg.effort_name
-    if f is None:
-        if cfg.output_effort and cfg.betas is None:
-            raise ConfigError(f"teacher.betas: {cfg.model!r} is not in distill_lab's model table "
-                              "(teachers/anthropic_models.py), so whether output_config.effort needs a beta header "
-                              "is not guessed: set teacher.betas=[] (none) or teacher.betas=[effort-2025-11-24]")
-        return
-    if cfg.thinking_mode not in f.thinking:
-        raise ConfigError(f"teacher.thinking_mode: {cfg.model} takes thinking type {list(f.thinking)}, "
-                          f"not {cfg.thinking_mode!r}")
-    if cfg.output_effort and not f.efforts:
+
+    def takes(path: tuple[str, ...], table: bool | None) -> bool | None:
+        r = reported(*path)
+        return r if r is not None else table
+
+    mode, eff = cfg.thinking_mode, cfg.effort_name
+    modes = [m for m in ("enabled", "adaptive") if takes(("thinking", "types", m), m in f.thinking if f else None)]
+    if takes(("thinking", "types", mode), mode in f.thinking if f else None) is False:
+        raise ConfigError(f"teacher.thinking_mode: {cfg.model} takes thinking type {modes}, not {mode!r}")
+    if cfg.output_effort and takes(("effort",), bool(f.efforts) if f else None) is False:
         raise ConfigError(f"teacher.output_effort: {cfg.model} takes no output_config.effort; set it false")
-    if cfg.output_effort and eff not in f.efforts:
-        raise ConfigError(f"teacher.effort: {cfg.model} takes effort {list(f.efforts)}, not {eff!r}")
-    if f.max_output and cfg.max_tokens > f.max_output:
-        raise ConfigError(f"teacher.max_tokens: {cfg.max_tokens} is above {cfg.model}'s limit of {f.max_output}")
+    levels = [e for e in ALL_EFFORTS if takes(("effort", e), e in f.efforts if f else None)]
+    if cfg.output_effort and takes(("effort", eff), eff in f.efforts if f else None) is False:
+        raise ConfigError(f"teacher.effort: {cfg.model} takes effort {levels}, not {eff!r}")
+    limit = max_output or (f.max_output if f else None)
+    if limit and cfg.max_tokens > limit:
+        raise ConfigError(f"teacher.max_tokens: {cfg.max_tokens} is above {cfg.model}'s limit of {limit}")

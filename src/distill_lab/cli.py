@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     from distill_lab.exit_codes import EXIT_CONFIG
 
     _STATE["task_started"] = False
-    if any(f in ("--cfg", "-c", "-m", "--multirun") for f in flags):
-        # Hydra prints (--cfg) or launches (-m) without calling the stage first: validate here
+    if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i") for f in flags):
+        # validate before Hydra acts: it creates the run dir (.hydra/, the job log) before the stage starts,
+        # prints (--cfg) or launches jobs (-m) without calling it at all
         from distill_lab.config import ConfigError
         from distill_lab.config_checks import precheck_cli
 

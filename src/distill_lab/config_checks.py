@@ -83,10 +83,11 @@ def check_launcher(hydra_node) -> None:
 
 
 def precheck_cli(stage: str, flags: list[str], overrides: list[str]) -> None:
-    """Compose and validate the config before Hydra takes over, where Hydra would not call the stage first:
-    ``--cfg``/``-c`` (prints the config and returns) and ``-m`` (launches jobs, maybe on Slurm). Under
-    ``-m`` the first value of each swept key stands for the sweep (the launcher settings are shared).
-    Raises ``ConfigError``; a composition error is left to Hydra's own report."""
+    """Compose and validate the config before Hydra takes over: Hydra creates the run dir before the stage
+    starts, and ``--cfg``/``-c`` (prints the config) and ``-m`` (launches jobs, maybe on Slurm) do not call
+    the stage first at all. Under ``-m`` the first value of each swept key stands for the sweep (the
+    launcher settings are shared). Raises ``ConfigError``; a composition error is left to Hydra's own
+    report."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser

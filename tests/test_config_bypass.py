@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.config import ConfigError
 from distill_lab.config_checks import check_launcher
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_CONFIG
 from tests.conftest import compose_config
 
@@ -34,14 +34,14 @@ def test_dict_fields_still_take_new_keys():
 
 
 def _hydra_cfg(overrides):
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from distill_lab.cli import conf_dir
+    from distill_lab.app import CONF_MODULE, stage_config_name
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("config", overrides=["stage=train", *overrides], return_hydra_config=True)
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        return compose(stage_config_name("train"), overrides=list(overrides), return_hydra_config=True)
 
 
 def test_launcher_ranges():

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.config import ConfigError
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, GenerationFailed
-from distill_lab.generate import run
-from distill_lab.stage import run_stage
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.generate.run import run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.harness import SECRET, gen_config
 
@@ -103,7 +103,8 @@ def test_unknown_model_is_a_config_error_when_the_models_api_lists_models(fake, 
 
 def test_unknown_model_without_a_models_api_stops_at_the_first_404(fake, tmp_path):
     fake.state.models_api = False
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.model=claude-opus-4-55", size=60, test=0, ood=0)
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.model=claude-opus-4-55", "teacher.betas=[]",
+                     size=60, test=0, ood=0)
     with pytest.raises(GenerationFailed, match=r"answered 404 .*teacher\.model='claude-opus-4-55'"):
         run(cfg, tmp_path)
     assert 1 <= _messages(fake) <= cfg.generate.concurrency

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.config import ConfigError
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_INTERRUPTED, GenerationFailed
-from distill_lab.generate import run
-from distill_lab.generation.shards import Journal, read_rows
+from distill_lab.stages.generate.run import run
+from distill_lab.stages.generate.shards import Journal, read_rows
 from tests.fake_api.anthropic_server import AnthropicFake, State
 from tests.fake_api.harness import SECRET, gen_config
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.generate import run
+from distill_lab.stages.generate.run import run
 from distill_lab.teachers.transport import short_text
 from tests.fake_api.anthropic_server import AnthropicFake, State
 from tests.fake_api.common import Faults
@@ -34,7 +34,7 @@ def test_without_a_terminal_progress_is_logged_with_retry_reasons(fake, tmp_path
                      "generate.progress_every_s=0", "generate.concurrency=2", size=20, test=0, ood=0)
     with caplog.at_level("INFO"):
         res = run(cfg, tmp_path)
-    lines = [r.getMessage() for r in caplog.records if r.name == "distill_lab.generate"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "distill_lab.stages.generate"]
     progress = [x for x in lines if re.match(r"generate: \d+/20 requests", x)]
     assert len(progress) >= 10, lines
     assert progress[-1].startswith("generate: 20/20 requests (100%): 20 rows, 0 failed")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.config import ConfigError, SourceSpec
-from distill_lab.data.rows import load_rows
-from distill_lab.data.sources import SourceError, load_source
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.config import SourceSpec
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_CONFIG
+from distill_lab.stages.generate.sources import SourceError, load_source
 from distill_lab.tasks import get_family
 from tests.conftest import compose_config
 
@@ -68,7 +69,7 @@ def test_a_reasoning_field_and_the_same_think_tags_give_one_think_block(tmp_path
 
 
 def test_imported_rows_pass_the_generate_filters(tmp_path):
-    from distill_lab.stage import run_stage
+    from distill_lab.stages.common import run_stage
 
     def rec(a, answer, thinking):
         asst = {"role": "assistant", "content": f"The answer is {answer}."}
@@ -102,7 +103,7 @@ def test_freeform_accepts_a_correct_sentence(text, ref, ok):
 
 # ------------------------------------------------------------------ item 12: sizes and held-out splits
 def test_a_size_that_cuts_an_import_is_said(tmp_path, caplog):
-    from distill_lab.data.recipe import build_problems
+    from distill_lab.stages.generate.recipe import build_problems
 
     recs = [{"messages": [{"role": "user", "content": f"Question {i} about cats?"},
                           {"role": "assistant", "content": f"Answer {i}.", "reasoning_content": "r"}]}
@@ -110,7 +111,7 @@ def test_a_size_that_cuts_an_import_is_said(tmp_path, caplog):
     path = _jsonl(tmp_path / "t.jsonl", recs)
     cfg = compose_config(["recipe.families=[]", "recipe.size=5", "recipe.test_size=3", "recipe.ood_size=0",
                           f"recipe.sources=[{{kind: teacher_dataset, path: '{path}'}}]"])
-    with caplog.at_level("WARNING", logger="distill_lab.data.recipe"):
+    with caplog.at_level("WARNING", logger="distill_lab.stages.generate.recipe"):
         res = build_problems(cfg.recipe)
     assert len(res.imported_rows) == 5
     assert "offers 12 train rows; recipe.size=5 and the mix keep 5" in caplog.text
@@ -144,7 +145,7 @@ def test_hf_split_on_a_single_dataset_is_an_error(tmp_path):
 
 # ------------------------------------------------------------------ item 13: errors before any row
 def test_prompt_sources_with_the_oracle_fail_before_any_row(tmp_path):
-    from distill_lab.generate import run
+    from distill_lab.stages.generate.run import run
 
     path = _jsonl(tmp_path / "p.jsonl", [{"prompt": f"Name a colour number {i}."} for i in range(4)])
     cfg = compose_config(["student=tiny", "recipe.size=8", "recipe.test_size=0", "recipe.ood_size=0",
@@ -158,7 +159,7 @@ def test_prompt_sources_with_the_oracle_fail_before_any_row(tmp_path):
 def test_skipped_records_are_said_with_strict_false(tmp_path, caplog):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "Fine?"}\nnot json\n{"other": 1}\n')
-    with caplog.at_level("WARNING", logger="distill_lab.data.sources"):
+    with caplog.at_level("WARNING", logger="distill_lab.stages.generate.sources"):
         items = load_source(SourceSpec(kind="jsonl", path=str(path)), strict=False)
     assert len(items.problems["train"]) == 1
     assert "skipped 2 of 3 records (recipe.strict=false)" in caplog.text and "bad.jsonl:2" in caplog.text

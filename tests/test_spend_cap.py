@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from distill_lab.config import ConfigError
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_STOPPED
-from distill_lab.generate import run
-from distill_lab.generation.budget import interleave_splits
+from distill_lab.stages.generate.budget import interleave_splits
+from distill_lab.stages.generate.run import run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.harness import SECRET, gen_config, rows_by_split
 
@@ -58,7 +58,7 @@ def test_a_capped_run_keeps_every_split_in_proportion(fake, tmp_path, caplog):
     fake.state.behaviour = Behaviour(max_tokens_every=1)  # every reply bills its worst case: $0.60
     cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "generate.max_cost_usd=6.1",
                      "generate.concurrency=4", size=30, test=10, ood=10)
-    with caplog.at_level("WARNING", logger="distill_lab.generation.budget"):
+    with caplog.at_level("WARNING", logger="distill_lab.stages.generate.budget"):
         res = run(cfg, tmp_path)
     assert "fewer than generate.concurrency=4" not in caplog.text  # 10 worst cases fit: no warning
     got = {s: len(v) for s, v in rows_by_split(tmp_path / "ds").items()}
@@ -72,7 +72,7 @@ def test_a_capped_run_keeps_every_split_in_proportion(fake, tmp_path, caplog):
 def test_a_cap_that_limits_concurrency_says_so(fake, tmp_path, caplog):
     cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "generate.max_cost_usd=3.0",
                      "generate.concurrency=16", size=4, test=0, ood=0)
-    with caplog.at_level("WARNING", logger="distill_lab.generation.budget"):
+    with caplog.at_level("WARNING", logger="distill_lab.stages.generate.budget"):
         run(cfg, tmp_path)
     assert "holds 4 worst-case requests" in caplog.text and "fewer than generate.concurrency=16" in caplog.text
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.config import ConfigError
+from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import GenerationFailed
-from distill_lab.generate import run
+from distill_lab.stages.generate.run import run
 from distill_lab.teachers.anthropic_models import EFFORT_BETA, MODELS, betas_for, facts
 from tests.conftest import compose_config
 from tests.fake_api import anthropic_server
@@ -114,10 +114,13 @@ def test_what_the_models_api_reports_takes_precedence_over_the_table(fake, tmp_p
     assert {r["body"]["output_config"]["effort"] for r in _sent(fake)} == {"xhigh"}
 
 
-def test_an_unknown_model_must_say_its_beta_headers():
+def test_an_unknown_model_must_say_its_beta_headers(fake, tmp_path, monkeypatch):
+    monkeypatch.setitem(anthropic_server.MODELS, "claude-next-9", (("adaptive",), ("low", "medium", "high"), "active"))
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.model=claude-next-9", size=2, test=0, ood=0)
     with pytest.raises(ConfigError) as e:
-        compose_config(["teacher=anthropic", "teacher.model=claude-next-9"])
+        run(cfg, tmp_path)
     assert str(e.value).startswith("teacher.betas: 'claude-next-9' is not in distill_lab's model table")
+    assert not _sent(fake)
 
 
 def test_an_unknown_model_runs_with_explicit_settings(fake, tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from distill_lab.loggers import open_run
-from distill_lab.wandb_reader import find_runs, read_run
+from distill_lab.tracking.loggers import open_run
+from distill_lab.tracking.wandb_reader import find_runs, read_run
 from tests.conftest import compose_config
 
 

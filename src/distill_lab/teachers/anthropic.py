@@ -19,11 +19,12 @@ from typing import Any
 
 import anthropic
 
-from distill_lab.config import ConfigError, TeacherConfig
-from distill_lab.generation.retry import parse_retry_after
+from distill_lab.errors import ConfigError
 from distill_lab.tasks.base import Problem
-from distill_lab.teachers.anthropic_models import betas_for, check_teacher
+from distill_lab.teachers.anthropic_models import betas_for, check_betas, check_teacher
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.config import TeacherConfig
+from distill_lab.teachers.retry import parse_retry_after
 from distill_lab.teachers.transport import connection_cause, short_text
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ class AnthropicTeacher(Teacher):
         Models API) is decided by the model table (``anthropic_models.py``).
         """
         c = self.cfg
-        info = await self._model_info()
+        info = await self._model_info()  # an unknown model stops here when the server lists models
+        check_betas(c)
         if info is None:
             check_teacher(c)  # no Models API here: the table alone
             return

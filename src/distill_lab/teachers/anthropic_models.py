@@ -15,8 +15,9 @@ where a proxy has no Models API at all.
 - ``max_output``: the most output tokens a request may ask for (None: not recorded here).
 
 A model missing from the table is not guessed at: ``teacher.betas`` must then be set explicitly
-(``[]`` for none) when ``teacher.output_effort`` is on, and the Models API's report (when the server has
-one) checks the rest.
+(``[]`` for none) when ``teacher.output_effort`` is on (asked at the start-up check, once the Models API
+has said whether the model exists: a mistyped name is reported as that), and the Models API's report
+(when the server has one) checks the rest.
 """
 
 from __future__ import annotations
@@ -68,13 +69,15 @@ def betas_for(model: str, output_effort: bool, explicit: list[str] | None) -> li
 
 
 def check_betas(cfg) -> None:
-    """Config-time: a model the table does not know needs ``teacher.betas`` set when it sends effort."""
-    from distill_lab.config import ConfigError
+    """A model the table does not know needs ``teacher.betas`` set when it sends effort (checked at the
+    start-up check, after the Models API has said whether the model exists at all)."""
+    from distill_lab.errors import ConfigError
 
     if facts(cfg.model) is None and cfg.output_effort and cfg.betas is None:
         raise ConfigError(f"teacher.betas: {cfg.model!r} is not in distill_lab's model table "
                           "(teachers/anthropic_models.py), so whether output_config.effort needs a beta header "
-                          "is not guessed: set teacher.betas=[] (none) or teacher.betas=[effort-2025-11-24]")
+                          "is not guessed: set teacher.betas=[] (none) or teacher.betas=[effort-2025-11-24] "
+                          f"(the table knows {sorted(MODELS)})")
 
 
 def _no_report(*path: str) -> bool | None:
@@ -86,7 +89,7 @@ def check_teacher(cfg, reported=_no_report, max_output: int | None = None) -> No
     naming the field). ``reported(*path)`` is the Models API's verdict for a capability path (``("thinking",
     "types", "adaptive")``, ``("effort", "xhigh")``), None where it reports nothing; the table decides
     those. A model in neither passes (the API itself will answer)."""
-    from distill_lab.config import ConfigError
+    from distill_lab.errors import ConfigError
 
     f = facts(cfg.model)
 

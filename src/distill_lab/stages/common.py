@@ -1,0 +1,75 @@
+"""What every stage shares: its result type, the stop it may raise, and the runner that times it and
+writes its manifest.
+
+A stage is the package ``distill_lab.stages.<package>`` whose ``run`` module has
+``run(cfg: Config, run_dir: Path) -> StageResult``; it reads only the artifacts named in its config
+(``train.dataset_dir``, ``eval.adapter_dir``, ...) and writes into ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distill_lab.artifacts.manifest import config_dict, write_manifest
+from distill_lab.exit_codes import StageStop
+
+if TYPE_CHECKING:
+    from distill_lab.config import Config
+
+log = logging.getLogger(__name__)
+
+# stage name (as typed on the command line) -> its package under distill_lab.stages
+STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
+                  "pipeline": "pipeline"}
+STAGES = tuple(STAGE_PACKAGES)
+# the config groups each stage reads (its manifest records these, besides seed and stage)
+_ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
+               "logger", "eval", "report")
+STAGE_GROUPS = {
+    "generate": ("teacher", "recipe", "generate", "logger"),
+    "train": ("student", "data", "optimizer", "train", "export", "hardware", "logger"),
+    "eval": ("student", "eval", "teacher", "generate", "hardware", "logger"),  # teacher + generate: eval.teacher_live
+    "report": ("report", "eval", "logger"),
+    "pipeline": _ALL_GROUPS,
+}
+
+
+def stage_config(stage: str, cfg: Config) -> dict[str, Any]:
+    """The part of the config that ``stage`` reads, as a plain dict (what its manifest records)."""
+    full = config_dict(cfg)
+    return {k: v for k, v in full.items() if k not in _ALL_GROUPS or k in STAGE_GROUPS[stage]}
+
+
+@dataclass
+class StageResult:
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path
+    summary: dict[str, Any] = field(default_factory=dict)  # small, JSON-able
+    objective: float | None = None  # what a sweeper (Optuna) maximises, when the stage has one
+    # (exit code, "cause; fix") when the stage wrote its artifacts but not all that was asked (see exit_codes)
+    incomplete: tuple[int, str] | None = None
+
+
+class StageStopped(StageStop):
+    """An expected stop (spend cap, interrupted generation...): the CLI prints it without a traceback and
+    exits with its ``exit_code`` (``distill_lab.exit_codes``)."""
+
+
+def stage_function(stage: str):
+    return importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run").run
+
+
+def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result: StageResult = stage_function(stage)(cfg, run_dir)
+    elapsed = time.perf_counter() - t0
+    path = write_manifest(run_dir, stage=stage, config=stage_config(stage, cfg), artifacts=result.artifacts,
+                          timings={"total": elapsed}, summary=result.summary)
+    log.info("%s finished in %.1fs; manifest: %s", stage, elapsed, path)
+    return result

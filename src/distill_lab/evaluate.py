@@ -189,6 +189,11 @@ def log_metrics(cfg: Config, metrics: dict[str, Any], records: list[dict[str, An
         for s, b in (metrics["gain"] or {}).get("splits", {}).items():
             if b["all"]["value"] is not None:
                 scalars[f"eval/gain/{s}"] = b["all"]["value"]
+        if metrics.get("benchmark"):  # public benchmark: the report's table, as scalars and a table
+            from distill_lab.evaluation.benchmark_report import COLUMNS, benchmark_rows, benchmark_scalars, table_rows
+
+            scalars.update(benchmark_scalars(metrics["benchmark"]))
+            lg.log_table("eval/benchmark", COLUMNS, table_rows(benchmark_rows(metrics["benchmark"])))
         lg.log_metrics(scalars)
         cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct"]
         lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])

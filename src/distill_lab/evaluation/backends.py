@@ -89,23 +89,28 @@ class StopAfterThinking:
 
     def __init__(self, tokenizer: Any, stops: tuple[str, ...], prompt_len: int, opened: bool, window: int = 64):
         self.tok, self.stops, self.prompt_len, self.opened, self.window = tokenizer, stops, prompt_len, opened, window
-        self.closed: dict[int, bool] = {}
+        self.closed_at: dict[int, int] = {}  # generated tokens up to and including the row's </think>
         self.started: dict[int, bool] = {}  # a <think> appeared in the row's output
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
         import torch
 
         new = input_ids[:, self.prompt_len:]
+        length = new.shape[1]
         done = torch.zeros(new.shape[0], dtype=torch.bool, device=input_ids.device)
         for b in range(new.shape[0]):
-            tail = self.tok.decode(new[b, -self.window:].tolist(), skip_special_tokens=False)
-            if THINK_OPEN in tail:
-                self.started[b] = True
-            if THINK_CLOSE in tail and not self.closed.get(b):
-                self.closed[b] = True
-                tail = tail[tail.rfind(THINK_CLOSE) + len(THINK_CLOSE):]  # look only after the tag
-            in_thinking = (self.opened or self.started.get(b, False)) and not self.closed.get(b, False)
-            if not in_thinking and any(s in tail for s in self.stops):
+            if b not in self.closed_at:
+                tail = self.tok.decode(new[b, -self.window:].tolist(), skip_special_tokens=False)
+                if THINK_OPEN in tail:
+                    self.started[b] = True
+                if THINK_CLOSE in tail:  # checked every step: the tag ends at the newest token
+                    self.closed_at[b] = length
+                    continue
+                if self.opened or self.started.get(b, False):
+                    continue  # inside the thinking: stop sequences do not apply
+            start = max(self.closed_at.get(b, 0), length - self.window)
+            answer_tail = self.tok.decode(new[b, start:].tolist(), skip_special_tokens=False)
+            if any(st in answer_tail for st in self.stops):
                 done[b] = True
         return done
 

@@ -26,7 +26,7 @@ def fixture(name: str) -> Path:
     return FIXTURES / FILES[name]
 
 
-def train_bench_memorizer(student_cfg: StudentConfig, out_dir: Path, questions: list[str], steps: int = 60) -> Path:
+def train_bench_memorizer(student_cfg: StudentConfig, out_dir: Path, questions: list[str], steps: int = 40) -> Path:
     """Full fine-tuning of the tiny student until it answers MEMORIZED to the given user messages."""
     from distill_lab.students import load_student
 
@@ -71,6 +71,6 @@ def bench_memorizer_dir(student_cfg: StudentConfig) -> Path:
             sc = SuiteConfig(name=name, path=str(fixture(name)),
                              prompt_template="{question}\nPlease reason step by step, and put your final answer "
                                              "within \\boxed{}.")
-            questions += [p.user_text for p in suite_prompts(sc)[0]]
+            questions += [p.user_text for p in suite_prompts(sc)[0][:2]]  # two of each: it learns to ignore them
         train_bench_memorizer(student_cfg, out, questions)
     return out

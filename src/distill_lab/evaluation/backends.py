@@ -238,9 +238,10 @@ class OpenAICompatBackend:
                     raise BackendError(f"eval.backend: {c.base_url} model {self.model!r}: {e.status or ''} {e} "
                                        f"({why} after {attempt} attempt(s))") from e
                 reply = parse_completion(resp.model_dump(), getattr(resp, "_request_id", None))
-                if reply.reasoning and not reply.extra.get("thinking_unclosed"):
+                cut_in_thinking = reply.stop_reason == "max_tokens" and not reply.content
+                if reply.reasoning and not reply.extra.get("thinking_unclosed") and not cut_in_thinking:
                     text = f"{THINK_OPEN}\n{reply.reasoning}\n{THINK_CLOSE}\n\n{reply.content}"
-                elif reply.reasoning:  # never closed: all of it is thinking, there is no answer
+                elif reply.reasoning:  # never closed (or cut by the budget before any answer): no answer
                     text = f"{THINK_OPEN}\n{reply.reasoning}"
                 else:
                     text = reply.content

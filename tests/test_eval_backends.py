@@ -71,7 +71,7 @@ def _backend(url: str, **kw) -> OpenAICompatBackend:
 
 @pytest.fixture
 def fake():
-    def reply(model, prompt):
+    def reply(model, prompt, body):
         if "long" in prompt:
             return "thinking " * 400, "The answer is $\\boxed{7}$.", None  # cut by max_tokens inside the thinking
         return "Half of it.", "The answer is $\\boxed{0.5}$. END trailing", None

@@ -190,7 +190,12 @@ def log_metrics(cfg: Config, metrics: dict[str, Any], records: list[dict[str, An
             if b["all"]["value"] is not None:
                 scalars[f"eval/gain/{s}"] = b["all"]["value"]
         if metrics.get("benchmark"):  # public benchmark: the report's table, as scalars and a table
-            from distill_lab.evaluation.benchmark_report import COLUMNS, benchmark_rows, benchmark_scalars, table_rows
+            from distill_lab.evaluation.benchmark_report import (
+                COLUMNS,
+                benchmark_rows,
+                benchmark_scalars,
+                table_rows,
+            )
 
             scalars.update(benchmark_scalars(metrics["benchmark"]))
             lg.log_table("eval/benchmark", COLUMNS, table_rows(benchmark_rows(metrics["benchmark"])))

@@ -26,13 +26,13 @@ from tests.fake_api.common import Faults, ThreadedServer, drop_connection
 Reply = tuple[str | None, str, int | None]
 
 
-def default_reply(model: str, prompt: str) -> Reply:
+def default_reply(model: str, prompt: str, body: dict[str, Any]) -> Reply:
     return "Let me think.", "The answer is $\\boxed{1}$.", None
 
 
 @dataclass
 class State:
-    reply: Callable[[str, str], Reply] = default_reply
+    reply: Callable[[str, str, dict[str, Any]], Reply] = default_reply  # (model, last user message, request body)
     models: tuple[str, ...] | None = None  # served names; others get 404 (None: any)
     faults: Faults = field(default_factory=Faults)
     tokens_per_s: float | None = None  # decode speed per request (None: answer at once)
@@ -68,7 +68,7 @@ def make_app(state: State) -> web.Application:
         if fault == "drop":
             return await drop_connection(request)
         users = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        reasoning, content, n_tok = state.reply(model, users[-1] if users else "")
+        reasoning, content, n_tok = state.reply(model, users[-1] if users else "", body)
         full = (reasoning or "") + content
         n_tok = n_tok if n_tok is not None else max(1, len(full) // 4)
         max_tokens = int(body.get("max_tokens") or 1 << 30)
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--answer-tokens", type=int, default=64)
     args = ap.parse_args()
     text = "x" * (4 * args.answer_tokens - 30)
-    state = State(reply=lambda m, p: ("ok", f"{text} \\boxed{{1}}", args.answer_tokens),
+    state = State(reply=lambda m, p, b: ("ok", f"{text} \\boxed{{1}}", args.answer_tokens),
                   tokens_per_s=args.tokens_per_s, slots=args.slots, record=False)
     srv = BenchFake(state, args.port).start()
     print(f"PORT {srv.port}", flush=True)

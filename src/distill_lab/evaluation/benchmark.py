@@ -276,7 +276,8 @@ def teacher_outputs(cfg: Config, prompts: list[EvalPrompt], n: int, run_dir: Pat
                            "effort": cfg.teacher.effort_name},
                "requests": len(items), "answered": len(rows), "cost_usd": round(cost, 6),
                "max_cost_usd": ec.teacher_max_cost_usd, "worst_case_usd": round(worst, 6),
-               "stopped": res.stopped if res else None,
+               "stopped": res.stopped.replace("generate.max_cost_usd", "eval.teacher_max_cost_usd")
+               if res and res.stopped else None,
                "failed": int(res.tally.failed) if res else 0}
     return outs, summary
 

@@ -291,6 +291,12 @@ def run_benchmark(cfg: Config, run_dir: Path) -> tuple[list[dict[str, Any]], dic
     greedy, sampled = _sampling(cfg)
     if ec.backend.name == "hf" and not ec.include_base and not ec.adapter_dir:
         raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
+    if sc.grader == "math":
+        try:
+            import math_verify  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError(f"eval/suite={sc.name} grades with math-verify: pip install "
+                               f"'distill_lab[bench]' ({e})") from None
     prompts, items = suite_prompts(sc)
     if sc.grader == "ifeval":
         check_ifeval_ready(list(items.values()))

@@ -126,7 +126,7 @@ def check_ifeval_ready(items: list[BenchItem]) -> None:
     try:
         from lm_eval.tasks.ifeval import instructions_registry
     except ImportError as e:
-        raise RuntimeError("eval/suite=ifeval needs lm-eval's IFEval checkers: pip install 'lm-eval[ifeval]' "
+        raise RuntimeError("eval/suite=ifeval needs lm-eval's IFEval checkers: pip install 'distill_lab[bench]' "
                            f"({e})") from None
     first: dict[str, BenchItem] = {}
     for it in items:

@@ -239,3 +239,13 @@ def test_cli_runs_a_suite_against_a_local_server(tmp_path, server):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "eval.backend.base_url: must be an http(s) URL" in bad.stdout + bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_a_missing_teacher_key_stops_before_any_generation(tmp_path, server, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    from distill_lab.config import ConfigError
+
+    cfg = compose_config([*_oa(server.url, "math500"), "teacher=anthropic", "eval.teacher_live=true"], stage="eval")
+    with pytest.raises(ConfigError, match="teacher.api_key_env: the environment variable ANTHROPIC_API_KEY"):
+        run_stage("eval", cfg, tmp_path / "e")
+    assert server.state.requests == [] and not (tmp_path / "e" / "metrics.json").exists()

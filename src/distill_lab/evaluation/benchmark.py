@@ -300,6 +300,12 @@ def run_benchmark(cfg: Config, run_dir: Path) -> tuple[list[dict[str, Any]], dic
     prompts, items = suite_prompts(sc)
     if sc.grader == "ifeval":
         check_ifeval_ready(list(items.values()))
+    if ec.teacher_live:  # the teacher's key and settings, before any generation (it is asked last)
+        import asyncio
+
+        from distill_lab.teachers.base import build_teacher
+
+        asyncio.run(build_teacher(cfg.teacher).aclose())
     records: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     backends: dict[str, Any] = {}

@@ -52,9 +52,9 @@ def main() -> None:
 
     from distill_lab.cli import conf_dir
     from distill_lab.config import register_configs, validate
-    from distill_lab.evaluation.backends import HFBackend, OpenAICompatBackend, Sampling
-    from distill_lab.evaluation.suites.config import EvalBackendConfig, SuiteConfig
-    from distill_lab.evaluation.suites.loader import suite_prompts
+    from distill_lab.stages.evaluate.backends import HFBackend, OpenAICompatBackend, Sampling
+    from distill_lab.stages.evaluate.suites.config import EvalBackendConfig, SuiteConfig
+    from distill_lab.stages.evaluate.suites.loader import suite_prompts
     from distill_lab.students import load_student
 
     torch.set_num_threads(args.threads)

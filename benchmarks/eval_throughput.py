@@ -30,18 +30,18 @@ def main() -> None:
 
     from hydra import compose, initialize_config_dir
 
-    from distill_lab.cli import conf_dir
+    from distill_lab.app import conf_path
     from distill_lab.config import register_configs, validate
-    from distill_lab.data.chat import render_prompt
-    from distill_lab.evaluation.generation import generate
+    from distill_lab.stages.evaluate.decode import generate
     from distill_lab.students import load_student
+    from distill_lab.students.chat import render_prompt
     from distill_lab.tasks.base import get_family
 
     if args.threads:
         torch.set_num_threads(args.threads)
     register_configs()
     overrides = args.overrides or ["student=tiny"]
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_path()), version_base="1.3"):
         cfg = validate(compose("config", overrides=["stage=eval", *overrides]))
     model, tok = load_student(cfg.student)
     fam = get_family("addition")

@@ -23,13 +23,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.fake_api (the server module) when run as a script
 
-from distill_lab.config import Config, GenerateConfig, RecipeConfig, TeacherConfig  # noqa: E402
-from distill_lab.data.recipe import build_problems  # noqa: E402
-from distill_lab.generate import work_items  # noqa: E402
-from distill_lab.generation.engine import run_requests  # noqa: E402
-from distill_lab.generation.ratelimit import RateLimiter  # noqa: E402
-from distill_lab.generation.shards import Journal  # noqa: E402
-from distill_lab.teachers.base import build_teacher  # noqa: E402
+from distill_lab.config import Config  # noqa: E402
+from distill_lab.stages.generate.config import GenerateConfig, RecipeConfig  # noqa: E402
+from distill_lab.stages.generate.engine import run_requests  # noqa: E402
+from distill_lab.stages.generate.ratelimit import RateLimiter  # noqa: E402
+from distill_lab.stages.generate.recipe import build_problems  # noqa: E402
+from distill_lab.stages.generate.run import work_items  # noqa: E402
+from distill_lab.stages.generate.shards import Journal  # noqa: E402
+from distill_lab.teachers.config import TeacherConfig  # noqa: E402
+from distill_lab.teachers.registry import build_teacher  # noqa: E402
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:

@@ -43,17 +43,17 @@ def compose(overrides: list[str], stage: str):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from distill_lab.cli import conf_dir
+    from distill_lab.app import conf_path
     from distill_lab.config import register_configs, validate
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_path()), version_base="1.3"):
         return validate(hcompose("config", overrides=[f"stage={stage}", *overrides]))
 
 
 def make_dataset(out: Path, rows: int) -> Path:
-    from distill_lab.stage import run_stage
+    from distill_lab.stages.common import run_stage
 
     if not (out / "dataset" / "rows.jsonl").is_file():
         # short and long families, so rows range from a one-line sum to a long multi-step trace
@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
 
 
 def child_ours(args) -> dict:
-    from distill_lab.stage import run_stage
+    from distill_lab.stages.common import run_stage
 
     prec = "cpu" if args.precision == "bf16" else "cpu_fp32"
     run = Path(tempfile.mkdtemp(prefix="bench-ours-", dir=args.scratch))
@@ -92,9 +92,9 @@ def child_trl(args) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from distill_lab.data.rows import load_rows
+    from distill_lab.artifacts.rows import load_rows
+    from distill_lab.stages.train.features import build_examples
     from distill_lab.students import load_student
-    from distill_lab.train.features import build_examples
 
     torch.set_num_threads(args.threads)
     cfg = compose([f"student={args.student}", f"data.max_length={MAX_LEN}"], "train")

@@ -6,11 +6,11 @@
 #   sudo slurm/local_cluster.sh stop      # stops slurmd, slurmctld, munged (only the ones it started)
 #
 # Environment:
-#   SLURM_LOCAL_PARTITION  partition name (default: debug; conf/launcher/slurm.yaml uses $SLURM_PARTITION,debug)
+#   SLURM_LOCAL_PARTITION  partition name (default: debug; src/distill_lab/conf/launcher/slurm.yaml uses $SLURM_PARTITION,debug)
 #   SLURM_LOCAL_STATE      state folder for pid files, logs, spool (default: /var/tmp/distill_lab_slurm)
 #
 # Needs root (slurmd runs jobs as their users; munged needs its key owned by `munge`). Tested with
-# Debian 12's slurm-wlm 22.05: see ../shared/environment.md for the configuration this writes.
+# Debian 12's slurm-wlm 22.05 (the configuration this writes is below: munge, one node, one partition).
 set -euo pipefail
 
 PARTITION="${SLURM_LOCAL_PARTITION:-debug}"

@@ -61,8 +61,8 @@ def train_bench_memorizer(student_cfg: StudentConfig, out_dir: Path, questions: 
 
 def bench_memorizer_dir(student_cfg: StudentConfig) -> Path:
     """The memorizing student for the math fixtures (gsm8k, math500), trained once per test session."""
-    from distill_lab.evaluation.suites.config import SuiteConfig
-    from distill_lab.evaluation.suites.loader import suite_prompts
+    from distill_lab.stages.evaluate.suites.config import SuiteConfig
+    from distill_lab.stages.evaluate.suites.loader import suite_prompts
 
     out = Path(os.environ["DISTILL_LAB_CACHE"]) / "bench-memorizer-v1"
     if not (out / "config.json").is_file():

@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from distill_lab.cli import conf_dir
-from distill_lab.config import Config, register_configs, validate
+from distill_lab.app import compose_config
+from distill_lab.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,15 +26,6 @@ def _student_cache(tmp_path_factory):
         os.environ.pop("DISTILL_LAB_CACHE", None)
     else:
         os.environ["DISTILL_LAB_CACHE"] = old
-
-
-def compose_config(overrides: list[str] | None = None, stage: str = "pipeline", dict_config: bool = False):
-    """Compose ``conf/config.yaml`` with ``overrides`` as ``distill-lab <stage>`` would; validate it."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        dcfg = compose("config", overrides=[f"stage={stage}", *(overrides or [])])
-    return dcfg if dict_config else validate(dcfg)
 
 
 @pytest.fixture

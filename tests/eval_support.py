@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from distill_lab.config import StudentConfig
-from distill_lab.data.rows import make_row, save_dataset
+from distill_lab.artifacts.rows import make_row, save_dataset
+from distill_lab.students.config import StudentConfig
 from distill_lab.tasks.base import Problem, get_family, make_prompt_id
 from distill_lab.teachers.base import TeacherReply
 

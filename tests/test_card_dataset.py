@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from distill_lab.config import FamilySpec, RecipeConfig
-from distill_lab.data.card import HISTOGRAM, length_stats, write_card
-from distill_lab.data.recipe import build_problems
-from distill_lab.data.rows import make_row
+from distill_lab.artifacts.rows import make_row
+from distill_lab.stages.generate.card import HISTOGRAM, length_stats, write_card
+from distill_lab.stages.generate.config import FamilySpec, RecipeConfig
+from distill_lab.stages.generate.recipe import build_problems
 from distill_lab.tasks import get_family
 from distill_lab.teachers.base import TeacherReply
 

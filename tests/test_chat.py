@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.data.chat import (
+from distill_lab.students.chat import (
     IGNORE,
     RenderError,
     prepare_messages,

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.cli import conf_dir
-from distill_lab.config import Config, ConfigError, Effort
+from distill_lab.app import conf_path
+from distill_lab.config import Config
+from distill_lab.errors import ConfigError
+from distill_lab.vocab import Effort
 
 from .conftest import compose_config
 
@@ -20,7 +22,7 @@ GROUPS = ["teacher", "student", "recipe", "optimizer", "hardware", "logger", "la
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    return sorted(p.stem for p in (conf_path() / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
@@ -32,7 +34,7 @@ def test_every_option_composes_and_validates(group, option):
         node = getattr(cfg, group)
         name_key = {"teacher": "provider", "student": "name", "recipe": "name", "optimizer": "name",
                     "hardware": "accelerator", "logger": "name"}[group]
-        text = (conf_dir() / group / f"{option}.yaml").read_text()
+        text = (conf_path() / group / f"{option}.yaml").read_text()
         assert f"{name_key}: {getattr(node, name_key)}" in text
 
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from distill_lab.evaluation.aggregate import build_metrics
-from distill_lab.metrics import wilson_interval
+from distill_lab.stages.evaluate.aggregate import build_metrics
+from distill_lab.stats import wilson_interval
 
 # prompt -> (split, category)
 PROMPTS = {"t0": ("test", "reasoning"), "t1": ("test", "reasoning"), "t2": ("test", "knowledge"),

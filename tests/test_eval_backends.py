@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.evaluation.backends import (
+from distill_lab.stages.evaluate.backends import (
     BackendError,
     HFBackend,
     OpenAICompatBackend,
@@ -14,7 +14,7 @@ from distill_lab.evaluation.backends import (
     cut_at_stop,
     prompt_opens_thinking,
 )
-from distill_lab.evaluation.suites.config import EvalBackendConfig
+from distill_lab.stages.evaluate.suites.config import EvalBackendConfig
 from tests.bench_support import ANSWER, MEMORIZED, THINKING, bench_memorizer_dir
 from tests.conftest import compose_config
 from tests.fake_api.bench_server import BenchFake, State

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.evaluation.suites.config import SuiteConfig
-from distill_lab.evaluation.suites.loader import suite_prompts
-from distill_lab.stage import run_stage
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.evaluate.suites.config import SuiteConfig
+from distill_lab.stages.evaluate.suites.loader import suite_prompts
 from tests.bench_support import FILES, MEMORIZED, bench_memorizer_dir, fixture
 from tests.conftest import REPO, compose_config
 from tests.fake_api.bench_server import BenchFake, State
@@ -190,17 +190,14 @@ def test_teacher_spend_is_capped(tmp_path, server):
     assert live["answered"] < live["requests"] == 4 and live["cost_usd"] <= 0.2
     assert "eval.teacher_max_cost_usd=0.2 reached" in live["stopped"]
     assert m["benchmark"]["models"]["teacher"]["n"] == live["answered"]
-    # a re-run in the same run dir with a higher cap pays only for the missing answers
-    paid = live["cost_usd"]
-    teacher_calls = sum(r["model"] == "teacher" for r in server.state.requests)
-    run_stage("eval", compose_config([*common, "eval.teacher_max_cost_usd=5"], stage="eval"), tmp_path / "e")
-    live2 = json.loads((tmp_path / "e" / "metrics.json").read_text())["teacher_live"]
-    assert live2["answered"] == 4 and live2["cost_usd"] > paid
-    assert sum(r["model"] == "teacher" for r in server.state.requests) - teacher_calls == 4 - live["answered"]
+    # the same run without a cap asks for everything
+    run_stage("eval", compose_config(common, stage="eval"), tmp_path / "e2")
+    live2 = json.loads((tmp_path / "e2" / "metrics.json").read_text())["teacher_live"]
+    assert live2["answered"] == 4 and live2["stopped"] is None and live2["cost_usd"] > live["cost_usd"]
 
 
 def test_report_and_wandb_show_the_benchmark_table(tmp_path, server, monkeypatch):
-    from distill_lab.wandb_reader import find_runs, read_run, read_table
+    from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.evaluation.extract import GenericAnswer, join_thinking, score_output, split_thinking
+from distill_lab.stages.evaluate.extract import GenericAnswer, join_thinking, score_output, split_thinking
 
 
 def test_closed_think_block_splits_thinking_from_answer():

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill_lab.config import StudentConfig
-from distill_lab.data.chat import render_prompt
-from distill_lab.evaluation.generation import generate, stop_token_ids
+from distill_lab.stages.evaluate.decode import generate, stop_token_ids
 from distill_lab.students import load_student
+from distill_lab.students.chat import render_prompt
+from distill_lab.students.config import StudentConfig
 from tests.eval_support import MEMORIZED, memorizer_dir
 
 QUESTIONS = ["What is 1 + 2?", "What is 12345 + 67890?", "Hi", "What is 500 + 523? Think step by step please."]

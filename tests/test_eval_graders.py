@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from distill_lab.evaluation.graders import (
+from distill_lab.stages.evaluate.graders import (
     check_ifeval_ready,
     extract_letter,
     grade,
@@ -15,7 +15,7 @@ from distill_lab.evaluation.graders import (
     grade_math,
     math_equal,
 )
-from distill_lab.evaluation.suites.specs import BenchItem
+from distill_lab.stages.evaluate.suites.specs import BenchItem
 
 HALF = ["\\frac{1}{2}", "0.5", "1/2"]
 

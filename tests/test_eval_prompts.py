@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from distill_lab.data.rows import make_row, save_dataset
-from distill_lab.evaluation.prompts import load_heldout, load_suite
-from distill_lab.stage import run_stage
+from distill_lab.artifacts.rows import make_row, save_dataset
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.evaluate.prompts import load_heldout, load_suite
 from distill_lab.teachers.base import TeacherReply
 from tests.conftest import compose_config
 from tests.eval_support import TEACHER_FP, addition_problem, memorizer_dir

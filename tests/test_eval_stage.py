@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from distill_lab.config import ConfigError
-from distill_lab.stage import run_stage
+from distill_lab.errors import ConfigError
+from distill_lab.stages.common import run_stage
 from tests.conftest import compose_config
 from tests.eval_support import memorizer_dir, write_oracle_dataset
 
@@ -177,7 +177,7 @@ def test_lora_student_and_its_base_share_weights_but_not_outputs(tmp_path):
 
 
 def test_generation_precision_choice():
-    from distill_lab.evaluate import use_bf16
+    from distill_lab.stages.evaluate.run import use_bf16
 
     # CPU: bf16-mixed training precision does not switch eval to autocast unless asked
     assert not use_bf16(compose_config(["student=tiny", "hardware=cpu"], stage="eval"))

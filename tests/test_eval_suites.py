@@ -8,7 +8,7 @@ import json
 import pytest
 
 from distill_lab.config import ConfigError
-from distill_lab.evaluation.suites.loader import suite_prompts
+from distill_lab.stages.evaluate.suites.loader import suite_prompts
 from tests.bench_support import fixture
 from tests.conftest import compose_config
 

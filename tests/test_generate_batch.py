@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from distill_lab.data.rows import load_rows
-from distill_lab.generate import run
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.stages.generate.run import run
 from tests.fake_api.anthropic_server import AnthropicFake, State
 from tests.fake_api.harness import SECRET, gen_config
 
@@ -89,7 +89,7 @@ def test_batch_spend_cap(fake, tmp_path):
 
 
 def test_requests_are_split_within_the_batch_limits(fake, tmp_path, monkeypatch):
-    from distill_lab.generation import batch
+    from distill_lab.stages.generate import batch
 
     qs = [{"custom_id": f"r{i}", "params": {"x": "y" * i}} for i in range(10)]
     assert [len(c) for c in batch.chunks(qs, max_requests=4)] == [4, 4, 2]

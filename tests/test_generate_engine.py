@@ -7,11 +7,13 @@ import random
 
 import pytest
 
-from distill_lab.config import ConfigError, GenerateConfig, PriceConfig, TeacherConfig
-from distill_lab.generation.cost import SpendCap, max_request_cost, usage_cost
-from distill_lab.generation.filters import apply_filters
-from distill_lab.generation.ratelimit import RateLimiter, TokenBucket
-from distill_lab.generation.retry import Backoff, parse_retry_after
+from distill_lab.errors import ConfigError
+from distill_lab.stages.generate.config import GenerateConfig
+from distill_lab.stages.generate.cost import SpendCap, max_request_cost, usage_cost
+from distill_lab.stages.generate.filters import apply_filters
+from distill_lab.stages.generate.ratelimit import RateLimiter, TokenBucket
+from distill_lab.teachers.config import PriceConfig, TeacherConfig
+from distill_lab.teachers.retry import Backoff, parse_retry_after
 
 
 def test_bucket_rate_and_oversized_requests():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from distill_lab.data.rows import load_rows
-from distill_lab.generate import run
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.stages.generate.run import run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.common import Faults
 from tests.fake_api.harness import SECRET, gen_config

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distill_lab.config import Config, GenerateConfig, RecipeConfig
-from distill_lab.data.rows import load_rows
-from distill_lab.generate import run
-from distill_lab.generation.shards import Journal, read_rows
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.config import Config
+from distill_lab.stages.generate.config import GenerateConfig, RecipeConfig
+from distill_lab.stages.generate.run import run
+from distill_lab.stages.generate.shards import Journal, read_rows
 from tests.fake_api.anthropic_server import AnthropicFake, State
 from tests.fake_api.harness import FAST, SECRET, gen_config
 
@@ -89,7 +90,7 @@ def test_oracle_rerun_sends_nothing_and_writes_nothing_twice(tmp_path):
     rows = load_rows(tmp_path / "ds")
     assert len(rows) == 36 == len({r["id"] for r in rows})
     # the dataset lists rows in the recipe's order, whatever order the replies came in
-    from distill_lab.data.recipe import build_problems
+    from distill_lab.stages.generate.recipe import build_problems
 
     pool = build_problems(cfg.recipe).problems
     want = [(p.prompt_id, k) for s in ("train", "test", "ood") for p in pool[s] for k in range(2)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distill_lab.manifest import redact
+from distill_lab.artifacts.manifest import redact
 
 
 def test_secret_keys_and_values_are_redacted_but_token_counts_are_not():

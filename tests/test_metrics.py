@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distill_lab import metrics as M
+from distill_lab import stats as M
 
 
 @pytest.mark.parametrize(

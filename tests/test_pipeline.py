@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.data.rows import load_rows
-from distill_lab.metrics import wilson_interval
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.stats import wilson_interval
 
 TINY_ADDITION = [
     "student=tiny", "student.adapter=full", "hardware=cpu_fp32", "teacher.effort=low",

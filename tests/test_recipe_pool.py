@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from distill_lab.config import ConfigError, FamilySpec, RecipeConfig, SourceSpec
-from distill_lab.data.decontam import NearDupIndex, ngrams, normalize
-from distill_lab.data.recipe import build_problems, deal, quota
+from distill_lab.errors import ConfigError
+from distill_lab.stages.generate.config import FamilySpec, RecipeConfig, SourceSpec
+from distill_lab.stages.generate.decontam import NearDupIndex, ngrams, normalize
+from distill_lab.stages.generate.recipe import build_problems, deal, quota
 from distill_lab.tasks import BUILTIN_FAMILIES, CATEGORIES, get_family
 from tests.conftest import compose_config
 
@@ -46,8 +47,8 @@ def test_smaller_size_is_a_nested_subset_and_held_out_is_fixed(seed):
 
 
 def test_pool_does_not_depend_on_the_teacher_effort(tmp_path):
-    from distill_lab.data.rows import load_rows
-    from distill_lab.stage import run_stage
+    from distill_lab.artifacts.rows import load_rows
+    from distill_lab.stages.common import run_stage
 
     seen = {}
     for effort in ("low", "high"):

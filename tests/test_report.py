@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from distill_lab.config import EvalConfig
-from distill_lab.evaluate import assemble_metrics, make_record, teacher_records, write_outputs
-from distill_lab.evaluation.prompts import EvalPrompt
-from distill_lab.report import SEED_RETENTION, load_eval_metrics
-from distill_lab.stage import run_stage
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.evaluate.config import EvalConfig
+from distill_lab.stages.evaluate.prompts import EvalPrompt
+from distill_lab.stages.evaluate.run import assemble_metrics, make_record, teacher_records, write_outputs
+from distill_lab.stages.report.single import SEED_RETENTION, load_eval_metrics
 from tests.conftest import compose_config
 
 
@@ -55,11 +55,12 @@ def test_report_tables_retention_failures_and_plots(tmp_path, two_runs):
     assert "| ood | 4 | 0.0% [0.0, 49.0] | 25.0%" in md
     # retention per category with the seed's figure beside it
     assert "| reasoning | test | 4 | 75.0% | 100.0% | 75.0% [" in md and "Novel reasoning: 40%–60%" in md
-    # the base never closed its think block: format compliance 0, runaway 100 %
-    assert "| base | test | @1 0.0% | 0.0% | 0.0% | 0.0% | 100.0% | 100.0% | 64 |" in md
+    # the base never closed its think block: format compliance 0, runaway 100 % (the per-output metrics
+    # of artifacts.metrics.SAMPLE_METRICS follow the fixed columns, in their order)
+    assert "| base | test | @1 0.0% | 0.0% | 0.0% | 0.0% | 100.0% | 64 | 11 | 100.0% | 0.13 |" in md
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     ra, rb = rep["runs"]
-    assert ra["accuracy"]["test"]["student"]["accuracy"] == ma["models"]["student"]["splits"]["test"]["accuracy"] == 0.75
+    assert ra["accuracy"]["test"]["student"]["accuracy"] == ma.accuracy("student", "test") == 0.75
     assert rb["retention"]["ood"]["all"]["value"] == pytest.approx(0.5)
     assert ra["gain"]["test"]["all"]["value"] == pytest.approx(0.75)
     assert rep["seed_retention"]["reasoning"] == {"name": "Novel reasoning", "low": 0.4, "high": 0.6}
@@ -96,8 +97,8 @@ def test_report_logs_tables_and_images_to_the_csv_logger(tmp_path, two_runs):
 
 def test_load_eval_metrics_errors(tmp_path, two_runs):
     a, _, ma, _ = two_runs
-    assert load_eval_metrics(a)["models"].keys() == ma["models"].keys()
-    assert load_eval_metrics(a / "metrics.json")["prompts"] == {"test": 4, "ood": 4}
+    assert load_eval_metrics(a).models.keys() == ma.models.keys()
+    assert load_eval_metrics(a / "metrics.json").prompts == {"test": 4, "ood": 4}
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "metrics.json").write_text('{"schema_version": 1,\n "models": ')
@@ -118,7 +119,7 @@ def test_seed_figures_cover_every_category():
 
 
 def test_report_to_wandb_offline_tables_and_images(tmp_path, two_runs, monkeypatch):
-    from distill_lab.wandb_reader import find_runs, read_run, read_table
+    from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

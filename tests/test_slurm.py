@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.sweep import collect, write_report
+from distill_lab.stages.report.sweep import collect, write_report
 
 from .conftest import REPO
 

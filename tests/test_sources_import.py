@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from distill_lab.config import RecipeConfig, SourceSpec
-from distill_lab.data.recipe import build_problems
-from distill_lab.data.rows import ROW_FIELDS, check_row
-from distill_lab.data.sources import SourceError, load_source
+from distill_lab.artifacts.rows import ROW_FIELDS, check_row
+from distill_lab.stages.generate.config import RecipeConfig, SourceSpec
+from distill_lab.stages.generate.recipe import build_problems
+from distill_lab.stages.generate.sources import SourceError, load_source
 
 THINK = "Column 1: 5 + 8 = 13. Write 3, carry 1.\nSo 345 + 678 = 1023."
 ANSWER = "The answer is 1023."
@@ -78,8 +78,8 @@ def test_parquet_and_saved_hf_dataset_give_the_same_rows_as_jsonl(tmp_path):
 
 
 def test_a_distill_lab_dataset_folder_reimports_as_is(tmp_path):
-    from distill_lab.data.rows import load_rows
-    from distill_lab.stage import run_stage
+    from distill_lab.artifacts.rows import load_rows
+    from distill_lab.stages.common import run_stage
     from tests.conftest import compose_config
 
     cfg = compose_config(["student=tiny", "recipe.size=6", "recipe.test_size=2", "recipe.ood_size=2",
@@ -95,8 +95,8 @@ def test_a_distill_lab_dataset_folder_reimports_as_is(tmp_path):
 
 def test_teacher_dataset_recipe_trains_without_generation(tmp_path):
     """generate with only a teacher_dataset source writes the imported rows (no teacher call)."""
-    from distill_lab.data.rows import load_rows
-    from distill_lab.stage import run_stage
+    from distill_lab.artifacts.rows import load_rows
+    from distill_lab.stages.common import run_stage
     from tests.conftest import compose_config
 
     recs = [{"messages": [{"role": "user", "content": f"What is {a} + {a + 1}?"},
@@ -223,7 +223,7 @@ def test_hf_folder_of_data_files_and_unreachable_hub_id(tmp_path, monkeypatch):
 def test_oracle_refuses_external_prompts_it_cannot_solve(tmp_path):
     import asyncio
 
-    from distill_lab.config import TeacherConfig
+    from distill_lab.teachers.config import TeacherConfig
     from distill_lab.teachers.oracle import OracleTeacher
 
     path = _jsonl(tmp_path / "o.jsonl", [{"prompt": "What is 2 + 2?", "reference": "4"}])

@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from distill_lab.config import ConfigError, StudentConfig
+from distill_lab.errors import ConfigError
 from distill_lab.students import adapter_kind, load_student, student_path
+from distill_lab.students.config import StudentConfig
 from distill_lab.students.tiny import SPECIAL_TOKENS, build_tiny_model, build_tiny_tokenizer, ensure_tiny
 from tests.conftest import compose_config
 
@@ -91,7 +92,7 @@ def test_qlora_student_has_4bit_base_and_trains_lora_only(tiny_cfg):
 
 
 def test_full_adapter_saves_a_checkpoint_that_reloads(tiny_cfg, tmp_path):
-    from distill_lab.train.export import save_adapter
+    from distill_lab.stages.train.export import save_adapter
 
     cfg = replace(tiny_cfg, adapter="full")
     model, tok = load_student(cfg, for_training=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.sweep import (
+from distill_lab.stages.report.sweep import (
     SweepError,
     aggregate,
     collect,
@@ -193,7 +193,7 @@ def test_report_cli_dispatches_a_sweep_and_logs_it_to_wandb_offline(tmp_path):
     import subprocess
     import sys
 
-    from distill_lab.wandb_reader import find_runs, read_run, read_table
+    from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
     sweep = fabricate_pipeline_sweep(tmp_path)
     out = tmp_path / "report"

@@ -276,8 +276,8 @@ class Countdown(TaskFamily):
 
 
 def test_a_family_in_its_own_module_is_found_and_usable_in_a_recipe(tmp_path, monkeypatch):
-    from distill_lab.config import FamilySpec, RecipeConfig
-    from distill_lab.data.recipe import build_problems
+    from distill_lab.stages.generate.config import FamilySpec, RecipeConfig
+    from distill_lab.stages.generate.recipe import build_problems
 
     (tmp_path / "my_countdown.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))

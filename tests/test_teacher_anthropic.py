@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from distill_lab.config import ConfigError
-from distill_lab.data.rows import load_rows
-from distill_lab.generate import GenerationStopped, run
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.errors import ConfigError
+from distill_lab.stages.generate.run import GenerationStopped, run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.common import Faults
 from tests.fake_api.harness import SECRET, gen_config
@@ -245,7 +245,7 @@ def test_spend_cap_holds(fake, tmp_path):
 
 def test_api_key_never_written(fake, tmp_path):
     cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=3, test=1, ood=1)
-    from distill_lab.stage import run_stage
+    from distill_lab.stages.common import run_stage
 
     run_stage("generate", cfg, tmp_path / "run")
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -269,9 +269,9 @@ def test_timeouts_are_retried_then_recorded(fake, tmp_path):
 def test_few_shot_turns_are_cached():
     import os
 
-    from distill_lab.config import TeacherConfig
     from distill_lab.tasks.base import Problem
     from distill_lab.teachers.anthropic import AnthropicTeacher
+    from distill_lab.teachers.config import TeacherConfig
 
     class FewShot(Problem):
         def messages(self):

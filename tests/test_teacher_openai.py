@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.config import ConfigError
-from distill_lab.data.rows import load_rows
-from distill_lab.generate import GenerationStopped, run
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.errors import ConfigError
+from distill_lab.stages.generate.run import GenerationStopped, run
 from distill_lab.teachers.openai_compat import split_think
 from tests.fake_api.common import Faults
 from tests.fake_api.harness import gen_config

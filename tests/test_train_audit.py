@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from distill_lab.config import DataConfig
-from distill_lab.data.chat import IGNORE, tokenize_conversation
+from distill_lab.stages.train.config import DataConfig
+from distill_lab.stages.train.features import AuditError, audit_row, build_examples, end_of_turn_id
+from distill_lab.students.chat import IGNORE, tokenize_conversation
 from distill_lab.students.tiny import build_tiny_tokenizer
-from distill_lab.train.features import AuditError, audit_row, build_examples, end_of_turn_id
 
 MSGS = [{"role": "user", "content": "What is 12 + 30?", "reasoning_content": None},
         {"role": "assistant", "content": "The answer is 42.", "reasoning_content": "2 + 0 = 2; 1 + 3 = 4."}]

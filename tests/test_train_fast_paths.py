@@ -14,15 +14,15 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from distill_lab.data.packing import IGNORE, Example, pack_batch, pad_batch
+from distill_lab.stages.train.datamodule import collate, layout_for
+from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.stages.train.packing import IGNORE, Example, pack_batch, pad_batch
 from distill_lab.students import load_student
 from distill_lab.train import fused_lora
 from distill_lab.train.attention import NAME, use_segment_attention
-from distill_lab.train.datamodule import collate, layout_for
 from distill_lab.train.fused_lora import fuse_lora_layers
 from distill_lab.train.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
 from distill_lab.train.fused_norm import RMSNormFn, fuse_rms_norms
-from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
 
 
@@ -154,7 +154,7 @@ def test_segments_that_do_not_tile_the_sequence_are_refused():
 
 
 def _kw(model, batch):
-    from distill_lab.train.module import model_inputs
+    from distill_lab.stages.train.module import model_inputs
 
     return model_inputs(model, batch)
 
@@ -371,7 +371,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_the_stage_model_trains_in_training_mode_with_checkpointing_active():
     """``train.gradient_checkpointing`` and LoRA dropout only act in training mode; from_pretrained gives
     eval mode and Lightning keeps it, so the stage must switch the model itself."""
-    from distill_lab.train.stage import _setup_model
+    from distill_lab.stages.train.run import _setup_model
 
     cfg = compose_config(["student=tiny", "train.gradient_checkpointing=true", "student.lora.dropout=0.1"],
                          stage="train")

@@ -12,11 +12,12 @@ import gguf
 import pytest
 import torch
 
-from distill_lab.config import GGUF_DTYPES, ConfigError
+from distill_lab.errors import ConfigError
+from distill_lab.stages.train import gguf_export
+from distill_lab.stages.train.config import GGUF_DTYPES
+from distill_lab.stages.train.gguf_export import check_supported, gguf_types, write_gguf
 from distill_lab.students.loader import student_path
 from distill_lab.students.tiny import build_tiny_tokenizer
-from distill_lab.train import gguf_export
-from distill_lab.train.gguf_export import check_supported, gguf_types, write_gguf
 from tests.conftest import compose_config
 from tests.train_support import make_dataset, train
 

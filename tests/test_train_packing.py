@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from distill_lab.data.packing import IGNORE, Example, first_fit_decreasing, pack_batch, pad_batch
+from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.stages.train.packing import IGNORE, Example, first_fit_decreasing, pack_batch, pad_batch
 from distill_lab.students import load_student
-from distill_lab.train.module import token_loss_sum
 from tests.conftest import compose_config
 
 

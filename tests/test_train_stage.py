@@ -148,8 +148,8 @@ def test_full_fine_tuning_trains_every_weight(dataset, tmp_path):
 
 
 def test_missing_dataset_dir_names_the_field(tmp_path):
-    from distill_lab.config import ConfigError
-    from distill_lab.stage import run_stage
+    from distill_lab.errors import ConfigError
+    from distill_lab.stages.common import run_stage
 
     cfg = compose_config(["student=tiny", "hardware=cpu_fp32"], stage="train")
     with pytest.raises(ConfigError, match="train.dataset_dir"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.loggers import build_logger, group_for_sweep, open_run, run_id
-from distill_lab.wandb_reader import WandbFileError, find_runs, read_run, read_table
+from distill_lab.tracking.loggers import build_logger, group_for_sweep, open_run, run_id
+from distill_lab.tracking.wandb_reader import WandbFileError, find_runs, read_run, read_table
 
 from .conftest import REPO, compose_config
 
@@ -135,18 +135,18 @@ def test_group_name_of_a_sweep_dir():
 
 
 def test_every_job_of_a_multirun_shares_the_sweep_group(offline, tmp_path):
-    """A real Hydra -m sweep (basic launcher) over conf/: each job opens a run; one group for all."""
+    """A real Hydra -m sweep (basic launcher) over the shipped configs: each job opens a run; one group for all."""
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(f"""
         import hydra
         from pathlib import Path
         from hydra.core.hydra_config import HydraConfig
         from distill_lab.config import register_configs, validate
-        from distill_lab.loggers import open_run
+        from distill_lab.tracking.loggers import open_run
 
         register_configs()
 
-        @hydra.main(config_path={str(REPO / 'conf')!r}, config_name="config", version_base="1.3")
+        @hydra.main(config_path="pkg://distill_lab.conf", config_name="config", version_base="1.3")
         def main(dcfg):
             cfg = validate(dcfg)
             with open_run(cfg, "eval", Path(HydraConfig.get().runtime.output_dir)) as wl:
@@ -174,7 +174,7 @@ def test_reader_rejects_a_file_that_is_not_a_record_log(tmp_path):
 
 
 def test_generate_logs_its_counts_and_the_dataset_card(offline, tmp_path):
-    from distill_lab.generate import run as generate
+    from distill_lab.stages.generate.run import run as generate
 
     cfg = compose_config(["student=tiny", "logger.name=csv", "recipe.size=6", "recipe.test_size=2",
                           "recipe.ood_size=2"], stage="generate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill_lab.stage import StageResult, run_stage
+from distill_lab.stages.common import StageResult, run_stage
 from tests.conftest import compose_config
 
 

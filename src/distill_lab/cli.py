@@ -1,16 +1,16 @@
 """``distill-lab <stage> [hydra overrides]`` (contract).
 
-Each stage is a Hydra app over ``conf/config.yaml``: overrides, ``-m`` sweeps, ``--cfg job`` to print
+Each stage is a Hydra app with its own entry point, ``python -m distill_lab.stages.<stage>``, over the
+configs shipped in the package (``distill_lab/conf``): overrides, ``-m`` sweeps, ``--cfg job`` to print
 the composed config, ``--help`` for the groups. The config is validated into typed dataclasses before
-any work starts.
+any work starts. This command only puts Hydra's flags before the overrides and replaces itself with the
+stage's entry point, so Lightning's extra ranks and Slurm jobs re-run that module with the same arguments.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from pathlib import Path
 
 USAGE = """usage: distill-lab <stage> [hydra overrides] [-m]
 
@@ -30,47 +30,6 @@ examples:
   distill-lab <stage> --cfg job --resolve               # print the resolved config
   distill-lab <stage> --help                            # config groups and their options
 """
-
-
-def conf_dir() -> Path:
-    """``conf/`` of the checkout this package runs from, or ``$DISTILL_LAB_CONF``."""
-    env = os.environ.get("DISTILL_LAB_CONF")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
-    if not (path / "config.yaml").is_file():
-        raise SystemExit(f"distill-lab: no config.yaml in {path}; set DISTILL_LAB_CONF to the conf/ folder")
-    return path
-
-
-def _app(stage: str):
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import DictConfig
-
-    from distill_lab.config import ConfigError, register_configs, validate
-    from distill_lab.generate import GenerationStopped
-    from distill_lab.stage import run_stage
-
-    register_configs()
-
-    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
-    def task(dcfg: DictConfig):
-        try:
-            cfg = validate(dcfg)
-        except ConfigError as e:
-            print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        if cfg.print_config:
-            from omegaconf import OmegaConf
-            print(OmegaConf.to_yaml(dcfg, resolve=True))
-        run_dir = Path(cfg.run_dir or HydraConfig.get().runtime.output_dir)
-        try:
-            result = run_stage(stage, cfg, run_dir)
-        except (ConfigError, GenerationStopped) as e:  # expected stops: say why, without a traceback
-            print(f"distill-lab {stage}: {type(e).__name__}: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return result.objective
-
-    return task
 
 
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -101,17 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    stage, rest = argv[0], argv[1:]
-    from distill_lab.config import STAGES
+    from distill_lab.stages.common import STAGE_PACKAGES
 
-    if stage not in STAGES:
+    stage, rest = argv[0], argv[1:]
+    if stage not in STAGE_PACKAGES:
         print(f"distill-lab: unknown stage {stage!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    logging.getLogger("distill_lab").setLevel(logging.INFO)
     flags, overrides = _split_hydra_args(rest)
-    sys.argv = [f"distill-lab-{stage}", *flags, *overrides, f"stage={stage}", f"hydra.job.name={stage}"]
-    _app(stage)()
-    return 0
+    module = f"distill_lab.stages.{STAGE_PACKAGES[stage]}"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, *flags, *overrides])
+    return 0  # not reached
 
 
 if __name__ == "__main__":

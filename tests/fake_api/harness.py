@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill_lab.data.rows import load_rows
+from distill_lab.artifacts.rows import load_rows
 from tests.conftest import compose_config
 
 SECRET = "sk-ant-test-9f8e7d6c5b4a-SECRET"

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill_lab.config import StudentConfig
+from distill_lab.students.config import StudentConfig
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 

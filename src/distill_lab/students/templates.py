@@ -5,7 +5,7 @@ place for reasoning). An assistant turn renders as::
 
     <|im_start|>assistant\n<think>\n{reasoning}\n</think>\n\n{content}<|im_end|>\n
 
-Which turns keep their reasoning is decided before rendering (``distill_lab.data.chat``), so the
+Which turns keep their reasoning is decided before rendering (``distill_lab.students.chat``), so the
 template renders whatever reasoning a message carries. Keyword ``enable_thinking=False`` renders an
 empty think block instead (Qwen3's convention), in training rows and in the generation prompt alike.
 ``default_system`` (a template variable) is used when the conversation has no system message.

@@ -18,8 +18,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from distill_lab.config import TinyArchConfig
 from distill_lab.students.cache import build_once
+from distill_lab.students.config import TinyArchConfig
 from distill_lab.students.templates import CHATML_THINK
 
 TOKENIZER_VERSION = "bytes-v1"

@@ -44,9 +44,9 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any, ClassVar
 
-CATEGORIES = ("style", "format", "knowledge", "reasoning", "edge_case")
-SPLITS = ("train", "test", "ood")
-EFFORTS = ("low", "medium", "high")
+from distill_lab.vocab import CATEGORIES, DEFAULT_EFFORTS, SPLITS  # noqa: F401  (re-exported)
+
+EFFORTS = DEFAULT_EFFORTS
 
 
 @dataclass(frozen=True)

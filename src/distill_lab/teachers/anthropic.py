@@ -18,10 +18,11 @@ from typing import Any
 
 import anthropic
 
-from distill_lab.config import ConfigError, TeacherConfig
-from distill_lab.generation.retry import parse_retry_after
+from distill_lab.errors import ConfigError
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.config import TeacherConfig
+from distill_lab.teachers.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 # the HTTP library under the SDK (httpx2 in anthropic 2.x): a connection lost while a stream is being

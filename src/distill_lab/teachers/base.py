@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill_lab.config import TeacherConfig
 from distill_lab.tasks.base import Problem
+from distill_lab.teachers.config import TeacherConfig
 
 
 @dataclass
@@ -77,19 +77,3 @@ class Teacher(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""
-
-
-def build_teacher(cfg: TeacherConfig) -> Teacher:
-    if cfg.provider == "oracle":
-        from distill_lab.teachers.oracle import OracleTeacher
-
-        return OracleTeacher(cfg)
-    if cfg.provider == "anthropic":
-        from distill_lab.teachers.anthropic import AnthropicTeacher
-
-        return AnthropicTeacher(cfg)
-    if cfg.provider == "openai_compat":
-        from distill_lab.teachers.openai_compat import OpenAICompatTeacher
-
-        return OpenAICompatTeacher(cfg)
-    raise ValueError(f"teacher.provider: unknown provider {cfg.provider!r}")

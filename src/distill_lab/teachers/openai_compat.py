@@ -15,10 +15,11 @@ from typing import Any
 
 import openai
 
-from distill_lab.config import ConfigError, TeacherConfig
-from distill_lab.generation.retry import parse_retry_after
+from distill_lab.errors import ConfigError
 from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.config import TeacherConfig
+from distill_lab.teachers.retry import parse_retry_after
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
 SPEND_CODES = {"insufficient_quota", "billing_hard_limit_reached"}

@@ -9,9 +9,9 @@ reference (the ``freeform`` family restates it); otherwise the error names the p
 
 from __future__ import annotations
 
-from distill_lab.config import TeacherConfig
 from distill_lab.tasks.base import Problem, effort_level, get_family
 from distill_lab.teachers.base import Teacher, TeacherReply
+from distill_lab.teachers.config import TeacherConfig
 
 
 class OracleTeacher(Teacher):

@@ -49,7 +49,7 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float | No
 
 
 def _spans(segments: list[list[tuple[int, int]]], length: int) -> list[tuple[int, int, int]]:
-    """``(sequence, start, end)`` per row, checked: contiguous from 0 (data/packing.py), within the
+    """``(sequence, start, end)`` per row, checked: contiguous from 0 (stages/train/packing.py), within the
     sequence; what follows the last row is padding."""
     out = []
     for b, rows in enumerate(segments):

@@ -1,1 +1,0 @@
-"""The generation engine behind ``distill-lab generate``: limits, retries, shards, cost, filters, progress."""

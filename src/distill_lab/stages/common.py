@@ -1,0 +1,57 @@
+"""What every stage shares: its result type, the stop it may raise, and the runner that times it and
+writes its manifest.
+
+A stage is the package ``distill_lab.stages.<package>`` whose ``run`` module has
+``run(cfg: Config, run_dir: Path) -> StageResult``; it reads only the artifacts named in its config
+(``train.dataset_dir``, ``eval.adapter_dir``, ...) and writes into ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distill_lab.artifacts.manifest import write_manifest
+
+if TYPE_CHECKING:
+    from distill_lab.config import Config
+
+log = logging.getLogger(__name__)
+
+# stage name (as typed on the command line) -> its package under distill_lab.stages
+STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
+                  "pipeline": "pipeline"}
+STAGES = tuple(STAGE_PACKAGES)
+
+
+@dataclass
+class StageResult:
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path
+    summary: dict[str, Any] = field(default_factory=dict)  # small, JSON-able
+    objective: float | None = None  # what a sweeper (Optuna) maximises, when the stage has one
+
+
+class StageStopped(RuntimeError):
+    """An expected stop (spend cap, interrupted generation...): the CLI prints it without a traceback."""
+
+
+def stage_function(stage: str):
+    return importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run").run
+
+
+def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
+    from distill_lab.artifacts.manifest import config_dict
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result: StageResult = stage_function(stage)(cfg, run_dir)
+    elapsed = time.perf_counter() - t0
+    path = write_manifest(run_dir, stage=stage, config=config_dict(cfg), artifacts=result.artifacts,
+                          timings={"total": elapsed}, summary=result.summary)
+    log.info("%s finished in %.1fs; manifest: %s", stage, elapsed, path)
+    return result

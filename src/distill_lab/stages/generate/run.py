@@ -1,0 +1,179 @@
+"""The ``generate`` stage: a recipe's prompts -> the teacher -> a dataset folder (rows contract).
+
+Steps: validate the teacher's config and key (before anything is sent), list the (prompt, sample)
+pairs, skip those already in the journal (``<dataset>/shards``: the resume state), send the rest
+through the engine (or the Message Batches API with ``teacher.batch=true``), then filter every row
+(``rejected`` split with a reason) and write ``rows.jsonl`` + ``hf/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distill_lab.artifacts.dataset import DatasetInfo
+from distill_lab.artifacts.rows import row_id, save_dataset
+from distill_lab.errors import ConfigError
+from distill_lab.stages.common import StageResult, StageStopped
+from distill_lab.stages.generate.card import write_card
+from distill_lab.stages.generate.engine import EngineResult, WorkItem, run_requests
+from distill_lab.stages.generate.filters import apply_filters
+from distill_lab.stages.generate.recipe import build_problems
+from distill_lab.stages.generate.shards import Journal, read_failures, read_rows
+from distill_lab.teachers.base import Teacher
+from distill_lab.teachers.registry import build_teacher
+from distill_lab.tracking.loggers import open_run
+
+if TYPE_CHECKING:
+    from distill_lab.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class GenerationStopped(StageStopped):
+    """The API refused to go on (spend limit): what was generated is saved; re-run to resume."""
+
+
+def check_api_key(cfg: Config) -> None:
+    """A remote teacher needs its key in the environment: fail before anything starts."""
+    t = cfg.teacher
+    if t.provider == "oracle" or not t.api_key_env:
+        return
+    if not os.environ.get(t.api_key_env, "").strip():
+        raise ConfigError(f"teacher.api_key_env: the environment variable {t.api_key_env} is not set "
+                          f"(the {t.provider} teacher reads its API key from it)")
+
+
+def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[WorkItem]:
+    fp = teacher.fingerprint()
+    return [WorkItem(p, k, row_id(p.prompt_id, k, fp)) for p in problems for k in range(samples_per_prompt)]
+
+
+async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journal: Journal,
+                    spent_before: float) -> EngineResult:
+    try:
+        await teacher.preflight()  # free checks (key, model capabilities) before any paid request
+        if cfg.teacher.batch:
+            from distill_lab.stages.generate.batch import run_batches
+
+            return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+        return await run_requests(cfg, teacher, items, journal, spent_before=spent_before)
+    finally:
+        await teacher.aclose()
+
+
+def run(cfg: Config, run_dir: Path) -> StageResult:
+    check_api_key(cfg)
+    if cfg.teacher.batch and cfg.teacher.provider != "anthropic":
+        raise ConfigError(f"teacher.batch: batch mode needs the anthropic teacher, not {cfg.teacher.provider}")
+    out_dir = Path(cfg.generate.output_dir or Path(run_dir) / "dataset")
+    recipe = build_problems(cfg.recipe)
+    problems = [p for s in cfg.generate.splits for p in recipe.problems[s]]
+    teacher = build_teacher(cfg.teacher)
+    items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
+    wanted = {it.id for it in items}
+
+    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
+                      fsync_interval_s=cfg.generate.fsync_interval_s)
+    try:
+        before = journal.rows()
+        done = {r["id"] for r in before}
+        todo = [it for it in items if it.id not in done]
+        spent_before = sum(r["cost_usd"] for r in before if r["id"] in wanted)
+        log.info("generate: %d requests wanted, %d already in %s, %d to send", len(items), len(items) - len(todo),
+                 journal.root, len(todo))
+        res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
+    finally:
+        journal.close()
+
+    # rows in the recipe's order (as prompts were listed, not as replies arrived); rows of other
+    # teachers or recipes stay in the shards only
+    order = {it.id: i for i, it in enumerate(items)}
+    raw = sorted((r for r in read_rows(journal.root) if r["id"] in wanted), key=lambda r: order[r["id"]])
+    have = {r["id"] for r in raw}
+    last_failure: dict[str, str] = {}
+    for f in read_failures(journal.root):
+        if f["id"] in wanted and f["id"] not in have:
+            last_failure[f["id"]] = f["reason"]
+    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify, cfg.generate.filter_splits)
+    rows += recipe.imported_rows
+    counts = save_dataset(rows, out_dir)
+    card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))
+    summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
+                       last_failure)
+    dataset_info(cfg, counts, summary["cost_usd"]).write(out_dir)
+    _print_summary(summary, out_dir, cfg.generate.progress)
+    with open_run(cfg, "generate", run_dir) as wl:  # W&B / csv when a logger is configured
+        wl.log_metrics({"generate/rows": len(rows), "generate/cost_usd": float(summary["cost_usd"]),
+                        **{f"generate/rows_{k}": v for k, v in counts.items()}})
+        wl.log_artifact(card, "dataset-card", "dataset")
+    if res.stopped and "spend limit" in res.stopped:
+        raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
+                                "re-run the same command to resume once the limit allows.")
+    if res.stopped:
+        log.warning("generate stopped early: %s (%d requests not sent; re-run with a higher cap to resume)",
+                    res.stopped, res.skipped)
+    return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root), "card": str(card)},
+                       summary=summary)
+
+
+def dataset_info(cfg: Config, counts: dict[str, int], cost_usd: float) -> DatasetInfo:
+    """The dataset's own record (``dataset.json``): recipe, sizes, teacher and effort, rows, spend."""
+    r, t = cfg.recipe, cfg.teacher
+    return DatasetInfo(recipe=r.name, size=r.size, test_size=r.test_size, ood_size=r.ood_size, recipe_seed=r.seed,
+                       teacher_provider=t.provider, teacher_model=t.model, effort=t.effort_name,
+                       samples_per_prompt=cfg.generate.samples_per_prompt, rows=dict(counts),
+                       cost_usd=float(cost_usd))
+
+
+def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
+    r = s["requests"]
+    lines = [f"dataset: {out_dir}",
+             f"rows per split: {s['per_split']}",
+             f"outcomes: {s['outcomes']}",
+             f"requests: {r['sent']} sent ({r['retries']} retries), {r['succeeded']} rows, {r['failed']} failed, "
+             f"{r['resumed_from_journal']} resumed, {r['skipped']} not sent",
+             f"unresolved failures: {s['failed']} {s['failure_reasons'] or ''}",
+             f"tokens: {s['tokens']}",
+             f"cost: ${s['cost_usd']:.4f} (this run ${s['run_cost_usd']:.4f}); wall {s['wall_s']:.1f}s, "
+             f"{s['requests_per_s'] or 0:.2f} requests/s"]
+    if s["stopped"]:
+        lines.append(f"stopped early: {s['stopped']}")
+    for line in lines:
+        log.info("generate: %s", line)
+    if console:
+        from rich.console import Console
+        from rich.panel import Panel
+
+        Console(stderr=True).print(Panel("\n".join(lines), title="generate summary"))
+
+
+def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, Any], counts: dict[str, int],
+             outcome: Counter, res: EngineResult, wanted: int, resumed: int,
+             last_failure: dict[str, str]) -> dict[str, Any]:
+    gen = [r for r in rows if r.get("teacher", {}).get("provider") == cfg.teacher.provider]
+    tok = Counter()
+    for r in gen:
+        tok.update({k: v for k, v in r["usage"].items() if isinstance(v, int)})
+    return {
+        "rows": len(rows),
+        "per_split": counts,
+        "recipe": recipe_stats,
+        "outcomes": dict(outcome),  # kept / max_tokens / empty_answer / ... / duplicate
+        "requests": {"wanted": wanted, "resumed_from_journal": resumed, "sent": res.sent,
+                     "retries": res.tally.retries, "succeeded": res.tally.done, "failed": res.tally.failed,
+                     "skipped": res.skipped},
+        "failed": len(last_failure),  # wanted rows with no row, only a failure record
+        "failure_reasons": dict(Counter(reason.split(":")[0] for reason in last_failure.values())),
+        "stopped": res.stopped,
+        "tokens": dict(tok),
+        "cost_usd": round(sum(r["cost_usd"] for r in gen), 6),
+        "run_cost_usd": round(res.tally.cost_usd, 6),
+        "wall_s": round(res.wall_s, 3),
+        "requests_per_s": round(res.sent / res.wall_s, 3) if res.wall_s > 0 else None,
+        "redacted_thinking_rows": sum(1 for r in gen if r.get("redacted_thinking")),
+    }

@@ -1,0 +1,19 @@
+"""The ``report`` stage: ``report.eval_dirs`` -> the single-run report (``single.py``);
+``report.sweep_dir`` (a multirun folder) -> the sweep report over every run in it (``sweep.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from distill_lab.stages.common import StageResult
+from distill_lab.stages.report import single, sweep
+
+if TYPE_CHECKING:
+    from distill_lab.config import Config
+
+
+def run(cfg: Config, run_dir: Path) -> StageResult:
+    if cfg.report.sweep_dir and not cfg.report.eval_dirs:
+        return sweep.run_report(cfg, run_dir)
+    return single.run_report(cfg, run_dir)

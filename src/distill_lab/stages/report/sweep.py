@@ -1,0 +1,498 @@
+"""Collect every run of a multirun directory (local or Slurm) and aggregate it over seeds.
+
+``distill-lab report report.sweep_dir=multirun/pipeline/...`` lands here. A sweep directory is what
+Hydra's ``-m`` writes: one job folder per run (``0/``, ``1/``, ...; submitit adds ``.submitit/``).
+Each job folder holds a stage's ``manifest.json`` (its resolved config) and, for ``eval`` runs, a
+``metrics.json``; a ``pipeline`` job keeps them in ``generate/``, ``train/``, ``eval/``.
+
+Per run this reads, through the typed artifacts only: the swept parameters (``.hydra/overrides.yaml``),
+the seed (the manifest), effort, dataset size, train rows and teacher cost (the dataset's
+``dataset.json``, ``artifacts/dataset.py``), the student's / base's / teacher's accuracy and retention on
+each split and category (``metrics.json`` as ``artifacts/metrics.EvalMetrics``), and the final train loss. Runs that did not
+finish are listed with the reason, never silently dropped.
+
+Aggregation: one cell per (effort, size) — or per combination of whatever else was swept — with the
+mean over seeds and a Student-t confidence interval over seeds; cost per accuracy point where the
+teacher was paid. Outputs: ``sweep_runs.csv``, ``sweep_summary.csv``, ``sweep.json``, ``sweep.md``
+and plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
+from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
+from distill_lab.stages.report.common import seed_cell
+from distill_lab.vocab import HELD_OUT_SPLITS, effort_rank
+
+log = logging.getLogger(__name__)
+
+SPLITS = HELD_OUT_SPLITS
+
+
+class SweepError(ValueError):
+    """The sweep directory cannot be read; the message names the folder or file."""
+
+
+# ----------------------------------------------------------------------------------- statistics
+def _t_cdf(x: float, df: int) -> float:
+    """CDF of Student's t with ``df`` degrees of freedom (Simpson integration of the density)."""
+    if x < 0:
+        return 1.0 - _t_cdf(-x, df)
+    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def pdf(t: float) -> float:
+        return math.exp(logc - (df + 1) / 2 * math.log1p(t * t / df))
+
+    n = 2000  # even
+    h = x / n
+    s = pdf(0.0) + pdf(x) + sum((4 if i % 2 else 2) * pdf(i * h) for i in range(1, n))
+    return 0.5 + s * h / 3
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t (bisection on the CDF); ``t_quantile(0.975, 2)`` = 4.303."""
+    if not 0.5 <= p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def seed_interval(values: list[float], confidence: float = 0.95, lo: float | None = 0.0,
+                  hi: float | None = None) -> dict[str, Any]:
+    """Mean over seeds with a Student-t interval (null for fewer than two seeds), clipped to the
+    quantity's range [lo, hi] (an accuracy cannot fall below 0 or rise above 1)."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0, "ci": None}
+    m = mean(vals)
+    if len(vals) < 2:
+        return {"mean": m, "std": None, "n": 1, "ci": None}
+    sd = stdev(vals)
+    half = t_quantile(0.5 + confidence / 2, len(vals) - 1) * sd / math.sqrt(len(vals))
+    low, high = m - half, m + half
+    low = max(low, lo) if lo is not None else low
+    high = min(high, hi) if hi is not None else high
+    return {"mean": m, "std": sd, "n": len(vals), "ci": [low, high]}
+
+
+# --------------------------------------------------------------------------------------- runs
+@dataclass
+class Run:
+    """One job of the sweep, flattened."""
+
+    job: str
+    path: str
+    status: str = "ok"  # ok | missing
+    reason: str | None = None
+    stage: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # overrides of this job
+    effort: str | None = None
+    size: int | None = None
+    train_rows: int | None = None
+    seed: int | None = None
+    teacher: str | None = None
+    student: str | None = None
+    # accuracy per model and split: {"student": {"test": 0.8, "ood": 0.2}, "base": ..., "teacher": ...}
+    accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    retention: dict[str, float | None] = field(default_factory=dict)  # student/teacher per split
+    # per split and capability category: {"test": {"reasoning": {"student": .3, "teacher": 1., "retention": .3}}}
+    categories: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    cost_usd: float | None = None
+    train_loss: float | None = None
+    wall_s: float | None = None
+
+    def flat(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("params", "accuracy", "retention", "categories")}
+        for k, v in self.params.items():
+            out[f"param:{k}"] = v
+        for model, by_split in self.accuracy.items():
+            for split, v in by_split.items():
+                out[f"{model}_{split}_accuracy"] = v
+        for split, v in self.retention.items():
+            out[f"retention_{split}"] = v
+        for split, cats in self.categories.items():
+            for cat, vals in cats.items():
+                out[f"retention_{split}_{cat}"] = vals.get("retention")
+        return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SweepError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+
+
+def _overrides(job_dir: Path) -> dict[str, str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    from omegaconf import OmegaConf
+
+    out = {}
+    for item in OmegaConf.to_container(OmegaConf.load(path)) or []:
+        key, _, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if key not in ("stage", "hydra.job.name") and not key.startswith("hydra."):
+            out[key] = value
+    return out
+
+
+def _get(d: dict[str, Any] | None, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _find(job_dir: Path, name: str) -> Path | None:
+    """``name`` in the job folder itself or in a pipeline's sub-stage folder."""
+    for sub in ("", "eval", "train", "generate", "report"):
+        p = job_dir / sub / name if sub else job_dir / name
+        if p.is_file():
+            return p
+    return None
+
+
+def _train_loss(job_dir: Path) -> float | None:
+    p = job_dir / "train" / "manifest.json"
+    if not p.is_file():
+        p = job_dir / "manifest.json"
+        if not p.is_file():
+            return None
+    loss = (_read_json(p).get("summary") or {}).get("final_loss")  # what the train stage reports
+    return float(loss) if isinstance(loss, int | float) else None
+
+
+def read_run(job_dir: Path) -> Run:
+    """One job folder -> a ``Run`` (status ``missing`` with a reason when it has no metrics)."""
+    job_dir = Path(job_dir)
+    run = Run(job=job_dir.name, path=str(job_dir), params=_overrides(job_dir))
+    manifest_path = job_dir / "manifest.json"
+    manifest = _read_json(manifest_path) if manifest_path.is_file() else None
+    cfg = _get(manifest, "config") or {}
+    if not cfg:  # a job that died before its manifest: its composed config is in .hydra
+        hydra_cfg = job_dir / ".hydra" / "config.yaml"
+        if hydra_cfg.is_file():
+            from omegaconf import OmegaConf
+
+            try:
+                cfg = OmegaConf.to_container(OmegaConf.load(hydra_cfg), resolve=False) or {}
+            except Exception:  # noqa: BLE001 - an unreadable config still leaves the run listed
+                cfg = {}
+    run.stage = _get(manifest, "stage") or cfg.get("stage")
+    run.seed = cfg.get("seed")
+    run.student = _get(cfg, "student", "name")
+    run.wall_s = _get(manifest, "timings_s", "total")
+
+    metrics_path = _find(job_dir, "metrics.json")
+    try:
+        metrics = EvalMetrics.load(metrics_path) if metrics_path else None
+    except MetricsError as e:
+        raise SweepError(str(e)) from None
+
+    # effort / size / cost: the dataset's own record (dataset.json), found through the eval or train config
+    dataset_dir = ((metrics.dataset_dir if metrics else None) or _get(cfg, "eval", "dataset_dir")
+                   or _get(cfg, "train", "dataset_dir"))
+    if not dataset_dir and (job_dir / "generate" / "dataset").is_dir():
+        dataset_dir = str(job_dir / "generate" / "dataset")
+    try:
+        info = DatasetInfo.load(dataset_dir)
+    except DatasetInfoError as e:
+        raise SweepError(str(e)) from None
+    if info is not None:
+        run.effort, run.size = info.effort, info.size
+        run.teacher = f"{info.teacher_provider}/{info.teacher_model}"
+        run.train_rows = info.rows.get("train")
+        run.cost_usd = info.cost_usd
+    else:  # a dataset made elsewhere (an import, an older version): what this job's config says
+        run.effort, run.size = _get(cfg, "teacher", "effort"), _get(cfg, "recipe", "size")
+        run.teacher = "/".join(str(x) for x in (_get(cfg, "teacher", "provider"), _get(cfg, "teacher", "model"))
+                               if x)
+    run.train_loss = _train_loss(job_dir)
+
+    if metrics is None:
+        run.status = "missing"
+        run.reason = ("no metrics.json (the job did not reach eval)" if manifest or run.params
+                      else "no manifest.json or metrics.json (the job did not finish)")
+        return run
+    for model in metrics.model_names():
+        run.accuracy[model] = {s: metrics.accuracy(model, s) for s in SPLITS if metrics.block(model, s)}
+    for s in SPLITS:
+        st = metrics.retention_stat("student", s)
+        if st is not None:
+            run.retention[s] = st["value"]
+        for cat in metrics.categories(s):
+            stat = metrics.retention_stat("student", s, cat)
+            if stat is None:
+                continue
+            run.categories.setdefault(s, {})[cat] = {
+                "student": metrics.accuracy("student", s, cat), "teacher": metrics.accuracy("teacher", s, cat),
+                "retention": stat["value"]}
+    if "student" not in run.accuracy:
+        run.status, run.reason = "missing", f"{metrics_path}: no 'student' model in metrics"
+    return run
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job folders of a multirun (numbered sub-folders, or any with a .hydra/ or manifest)."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SweepError(f"report.sweep_dir: {sweep_dir} is not a directory")
+    out = [p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+           and (p.name.isdigit() or (p / ".hydra").is_dir() or (p / "manifest.json").is_file())]
+    if not out:
+        raise SweepError(f"report.sweep_dir: {sweep_dir} holds no job folders (expected 0/, 1/, ... "
+                         "as written by `distill-lab <stage> -m`)")
+    return sorted(out, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+def expected_jobs(sweep_dir: Path) -> int | None:
+    """How many jobs the sweep launched, from submitit's folders (Slurm) when present."""
+    sub = Path(sweep_dir) / ".submitit"
+    if not sub.is_dir():
+        return None
+    ids = {p.name for p in sub.iterdir() if p.is_dir() and "_" in p.name}
+    return len(ids) or None
+
+
+def collect(sweep_dir: str | Path) -> list[Run]:
+    """Every run of a multirun directory."""
+    return [read_run(d) for d in job_dirs(Path(sweep_dir))]
+
+
+# --------------------------------------------------------------------------------- aggregation
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Override keys whose value differs between runs (seed excluded)."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        for k, v in r.params.items():
+            values[k].add(v)
+    return sorted(k for k, vs in values.items() if len(vs) > 1 and k != "seed")
+
+
+def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """One row per (effort, size, other swept values): means and t-intervals over seeds."""
+    ok = [r for r in runs if r.status == "ok"]
+    other = [k for k in swept_keys(ok) if k not in ("teacher.effort", "recipe.size")]
+    cells: dict[tuple, list[Run]] = defaultdict(list)
+    for r in ok:
+        cells[(r.effort, r.size, tuple(r.params.get(k) for k in other))].append(r)
+    rows = []
+    for (effort, size, rest), rs in sorted(cells.items(), key=lambda kv: (effort_rank(kv[0][0]),
+                                                                          kv[0][1] or 0, kv[0][2])):
+        row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
+                               "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
+        for model in ("student", "base", "teacher"):
+            for s in SPLITS:
+                vals = [r.accuracy.get(model, {}).get(s) for r in rs]
+                vals = [v for v in vals if v is not None]
+                if vals:
+                    row[f"{model}_{s}_accuracy"] = seed_interval(vals, confidence, 0.0, 1.0)
+        for s in SPLITS:
+            vals = [r.retention.get(s) for r in rs if r.retention.get(s) is not None]
+            if vals:
+                row[f"retention_{s}"] = seed_interval(vals, confidence)
+        cats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rs:
+            for s, by_cat in r.categories.items():
+                for cat, vals in by_cat.items():
+                    for what, v in vals.items():
+                        if v is not None:
+                            cats[f"{s}/{cat}"][what].append(v)
+        if cats:
+            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what == "retention" else 1.0)
+                                     for what, v in d.items()}
+                                 for k, d in sorted(cats.items())}
+        costs = [r.cost_usd for r in rs if r.cost_usd is not None]
+        row["cost_usd"] = mean(costs) if costs else None
+        acc = _get(row, "student_test_accuracy", "mean")
+        base = _get(row, "base_test_accuracy", "mean")
+        paid = row["cost_usd"] is not None and row["cost_usd"] > 0
+        row["cost_per_point"] = row["cost_usd"] / (100 * acc) if paid and acc else None
+        gain = (acc - base) if acc is not None and base is not None else None
+        row["cost_per_gain_point"] = row["cost_usd"] / (100 * gain) if paid and gain and gain > 0 else None
+        losses = [r.train_loss for r in rs if r.train_loss is not None]
+        row["train_loss"] = mean(losses) if losses else None
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------- outputs
+def _fmt(cell: Any, pct: bool = True) -> str:
+    if cell is None:
+        return "–"
+    if isinstance(cell, dict):
+        m, ci = cell.get("mean"), cell.get("ci")
+        if m is None:
+            return "–"
+        scale = 100 if pct else 1
+        txt = f"{m * scale:.1f}"
+        if ci:
+            txt += f" [{ci[0] * scale:.1f}, {ci[1] * scale:.1f}]"
+        return txt
+    if isinstance(cell, float):
+        return f"{cell:.4g}"
+    return str(cell)
+
+
+def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float) -> str:
+    other = [k for k in swept_keys([r for r in runs if r.status == "ok"])
+             if k not in ("teacher.effort", "recipe.size")]
+    cols = [("effort", "effort"), ("size", "size"), *[(k, k) for k in other], ("n_runs", "seeds"),
+            ("student_test_accuracy", "student test %"), ("student_ood_accuracy", "student OOD %"),
+            ("base_test_accuracy", "base test %"), ("teacher_test_accuracy", "teacher test %"),
+            ("retention_test", "retention test %"), ("retention_ood", "retention OOD %")]
+    if any(r.get("cost_per_point") is not None for r in rows):
+        cols += [("cost_usd", "teacher $"), ("cost_per_point", "$ / acc. point"),
+                 ("cost_per_gain_point", "$ / gained point")]
+    if any(r.get("train_loss") is not None for r in rows):
+        cols.append(("train_loss", "final train loss"))
+    lines = [f"# Sweep report: {sweep_dir}", "",
+             f"{sum(r.status == 'ok' for r in runs)} of {len(runs)} runs finished. Cells: mean over seeds "
+             f"[{int(confidence * 100)}% Student-t interval over seeds, clipped to the possible range]; "
+             "accuracies and retention in %.",
+             "", "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(k), pct=k not in ("cost_usd", "train_loss"))
+                                       if k not in ("cost_per_point", "cost_per_gain_point")
+                                       else _fmt(row.get(k)) for k, _ in cols) + " |")
+    if any(row.get("categories") for row in rows):
+        lines += ["", "## Retention by capability category (student / teacher)", "",
+                  "| effort | size | split | category | student % | teacher % | retention % | seed's figure |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            for key, st in (row.get("categories") or {}).items():
+                split, cat = key.split("/", 1)
+                lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
+                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | {seed_cell(cat)} |")
+    missing = [r for r in runs if r.status != "ok"]
+    if missing:
+        lines += ["", "## Runs without results", ""]
+        lines += [f"- job `{r.job}` ({', '.join(f'{k}={v}' for k, v in r.params.items())}): {r.reason}"
+                  for r in missing]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, title: str) -> Path | None:
+    """``<prefix>_test`` and ``<prefix>_ood`` against size, one line per effort, CI error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = [s for s in SPLITS if any(r.get(f"{key_prefix}_{s}" if key_prefix == "retention"
+                                             else f"{key_prefix}_{s}_accuracy") for r in rows)]
+    if not splits or not any(r.get("size") is not None for r in rows):
+        return None
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4), squeeze=False)
+    for ax, s in zip(axes[0], splits, strict=True):
+        key = f"{key_prefix}_{s}" if key_prefix == "retention" else f"{key_prefix}_{s}_accuracy"
+        by_effort: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            if r.get(key) and r[key]["mean"] is not None and r.get("size") is not None:
+                by_effort[str(r["effort"])].append(r)
+        for effort in sorted(by_effort, key=effort_rank):
+            pts = sorted(by_effort[effort], key=lambda r: r["size"])
+            xs = [r["size"] for r in pts]
+            ys = [100 * r[key]["mean"] for r in pts]
+            lo = [100 * (r[key]["mean"] - r[key]["ci"][0]) if r[key]["ci"] else 0 for r in pts]
+            hi = [100 * (r[key]["ci"][1] - r[key]["mean"]) if r[key]["ci"] else 0 for r in pts]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"effort={effort}")
+        ax.set_xscale("log")
+        sizes = sorted({r["size"] for r in rows if r.get("size") is not None})
+        ax.set_xticks(sizes, [str(x) for x in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("train prompts (recipe.size)")
+        ax.set_ylabel(ylabel)
+        ax.set_title({"test": "in-distribution (test)", "ood": "out-of-distribution (ood)"}[s])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95) -> dict[str, Any]:
+    """Collect, aggregate and write every output; returns the artifact paths and a summary."""
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = collect(sweep_dir)
+    rows = aggregate(runs, confidence)
+    expected = expected_jobs(sweep_dir)
+
+    flat = [r.flat() for r in runs]
+    fields = sorted({k for f in flat for k in f}, key=lambda k: (k.startswith("param:"), k))
+    with (out_dir / "sweep_runs.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(flat)
+    summary_fields = sorted({k for r in rows for k in r if k != "categories"})
+    with (out_dir / "sweep_summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=summary_fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
+                        if k != "categories"})
+    data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
+            "runs": [asdict(r) for r in runs], "cells": rows}
+    (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence))
+    artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
+                 "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
+                 "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
+    p = plot(rows, "student", "student accuracy (%)", out_dir / "accuracy_vs_size.png",
+             "Student accuracy vs dataset size (mean over seeds, CI bars)")
+    if p:
+        artifacts["accuracy_plot"] = str(p)
+    p = plot(rows, "retention", "retention = student / teacher (%)", out_dir / "retention_vs_size.png",
+             "Retention vs dataset size (mean over seeds, CI bars)")
+    if p:
+        artifacts["retention_plot"] = str(p)
+    summary = {"runs": len(runs), "finished": sum(r.status == "ok" for r in runs), "expected_jobs": expected,
+               "cells": len(rows)}
+    return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs}
+
+
+def run_report(cfg, run_dir: Path):
+    """The ``report`` stage with ``report.sweep_dir`` set: a StageResult for ``stage.run_stage``."""
+    from distill_lab.stages.common import StageResult
+    from distill_lab.tracking.loggers import open_run
+
+    out_dir = Path(cfg.report.output_dir or run_dir)
+    res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence)
+    with open_run(cfg, "report", run_dir) as wl:
+        if wl.enabled:
+            header = ["effort", "size", "n_runs", "student_test", "student_ood", "retention_test",
+                      "retention_ood", "cost_usd"]
+            table = [[r.get("effort"), r.get("size"), r.get("n_runs"),
+                      _get(r, "student_test_accuracy", "mean"), _get(r, "student_ood_accuracy", "mean"),
+                      _get(r, "retention_test", "mean"), _get(r, "retention_ood", "mean"), r.get("cost_usd")]
+                     for r in res["rows"]]
+            wl.log_table("sweep/summary", header, table)
+            for key in ("accuracy_plot", "retention_plot"):
+                if key in res["artifacts"]:
+                    wl.log_image(f"sweep/{key}", res["artifacts"][key])
+            wl.log_artifact(res["artifacts"]["sweep_md"], "sweep-report", "report")
+    best = max((_get(r, "student_test_accuracy", "mean") or 0.0 for r in res["rows"]), default=None)
+    print(f"distill-lab report: sweep of {res['summary']['runs']} runs -> {res['artifacts']['sweep_md']}")
+    return StageResult(artifacts=res["artifacts"], summary=res["summary"], objective=best)

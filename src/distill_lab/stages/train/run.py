@@ -1,0 +1,237 @@
+"""The ``train`` stage: dataset folder -> student trained by SFT -> ``<run_dir>/adapter``.
+
+Read top to bottom: ``_setup_data`` (rows -> audited examples), ``_setup_model`` (student + adapter),
+``_setup_trainer`` (hardware -> Lightning), fit (resuming when asked), then the exports.
+
+Artifacts: ``adapter/`` (peft adapter, or for ``student.adapter=full`` a complete HF checkpoint; both
+reload with ``load_student(cfg.student, adapter_dir=...)``), ``train_log.jsonl`` (one line per step:
+loss, lr, grad norm, supervised tokens/s, padding share, peak memory; and validation losses),
+``checkpoints/`` when ``train.checkpoint_every_n_steps`` > 0, and ``merged/`` when
+``train.export_merged``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from distill_lab.errors import ConfigError
+from distill_lab.stages.common import StageResult
+from distill_lab.stages.train.features import FeatureStats, build_examples
+from distill_lab.stages.train.packing import Example
+
+if TYPE_CHECKING:
+    from distill_lab.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], FeatureStats]:
+    from distill_lab.artifacts.rows import load_rows
+
+    if not cfg.train.dataset_dir:
+        raise ConfigError("train.dataset_dir: required (a dataset folder written by `distill-lab generate`)")
+    rows = load_rows(cfg.train.dataset_dir, split="train")
+    if not rows:
+        raise ConfigError(f"train.dataset_dir: {cfg.train.dataset_dir} has no rows with split=train")
+    examples, stats = build_examples(rows, tokenizer, cfg.data, source=str(Path(cfg.train.dataset_dir) / "rows.jsonl"))
+    val: list[Example] = []
+    if cfg.train.val_every_n_steps > 0 and cfg.data.val_fraction > 0 and len(examples) > 1:
+        g = torch.Generator().manual_seed(cfg.seed + 17)
+        order = torch.randperm(len(examples), generator=g).tolist()
+        k = max(1, round(cfg.data.val_fraction * len(examples)))
+        held = set(order[:k])
+        val = [e for i, e in enumerate(examples) if i in held]
+        examples = [e for i, e in enumerate(examples) if i not in held]
+    return examples, val, stats
+
+
+def _setup_model(cfg: Config):
+    from distill_lab.stages.train.module import _unwrap
+    from distill_lab.students import load_student
+    from distill_lab.train.attention import use_segment_attention
+    from distill_lab.train.fused_lora import fuse_lora_layers
+    from distill_lab.train.fused_mlp import fuse_swiglu_mlps
+    from distill_lab.train.fused_norm import fuse_rms_norms
+
+    model, tok = load_student(cfg.student, for_training=True)
+    if _unwrap(model).config._attn_implementation in ("sdpa", "eager"):  # flash attention: its own varlen path
+        use_segment_attention(model)
+    if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep the modules' own paths
+        fuse_lora_layers(model)
+        fuse_rms_norms(model)
+        fuse_swiglu_mlps(model)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model.config.use_cache = False
+    # from_pretrained returns eval mode and Lightning keeps module modes as they are: without this,
+    # LoRA dropout and gradient checkpointing (both active only in training mode) would silently be off
+    model.train()
+    return model, tok
+
+
+def find_checkpoint(out_dir: Path, resume: str) -> str | None:
+    """``never`` -> None; ``auto`` -> the newest readable ``checkpoints/step-*.ckpt``; else the path given."""
+    if resume == "never":
+        return None
+    if resume != "auto":
+        if not Path(resume).exists():
+            raise ConfigError(f"train.resume: checkpoint {resume} does not exist")
+        return resume
+    ckpts = sorted((out_dir / "checkpoints").glob("step-*.ckpt"), reverse=True)
+    for c in ckpts:
+        if c.is_dir():
+            return str(c)  # a distributed (FSDP2) checkpoint folder
+        try:  # a file cut short by a kill is skipped
+            torch.load(c, map_location="cpu", weights_only=False, mmap=True)
+            return str(c)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is skipped, and said so
+            log.warning("resume=auto: skipping unreadable checkpoint %s (%s)", c, e)
+    return None
+
+
+def _trim_step_log(step_log: Path, ckpt: str) -> None:
+    """Drop log lines of steps after the checkpoint (a killed run may have logged past it)."""
+    m = re.search(r"step-(\d+)", Path(ckpt).name)
+    if not m or not step_log.exists():
+        return
+    last = int(m.group(1))
+    lines = [ln for ln in step_log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last]
+    step_log.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, has_val: bool):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from distill_lab.stages.train.strategy import trainer_kwargs
+
+    callbacks: list[Any] = []
+    every = cfg.train.checkpoint_every_n_steps
+    if every > 0:
+        callbacks.append(ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step:06d}",
+                                         every_n_train_steps=every, save_top_k=-1, auto_insert_metric_name=False,
+                                         save_on_train_epoch_end=False))
+    logger = None
+    try:
+        from distill_lab.tracking.loggers import build_logger
+
+        logger = build_logger(cfg, "train", run_dir)
+    except ImportError:  # pragma: no cover - the loggers module ships with the package
+        logger = None
+    return L.Trainer(
+        **trainer_kwargs(cfg.hardware), max_steps=total_steps, max_epochs=-1, logger=logger or False,
+        callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
+        val_check_interval=cfg.train.val_every_n_steps if has_val else None,
+        check_val_every_n_epoch=None if has_val else 1, limit_val_batches=1.0 if has_val else 0,
+        log_every_n_steps=cfg.train.log_every_n_steps, default_root_dir=str(out_dir),
+        deterministic=False,
+    )
+
+
+def _finish_logger(trainer) -> None:
+    """Close this stage's W&B run (a pipeline or an in-process sweep opens the next stage's run after it)."""
+    exp = getattr(trainer.logger, "experiment", None) if trainer.logger is not None and trainer.is_global_zero else None
+    if exp is not None and callable(getattr(exp, "finish", None)):
+        exp.finish()
+
+
+def _full_state_dict(module) -> dict[str, torch.Tensor] | None:
+    """Gathered (unsharded) state dict under FSDP2, on CPU; None when not sharded."""
+    if not getattr(module, "_sharded", False):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(module.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def run(cfg: Config, run_dir: Path) -> StageResult:
+    import lightning as L
+
+    from distill_lab.stages.train.datamodule import SFTDataModule, layout_for
+    from distill_lab.stages.train.export import export_merged, save_adapter
+    from distill_lab.stages.train.gguf_export import check_supported, write_gguf
+    from distill_lab.stages.train.module import SFTModule
+
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path(run_dir)
+    out_dir = Path(cfg.train.output_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    model, tok = _setup_model(cfg)
+    if cfg.export.gguf:
+        check_supported(model.config)  # an architecture without GGUF export fails now, not after training
+    train_ex, val_ex, stats = _setup_data(cfg, tok)
+    world = cfg.hardware.devices * cfg.hardware.num_nodes
+    dm = SFTDataModule(train_ex, val_ex, batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
+                       total_steps=0, seed=cfg.seed, pad_id=int(tok.pad_token_id),
+                       layout=layout_for(cfg.data.packing, cfg.data.padding_free), max_length=cfg.data.max_length,
+                       num_workers=cfg.data.num_workers, world_size=world)
+    total = dm.schedule.steps_for_epochs(cfg.train.epochs) if cfg.train.epochs else cfg.train.max_steps
+    dm.total_steps = total
+    ckpt = find_checkpoint(out_dir, cfg.train.resume)
+    step_log = out_dir / "train_log.jsonl"
+    if ckpt is None and step_log.exists():
+        step_log.unlink()
+    elif ckpt is not None:
+        _trim_step_log(step_log, ckpt)
+    module = SFTModule(cfg, model, total_steps=total, step_log=step_log)
+    trainer = _setup_trainer(cfg, out_dir, run_dir, total, has_val=bool(val_ex))
+    log.info("train: %d rows (%d val), %d steps of %d rows, layout %s, resume from %s", len(train_ex),
+             len(val_ex), total, dm.schedule.rows_per_step, dm.layout, ckpt)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+
+    full_sd = _full_state_dict(module)  # collective: every rank takes part
+    adapter_dir = run_dir / "adapter"
+    artifacts = {"adapter": str(adapter_dir), "train_log": str(step_log)}
+    if cfg.train.checkpoint_every_n_steps:
+        artifacts["checkpoints"] = str(out_dir / "checkpoints")
+    if trainer.is_global_zero:
+        if full_sd is not None:
+            save_adapter(module.model, tok, adapter_dir, cfg.student.adapter, state_dict=full_sd)
+        else:
+            save_adapter(module.model, tok, adapter_dir, cfg.student.adapter)
+        merged = adapter_dir  # a full fine-tune's adapter dir is already a plain HF checkpoint
+        if (cfg.train.export_merged or cfg.export.gguf) and cfg.student.adapter != "full":
+            merged = export_merged(cfg.student, adapter_dir, run_dir / "merged")
+            artifacts["merged"] = str(merged)
+        if cfg.export.gguf:
+            gguf_file = run_dir / "gguf" / f"model-{cfg.export.gguf_dtype}.gguf"
+            artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
+                                               name=f"distill_lab {cfg.student.name}"))
+    steps = [h for h in module.history if "loss" in h]
+    vals = [h["val_loss"] for h in module.history if "val_loss" in h]
+    timed = steps[1:] or steps  # the first step includes warm-up
+    summary = {
+        "final_loss": steps[-1]["loss"] if steps else None,
+        "first_loss": steps[0]["loss"] if steps else None,
+        "steps": int(trainer.global_step),
+        "steps_this_run": len(steps),
+        "resumed_from": ckpt,
+        "supervised_tokens": int(sum(h["supervised_tokens"] for h in steps)),
+        "masked_label_counts": {"supervised": stats.supervised_tokens, "masked": stats.masked_tokens},
+        "rows": {"train": len(train_ex), "val": len(val_ex), **{k: v for k, v in asdict(stats).items()
+                                                               if k not in ("supervised_tokens", "masked_tokens")}},
+        "supervised_tokens_per_s": (sum(h["supervised_tokens"] for h in timed) / sum(h["time_s"] for h in timed))
+        if timed else None,
+        "padding_share": (sum(h["padding_share"] for h in steps) / len(steps)) if steps else None,
+        "peak_mem_mb": max((h["peak_mem_mb"] for h in steps), default=None),
+        "val_loss": vals[-1] if vals else None,
+        "world_size": int(trainer.world_size),
+        "precision": str(trainer.precision),
+    }
+    _finish_logger(trainer)
+    return StageResult(artifacts=artifacts, summary=summary,
+                       objective=-summary["final_loss"] if summary["final_loss"] is not None else None)

@@ -1,0 +1,41 @@
+"""Which class serves each ``teacher.provider``: the one place a new teacher is registered.
+
+``teacher.provider`` is a name below or ``package.module:ClassName`` (a ``Teacher`` subclass of your own,
+constructed with the ``TeacherConfig``). Implementations are imported only when built, so that
+``teachers/base.py`` and the config never import a provider's SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distill_lab.teachers.base import Teacher
+    from distill_lab.teachers.config import TeacherConfig
+
+PROVIDERS = {
+    "oracle": "distill_lab.teachers.oracle:OracleTeacher",
+    "anthropic": "distill_lab.teachers.anthropic:AnthropicTeacher",
+    "openai_compat": "distill_lab.teachers.openai_compat:OpenAICompatTeacher",
+}
+
+
+def known_provider(provider: str) -> bool:
+    return provider in PROVIDERS or ":" in provider
+
+
+def teacher_class(provider: str) -> type[Teacher]:
+    target = PROVIDERS.get(provider, provider)
+    module, _, name = target.partition(":")
+    if not name:
+        raise ValueError(f"teacher.provider: unknown provider {provider!r}; expected one of {list(PROVIDERS)} "
+                         "or package.module:ClassName")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"teacher.provider: cannot import {target!r}: {e}") from e
+
+
+def build_teacher(cfg: TeacherConfig) -> Teacher:
+    return teacher_class(cfg.provider)(cfg)

@@ -50,7 +50,7 @@ def main() -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from distill_lab.cli import conf_dir
+    from distill_lab.app import conf_path
     from distill_lab.config import register_configs, validate
     from distill_lab.stages.evaluate.backends import HFBackend, OpenAICompatBackend, Sampling
     from distill_lab.stages.evaluate.suites.config import EvalBackendConfig, SuiteConfig
@@ -81,7 +81,7 @@ def main() -> None:
         proc.kill()
         proc.wait()
     register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_path()), version_base="1.3"):
         ecfg = validate(compose("config", overrides=["stage=eval", *(args.overrides or ["student=tiny"])]))
     model, tok = load_student(ecfg.student)
     hf = HFBackend(model, tok, batch_size=args.batch_size, bf16=False, progress=False, label=ecfg.student.name)

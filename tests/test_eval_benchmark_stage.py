@@ -53,6 +53,24 @@ def test_hf_backend_grades_equal_forms_equal(tmp_path, suite, expected):
     assert m["models"]["student"]["splits"]["test"]["accuracy"] == b["models"]["student"]["accuracy"]
 
 
+@pytest.mark.parametrize("suite", ["aime24", "aime25", "gpqa_diamond", "ifeval"])
+def test_hf_backend_runs_every_other_suite(tmp_path, suite):
+    """The random-init base through hf on the other suites: every output runs into the 12-token budget, so
+    every one is graded wrong without being parsed, and the hygiene shares say why."""
+    cfg = compose_config([*FAST, f"eval/suite={suite}", f"eval.suite.path={fixture(suite)}",
+                          "eval.suite.max_new_tokens=12"], stage="eval")
+    run_stage("eval", cfg, tmp_path / "e")
+    b = json.loads((tmp_path / "e" / "metrics.json").read_text())["benchmark"]
+    recs = _samples(tmp_path / "e")
+    n = len(_items(suite))
+    assert len(recs) == n and {r["model"] for r in recs} == {"base"}
+    assert all(r["truncated"] and not r["correct"] and r["extracted"] is None and r["output_tokens"] == 12
+               for r in recs)
+    base = b["models"]["base"]
+    assert (base["n"], base["accuracy"], base["truncation_share"], base["tokens_per_answer"]) == (n, 0.0, 1.0, 12)
+    assert b["backend"]["base"]["backend"] == "hf" and b["grader"] == cfg.eval.suite.grader
+
+
 # ------------------------------------------------------------------------------ openai_compat
 def _items(name: str):
     return suite_prompts(SuiteConfig(name=name, path=str(fixture(name)),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distill_lab.artifacts.manifest import write_manifest
+from distill_lab.artifacts.manifest import config_dict, write_manifest
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -26,6 +26,22 @@ log = logging.getLogger(__name__)
 STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
                   "pipeline": "pipeline"}
 STAGES = tuple(STAGE_PACKAGES)
+# the config groups each stage reads (its manifest records these, besides seed and stage)
+_ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
+               "logger", "eval", "report")
+STAGE_GROUPS = {
+    "generate": ("teacher", "recipe", "generate", "logger"),
+    "train": ("student", "data", "optimizer", "train", "export", "hardware", "logger"),
+    "eval": ("student", "eval", "teacher", "generate", "hardware", "logger"),  # teacher + generate: eval.teacher_live
+    "report": ("report", "eval", "logger"),
+    "pipeline": _ALL_GROUPS,
+}
+
+
+def stage_config(stage: str, cfg: Config) -> dict[str, Any]:
+    """The part of the config that ``stage`` reads, as a plain dict (what its manifest records)."""
+    full = config_dict(cfg)
+    return {k: v for k, v in full.items() if k not in _ALL_GROUPS or k in STAGE_GROUPS[stage]}
 
 
 @dataclass
@@ -44,14 +60,12 @@ def stage_function(stage: str):
 
 
 def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
-    from distill_lab.artifacts.manifest import config_dict
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     result: StageResult = stage_function(stage)(cfg, run_dir)
     elapsed = time.perf_counter() - t0
-    path = write_manifest(run_dir, stage=stage, config=config_dict(cfg), artifacts=result.artifacts,
+    path = write_manifest(run_dir, stage=stage, config=stage_config(stage, cfg), artifacts=result.artifacts,
                           timings={"total": elapsed}, summary=result.summary)
     log.info("%s finished in %.1fs; manifest: %s", stage, elapsed, path)
     return result

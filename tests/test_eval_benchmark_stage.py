@@ -71,6 +71,35 @@ def test_hf_backend_runs_every_other_suite(tmp_path, suite):
     assert b["backend"]["base"]["backend"] == "hf" and b["grader"] == cfg.eval.suite.grader
 
 
+def test_hf_lora_student_and_its_base_from_one_model(tmp_path):
+    """With a peft adapter the base answers with the adapter disabled: its outputs equal those of the base
+    loaded on its own, and differ from the adapted student's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from distill_lab.students import load_student
+
+    common = [*FAST, "eval/suite=math500", f"eval.suite.path={fixture('math500')}", "eval.suite.max_new_tokens=8"]
+    base, _ = load_student(compose_config(["student=tiny"], stage="eval").student)
+    torch.manual_seed(0)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    for name, prm in lora.named_parameters():  # a large random adapter, so outputs visibly change
+        if "lora_B" in name:
+            torch.nn.init.normal_(prm, std=1.0)
+    lora.save_pretrained(str(tmp_path / "adapter"))
+    run_stage("eval", compose_config([*common, f"eval.adapter_dir={tmp_path / 'adapter'}"], stage="eval"),
+              tmp_path / "with_adapter")
+    run_stage("eval", compose_config(common, stage="eval"), tmp_path / "base_only")
+
+    def outputs(d, model):
+        return {r["prompt_id"]: r["output"] for r in _samples(tmp_path / d) if r["model"] == model}
+
+    assert outputs("with_adapter", "base") == outputs("base_only", "base")
+    assert outputs("with_adapter", "student") != outputs("with_adapter", "base")
+    b = json.loads((tmp_path / "with_adapter" / "metrics.json").read_text())["benchmark"]
+    assert set(b["models"]) == {"base", "student"}
+
+
 # ------------------------------------------------------------------------------ openai_compat
 def _items(name: str):
     return suite_prompts(SuiteConfig(name=name, path=str(fixture(name)),

@@ -271,6 +271,7 @@ def test_report_and_wandb_show_the_benchmark_table(tmp_path, server, monkeypatch
     assert rep.artifacts["report_md"].endswith("report.md")
 
 
+@pytest.mark.slow  # two CLI subprocesses (imports alone take seconds each); the stage tests cover the same run
 def test_cli_runs_a_suite_against_a_local_server(tmp_path, server):
     server.state.reply = make_reply("gsm8k")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from distill_lab.errors import ConfigError
-from distill_lab.stages.generate.cost import max_request_cost
+from distill_lab.teachers.cost import max_request_cost
 
 if TYPE_CHECKING:
     from distill_lab.config import Config

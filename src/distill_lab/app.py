@@ -64,11 +64,12 @@ def split_hydra_args(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def precheck(stage: str, overrides: list[str]) -> None:
+def precheck(stage: str, overrides: list[str], multirun: bool = False) -> None:
     """Compose and validate the config before Hydra acts: Hydra creates the run dir before the stage starts,
     and ``--cfg``/``-c`` (prints the config) and ``-m`` (launches jobs, maybe on Slurm) do not call the stage
     first at all. Under ``-m`` the first value of each swept key stands for the sweep (the launcher settings
-    are shared). Raises ``ConfigError``; a composition error is left to Hydra's own report (exit 2)."""
+    are shared). Raises ``ConfigError``, also for a composition error (an unknown key or value) of a single
+    run, as one line; under ``-m`` those are left to Hydra's own report (exit 2 as well)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -76,6 +77,7 @@ def precheck(stage: str, overrides: list[str]) -> None:
 
     from distill_lab.config import register_configs, validate
     from distill_lab.config_checks import check_launcher
+    from distill_lab.errors import ConfigError
 
     single: list[str] = []
     try:
@@ -96,8 +98,13 @@ def precheck(stage: str, overrides: list[str]) -> None:
     try:
         with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
             dcfg = compose(stage_config_name(stage), overrides=single, return_hydra_config=True)
-    except Exception:  # noqa: BLE001 (Hydra reports composition errors itself)
-        return
+    except Exception as e:  # noqa: BLE001 (an unknown key or value, as Hydra words it)
+        if multirun:
+            return  # Hydra reports it for the sweep
+        text = "\n".join(str(x) for x in (e, e.__cause__) if x is not None)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(
+            ("reference_type=", "object_type=", "Set the environment variable HYDRA_FULL_ERROR"))]
+        raise ConfigError("; ".join(dict.fromkeys(lines)) or type(e).__name__) from None
     finally:
         GlobalHydra.instance().clear()
     check_launcher(dcfg.get("hydra"))
@@ -160,14 +167,14 @@ def stage_main(stage: str) -> Callable[[], Any]:
 
     def main() -> Any:
         flags, overrides = split_hydra_args(sys.argv[1:])
+        multirun = any(f in ("-m", "--multirun") for f in flags)
         if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i") for f in flags):
             try:
-                precheck(stage, overrides)
+                precheck(stage, overrides, multirun)
             except ConfigError as e:
                 print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
                 raise SystemExit(EXIT_CONFIG) from None
         run_dirs = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
-        multirun = any(f in ("-m", "--multirun") for f in flags)
         if run_dirs and not multirun and not any(o.startswith(("hydra.run.dir=", "++hydra.run.dir="))
                                                  for o in overrides):
             state["argv"] = list(sys.argv)

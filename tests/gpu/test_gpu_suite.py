@@ -174,7 +174,7 @@ def parity_model(student_dir):
 
 
 def _loss_and_grads(model, batch):
-    from distill_lab.stages.train.module import token_loss_sum
+    from distill_lab.backends.forward import token_loss_sum
 
     model.zero_grad(set_to_none=True)
     with _autocast():
@@ -333,7 +333,7 @@ def _four_bit_bytes(model) -> dict[str, torch.Tensor]:
 
 
 def _three_steps(model, batches):
-    from distill_lab.stages.train.module import token_loss_sum
+    from distill_lab.backends.forward import token_loss_sum
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, foreach=False)
     losses = []

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anthropic
 
-from distill_lab.stages.generate.cost import max_request_cost, usage_cost
 from distill_lab.stages.generate.engine import EngineResult, WorkItem, build_row
 from distill_lab.stages.generate.progress import Progress, Tally
 from distill_lab.stages.generate.shards import Journal
 from distill_lab.teachers.anthropic import AnthropicTeacher, classify_status_error, parse_message
 from distill_lab.teachers.base import TeacherError
+from distill_lab.teachers.cost import max_request_cost, usage_cost
 from distill_lab.teachers.retry import Backoff
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             new = []
             for chunk in chunks([{"custom_id": it.id, "params": teacher.request_params(it.problem)}
                                  for it in admitted]):
-                b = await _call(lambda chunk=chunk: client.messages.batches.create(requests=chunk),
+                b = await _call(lambda chunk=chunk: teacher.create_batch(chunk),
                                 t.max_retries, backoff, res)
                 entry = {"id": b.id, "custom_ids": [q["custom_id"] for q in chunk], "collected": False,
                          "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

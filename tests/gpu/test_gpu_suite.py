@@ -364,14 +364,11 @@ def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adap
 
     from distill_lab.stages.train.export import save_adapter
     from distill_lab.stages.train.packing import pack_batch
-    from distill_lab.stages.train.run import _setup_model
     from distill_lab.students import load_student
 
-    cfg = train_config(student_dir)
     batches = [pack_batch(examples(*sizes((8, 200, 800), (4, 20, 60)), seed=10 + i), 0, sizes(4096, 128))
                for i in range(3)]
-    torch.manual_seed(0)
-    ref_model, _ = _setup_model(cfg)
+    cfg, ref_model, _ = _setup(student_dir)  # seeds the LoRA init as before
     ref_losses = _three_steps(ref_model, batches)
     del ref_model
 

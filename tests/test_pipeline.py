@@ -27,6 +27,9 @@ TINY_ADDITION = [
 ]
 
 
+pytestmark = pytest.mark.slow  # a 300-step full fine-tune end to end (~40 s on 2 cores)
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline") / "run"

@@ -96,6 +96,7 @@ def test_cluster_runs_a_two_task_step(slurm, tmp_path):
     assert sorted(out.read_text().split()) == ["of=2", "of=2", "rank=0", "rank=1"]
 
 
+@pytest.mark.slow  # a Slurm array of 4 jobs: ~20 s
 def test_two_by_two_sweep_through_launcher_slurm(slurm, tmp_path):
     """`distill-lab generate -m launcher=slurm` over 2 sizes x 2 seeds: one Slurm array, 4 finished jobs,
     collected by the sweep code."""

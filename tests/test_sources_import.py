@@ -208,6 +208,7 @@ def test_repeated_prompts_are_samples_with_distinct_ids(tmp_path):
     assert rows[0]["prompt_id"] == rows[1]["prompt_id"]
 
 
+@pytest.mark.slow  # datasets' folder builder and hub resolution: ~20 s on 2 cores
 def test_hf_folder_of_data_files_and_unreachable_hub_id(tmp_path, monkeypatch):
     folder = tmp_path / "files"
     folder.mkdir()

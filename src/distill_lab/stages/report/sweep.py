@@ -15,6 +15,11 @@ Aggregation: one cell per (effort, size) — or per combination of whatever else
 mean over seeds and a Student-t confidence interval over seeds; cost per accuracy point where the
 teacher was paid. Outputs: ``sweep_runs.csv``, ``sweep_summary.csv``, ``sweep.json``, ``sweep.md``
 and plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars).
+
+Partial sweeps: the grid the sweep was launched with (``multirun.yaml``, ``report/grid.py``) is
+compared with the runs on disk, and every job not yet finished is named, with the cells short of seeds.
+Each run's config hash (without the seed and the swept keys) and git commit are listed; runs whose
+other settings differ are named in the report, never averaged together silently.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
 from distill_lab.stages.report.common import seed_cell
+from distill_lab.stages.report.grid import GridError, expected_grid, grid_status, missing_markdown
 from distill_lab.vocab import HELD_OUT_SPLITS, effort_rank
 
 log = logging.getLogger(__name__)
@@ -115,10 +121,12 @@ class Run:
     cost_usd: float | None = None
     train_loss: float | None = None
     wall_s: float | None = None
+    config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
+    git_commit: str | None = None
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
-               if k not in ("params", "accuracy", "retention", "categories")}
+               if k not in ("params", "accuracy", "retention", "categories", "config")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
@@ -201,6 +209,8 @@ def read_run(job_dir: Path) -> Run:
     run.seed = cfg.get("seed")
     run.student = _get(cfg, "student", "name")
     run.wall_s = _get(manifest, "timings_s", "total")
+    run.config = cfg if manifest else {}
+    run.git_commit = _get(manifest, "git", "commit")
 
     metrics_path = _find(job_dir, "metrics.json")
     try:
@@ -269,8 +279,38 @@ def expected_jobs(sweep_dir: Path) -> int | None:
     sub = Path(sweep_dir) / ".submitit"
     if not sub.is_dir():
         return None
-    ids = {p.name for p in sub.iterdir() if p.is_dir() and "_" in p.name}
+    # <array job>_<task index>: a re-run of the same sweep is a new array over the same task indices
+    ids = {p.name.rpartition("_")[2] for p in sub.iterdir() if p.is_dir() and "_" in p.name}
     return len(ids) or None
+
+
+def _drop(config: dict[str, Any], dotted: str) -> None:
+    node = config
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def config_groups(runs: list[Run]) -> dict[str, list[str]]:
+    """Finished runs grouped by the hash of their config without the seed and the swept keys: one group
+    when every run shares its other settings (the only case whose cells may be compared)."""
+    import copy
+
+    from distill_lab.stages.resume import config_sha256
+
+    ok = [r for r in runs if r.status == "ok" and r.config]
+    swept = set(swept_keys(ok)) | {"seed"}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for r in ok:
+        cfg = copy.deepcopy(r.config)
+        for k in swept:
+            _drop(cfg, k)
+        groups[config_sha256(cfg)[:12]].append(r.job)
+    return dict(groups)
 
 
 def collect(sweep_dir: str | Path) -> list[Run]:
@@ -353,7 +393,8 @@ def _fmt(cell: Any, pct: bool = True) -> str:
     return str(cell)
 
 
-def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float) -> str:
+def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float,
+             grid: Any = None) -> str:
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"])
              if k not in ("teacher.effort", "recipe.size")]
     cols = [("effort", "effort"), ("size", "size"), *[(k, k) for k in other], ("n_runs", "seeds"),
@@ -388,6 +429,19 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         lines += ["", "## Runs without results", ""]
         lines += [f"- job `{r.job}` ({', '.join(f'{k}={v}' for k, v in r.params.items())}): {r.reason}"
                   for r in missing]
+    if grid is not None:
+        lines += ["", "## Sweep grid", "", *missing_markdown(grid)]
+    groups = config_groups(runs)
+    commits = sorted({r.git_commit[:10] for r in runs if r.status == "ok" and r.git_commit})
+    if len(groups) > 1 or len(commits) > 1:
+        lines += ["", "## Runs made with different settings", ""]
+        if len(groups) > 1:
+            lines.append("Finished runs differ in settings other than the seed and the swept keys (config hash "
+                         "without them: jobs); compare cells only within one group:")
+            lines += [f"- `{h}`: jobs {', '.join(jobs)}" for h, jobs in groups.items()]
+        if len(commits) > 1:
+            lines.append(f"Finished runs were made from {len(commits)} git commits: {', '.join(commits)} "
+                         "(`git_commit` in sweep_runs.csv).")
     return "\n".join(lines) + "\n"
 
 
@@ -438,7 +492,12 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
     rows = aggregate(runs, confidence)
-    expected = expected_jobs(sweep_dir)
+    try:
+        grid_jobs = expected_grid(sweep_dir)
+    except GridError as e:
+        raise SweepError(str(e)) from None
+    grid = grid_status(grid_jobs, runs) if grid_jobs is not None else None
+    expected = grid.expected if grid is not None else expected_jobs(sweep_dir)
 
     flat = [r.flat() for r in runs]
     fields = sorted({k for f in flat for k in f}, key=lambda k: (k.startswith("param:"), k))
@@ -454,9 +513,10 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
             w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
                         if k != "categories"})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
-            "runs": [asdict(r) for r in runs], "cells": rows}
+            "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
+            "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs)}
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence))
+    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid))
     artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
@@ -469,7 +529,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     if p:
         artifacts["retention_plot"] = str(p)
     summary = {"runs": len(runs), "finished": sum(r.status == "ok" for r in runs), "expected_jobs": expected,
-               "cells": len(rows)}
+               "cells": len(rows), "missing_jobs": len(grid.missing_jobs) if grid is not None else None}
     return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs}
 
 

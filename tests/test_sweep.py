@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from distill_lab.artifacts.dataset import DatasetInfo
 from distill_lab.stages.report.sweep import (
     SweepError,
     aggregate,
@@ -37,6 +38,13 @@ def _config(effort: str, size: int, seed: int, stage: str = "pipeline") -> dict:
             "recipe": {"size": size}, "student": {"name": "tiny"}}
 
 
+def _dataset(dataset_dir: Path, effort: str, size: int, rows: dict[str, int], cost_usd: float) -> None:
+    """The dataset record the generate stage writes beside its rows (``dataset.json``)."""
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    DatasetInfo(recipe="arithmetic", size=size, test_size=40, ood_size=40, recipe_seed=0, teacher_provider="oracle",
+                teacher_model="oracle-v1", effort=effort, rows=rows, cost_usd=cost_usd).write(dataset_dir)
+
+
 def _overrides(job: Path, items: list[str]) -> None:
     (job / ".hydra").mkdir(parents=True, exist_ok=True)
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {i}\n" for i in items))
@@ -58,11 +66,8 @@ def fabricate_pipeline_sweep(root: Path, cost_per_row: float = 0.0, missing: int
                 if n == missing:  # died in training: hydra files only
                     n += 1
                     continue
-                (job / "generate").mkdir(parents=True)
-                (job / "generate" / "manifest.json").write_text(json.dumps({
-                    "stage": "generate", "config": _config(effort, size, seed, "generate"),
-                    "summary": {"rows": size + 80, "per_split": {"train": size, "test": 40, "ood": 40},
-                                "cost_usd": cost_per_row * (size + 80)}}))
+                _dataset(job / "generate" / "dataset", effort, size, {"train": size, "test": 40, "ood": 40},
+                         cost_per_row * (size + 80))
                 (job / "train").mkdir()
                 (job / "train" / "manifest.json").write_text(json.dumps({
                     "stage": "train", "config": _config(effort, size, seed, "train"),
@@ -149,9 +154,7 @@ def test_slurm_eval_sweep_reads_effort_from_the_dataset_generate_run(tmp_path):
     datasets = {}
     for effort in ("low", "medium"):
         gen = tmp_path / "gen" / effort
-        (gen / "dataset").mkdir(parents=True)
-        (gen / "manifest.json").write_text(json.dumps({"stage": "generate", "config": _config(effort, 50, 0, "generate"),
-                                                       "summary": {"per_split": {"train": 50}, "cost_usd": 1.5}}))
+        _dataset(gen / "dataset", effort, 50, {"train": 50}, 1.5)
         datasets[effort] = gen / "dataset"
     sweep = tmp_path / "sw"
     for n, (effort, seed) in enumerate([("low", 0), ("low", 1), ("medium", 0), ("medium", 1)]):
@@ -183,7 +186,7 @@ def test_bad_sweep_dirs_are_named(tmp_path):
     job = tmp_path / "bad" / "0"
     job.mkdir(parents=True)
     (job / "metrics.json").write_text("{not json")
-    with pytest.raises(SweepError, match=r"0/metrics.json: not valid JSON \(line 1"):
+    with pytest.raises(SweepError, match=r"0/metrics.json:1: not valid JSON"):
         collect(tmp_path / "bad")
 
 

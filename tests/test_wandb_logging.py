@@ -14,7 +14,7 @@ import pytest
 from distill_lab.tracking.loggers import build_logger, group_for_sweep, open_run, run_id
 from distill_lab.tracking.wandb_reader import WandbFileError, find_runs, read_run, read_table
 
-from .conftest import REPO, compose_config
+from .conftest import compose_config
 
 SECRET = "sk-ant-test-0123456789abcdef-SECRET"
 
@@ -137,7 +137,7 @@ def test_group_name_of_a_sweep_dir():
 def test_every_job_of_a_multirun_shares_the_sweep_group(offline, tmp_path):
     """A real Hydra -m sweep (basic launcher) over the shipped configs: each job opens a run; one group for all."""
     script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import hydra
         from pathlib import Path
         from hydra.core.hydra_config import HydraConfig
@@ -150,7 +150,7 @@ def test_every_job_of_a_multirun_shares_the_sweep_group(offline, tmp_path):
         def main(dcfg):
             cfg = validate(dcfg)
             with open_run(cfg, "eval", Path(HydraConfig.get().runtime.output_dir)) as wl:
-                wl.log_metrics({{"seed": float(cfg.seed)}})
+                wl.log_metrics({"seed": float(cfg.seed)})
 
         main()
     """))

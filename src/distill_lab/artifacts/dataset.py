@@ -7,10 +7,11 @@ dataset, an older version) may have none: ``DatasetInfo.load`` then returns None
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from distill_lab.artifacts.jsonio import read_json, write_json
 
 SCHEMA_VERSION = 1
 FILE = "dataset.json"
@@ -50,11 +51,7 @@ class DatasetInfo:
         return cls(**known)
 
     def write(self, dataset_dir: str | Path) -> Path:
-        path = Path(dataset_dir) / FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return write_json(Path(dataset_dir) / FILE, self.to_json())
 
     @classmethod
     def load(cls, dataset_dir: str | Path | None) -> DatasetInfo | None:
@@ -63,8 +60,4 @@ class DatasetInfo:
         path = Path(dataset_dir) / FILE
         if not path.is_file():
             return None
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DatasetInfoError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-        return cls.from_json(d, where=str(path))
+        return cls.from_json(read_json(path, DatasetInfoError), where=str(path))

@@ -32,12 +32,12 @@ every block and the report shows it as a column; older files without it show "â€
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_lab.artifacts.jsonio import read_json, write_json
 from distill_lab.vocab import SPLITS
 
 SCHEMA_VERSION = 1
@@ -126,18 +126,10 @@ class EvalMetrics:
         f = p / FILE if p.is_dir() else p
         if not f.is_file():
             raise FileNotFoundError(f"{p}: no {FILE} (not an eval run directory)")
-        try:
-            d = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise MetricsError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
-        return cls.from_json(d, where=str(f))
+        return cls.from_json(read_json(f, MetricsError), where=str(f))
 
     def write(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return write_json(Path(run_dir) / FILE, self.to_json())
 
     # -------------------------------------------------------------------------------- reading
     def model_names(self) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distill_lab.artifacts.manifest import write_manifest
+from distill_lab.artifacts.manifest import config_dict, write_manifest
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -26,6 +26,22 @@ log = logging.getLogger(__name__)
 STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
                   "pipeline": "pipeline"}
 STAGES = tuple(STAGE_PACKAGES)
+# the config groups each stage reads (its manifest records these, besides seed and stage)
+_ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
+               "logger", "eval", "report")
+STAGE_GROUPS = {
+    "generate": ("teacher", "recipe", "generate", "logger"),
+    "train": ("student", "data", "optimizer", "train", "export", "hardware", "logger"),
+    "eval": ("student", "eval", "teacher", "generate", "hardware", "logger"),  # teacher + generate: eval.teacher_live
+    "report": ("report", "eval", "logger"),
+    "pipeline": _ALL_GROUPS,
+}
+
+
+def stage_config(stage: str, cfg: Config) -> dict[str, Any]:
+    """The part of the config that ``stage`` reads, as a plain dict (what its manifest records)."""
+    full = config_dict(cfg)
+    return {k: v for k, v in full.items() if k not in _ALL_GROUPS or k in STAGE_GROUPS[stage]}
 
 
 @dataclass
@@ -46,11 +62,10 @@ def stage_function(stage: str):
 def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
     """Run ``stage`` into ``run_dir`` and write its manifest; with ``cfg.skip_completed`` a stage that
     already completed there with the same config is skipped (``stages/resume.py``)."""
-    from distill_lab.artifacts.manifest import config_dict
     from distill_lab.stages import resume
 
     run_dir = Path(run_dir)
-    config = config_dict(cfg)
+    config = stage_config(stage, cfg)
     if getattr(cfg, "skip_completed", None):
         done = resume.completed(stage, config, run_dir)
         if done is not None:

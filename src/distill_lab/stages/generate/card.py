@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-SPLIT_ORDER = ("train", "test", "ood", "rejected")
+from distill_lab.vocab import SPLITS
+
+SPLIT_ORDER = (*SPLITS, "rejected")
 HISTOGRAM = "thinking_length.png"
 
 

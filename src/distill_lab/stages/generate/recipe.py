@@ -31,7 +31,8 @@ from distill_lab.errors import ConfigError
 from distill_lab.stages.generate.config import RecipeConfig
 from distill_lab.stages.generate.decontam import NearDupIndex, NgramIndex, normalize
 from distill_lab.stages.generate.sources import SourceItems, load_source
-from distill_lab.tasks.base import SPLITS, Problem, TaskFamily, family_names, get_family
+from distill_lab.tasks.base import Problem, TaskFamily, family_names, get_family
+from distill_lab.vocab import HELD_OUT_SPLITS, SPLITS
 
 log = logging.getLogger(__name__)
 DRAW_ORDER = ("ood", "test", "train")  # held-out first: train is filtered against them
@@ -223,7 +224,7 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
     for spec in recipe.families:
         fam = get_family(spec.name, **dict(spec.params))
         mine = [p for p in problems["train"] if p.task == spec.name]
-        held = [p for s in ("test", "ood") for p in problems[s] if p.task == spec.name]
+        held = [p for s in HELD_OUT_SPLITS for p in problems[s] if p.task == spec.name]
         cov = fam.coverage(mine, held)
         if cov is not None:
             coverage[spec.name] = cov

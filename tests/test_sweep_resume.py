@@ -177,8 +177,9 @@ def test_pipeline_sweep_killed_with_sigkill_resumes_without_touching_finished_ru
     md = Path(partial["artifacts"]["sweep_md"]).read_text()
     assert "Partial sweep: 1 of 3 jobs" in md
     line1 = next(line for line in md.splitlines() if line.startswith("- job `1`: "))
-    assert "seed=1`" in line1 and "incomplete" in line1
-    assert "seed=2`: not started (no job folder)" in md
+    assert " seed=1 " in line1 and "incomplete" in line1
+    line2 = next(line for line in md.splitlines() if " seed=2 " in line)
+    assert line2.startswith("- `") and line2.endswith("`: not started (no job folder)")
 
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

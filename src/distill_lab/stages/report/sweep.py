@@ -37,6 +37,12 @@ from typing import Any
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
 from distill_lab.stages.report.common import seed_cell
+from distill_lab.stages.report.families import (
+    aggregate_families,
+    families_markdown,
+    run_contrasts,
+    run_families,
+)
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status, missing_markdown
 from distill_lab.vocab import HELD_OUT_SPLITS, effort_rank
 
@@ -121,12 +127,15 @@ class Run:
     cost_usd: float | None = None
     train_loss: float | None = None
     wall_s: float | None = None
+    # per split/family: {model}_accuracy, {model}_score, {model}_format (report/families.py); contrasts
+    families: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    contrasts: dict[str, dict[str, float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
     git_commit: str | None = None
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
-               if k not in ("params", "accuracy", "retention", "categories", "config")}
+               if k not in ("params", "accuracy", "retention", "categories", "config", "families", "contrasts")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
@@ -137,6 +146,12 @@ class Run:
         for split, cats in self.categories.items():
             for cat, vals in cats.items():
                 out[f"retention_{split}_{cat}"] = vals.get("retention")
+        for key, vals in self.families.items():
+            for what in ("student_accuracy", "student_score", "student_format", "base_accuracy"):
+                if vals.get(what) is not None:
+                    out[f"{key}:{what}"] = vals[what]
+        for name, diffs in self.contrasts.items():
+            out[f"contrast:{name}:student"] = diffs.get("student")
         return out
 
 
@@ -256,6 +271,8 @@ def read_run(job_dir: Path) -> Run:
             run.categories.setdefault(s, {})[cat] = {
                 "student": metrics.accuracy("student", s, cat), "teacher": metrics.accuracy("teacher", s, cat),
                 "retention": stat["value"]}
+    run.families = run_families(metrics.models)
+    run.contrasts = run_contrasts(run.families)
     if "student" not in run.accuracy:
         run.status, run.reason = "missing", f"{metrics_path}: no 'student' model in metrics"
     return run
@@ -371,6 +388,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         row["cost_per_gain_point"] = row["cost_usd"] / (100 * gain) if paid and gain and gain > 0 else None
         losses = [r.train_loss for r in rs if r.train_loss is not None]
         row["train_loss"] = mean(losses) if losses else None
+        fam = aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi))
+        row.update({k: v for k, v in fam.items() if v})
         rows.append(row)
     return rows
 
@@ -424,6 +443,8 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
                 split, cat = key.split("/", 1)
                 lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
                              f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | {seed_cell(cat)} |")
+    lines += families_markdown(rows, lambda row: ", ".join(
+        f"{row.get(k)}" for k in ("effort", "size", *other) if row.get(k) is not None))
     missing = [r for r in runs if r.status != "ok"]
     if missing:
         lines += ["", "## Runs without results", ""]
@@ -505,13 +526,13 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(flat)
-    summary_fields = sorted({k for r in rows for k in r if k != "categories"})
+    summary_fields = sorted({k for r in rows for k in r if k not in ("categories", "families", "contrasts")})
     with (out_dir / "sweep_summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=summary_fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
-                        if k != "categories"})
+                        if k not in ("categories", "families", "contrasts")})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs)}

@@ -1,0 +1,62 @@
+"""The sweep report's per-family figures (accuracy, content, format apart) and probe-control contrasts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from distill_lab.stages.report.families import run_contrasts, run_families
+from distill_lab.stages.report.sweep import write_report
+
+
+def _block(acc: float, score: float | None = None, parsed: float = 1.0) -> dict:
+    return {"n": 20, "accuracy": acc, "score": acc if score is None else score,
+            "format": {"answer_parsed": parsed}}
+
+
+def _metrics(seed: int) -> dict:
+    taught, untaught = 0.6 + 0.1 * seed, 0.05
+    fams = {"capital_facts": _block(taught), "capital_facts_untaught": _block(untaught),
+            "json_fields": _block(0.2, score=0.9, parsed=0.25)}
+    split = {**_block(0.5), "families": fams}
+    teacher = {**_block(1.0), "families": {f: _block(1.0) for f in fams}}
+    return {"schema_version": 1, "models": {
+        "student": {"overall": _block(0.5), "splits": {"test": split}},
+        "teacher": {"overall": _block(1.0), "splits": {"test": teacher}}}}
+
+
+def test_run_families_and_contrasts_read_the_family_blocks():
+    fams = run_families(_metrics(0)["models"])
+    assert fams["test/json_fields"]["student_accuracy"] == 0.2
+    assert fams["test/json_fields"]["student_score"] == 0.9  # content right, format mostly not
+    assert fams["test/json_fields"]["student_format"] == 0.25
+    con = run_contrasts(fams)
+    assert con["taught - untaught facts"] == {"student": pytest.approx(0.55), "teacher": 0.0}
+    assert "forward - reverse (ood)" not in con  # its sides were not measured
+
+
+def test_sweep_report_averages_contrasts_over_seeds_with_an_interval(tmp_path):
+    sweep = tmp_path / "sw"
+    for seed in (0, 1, 2):
+        job = sweep / str(seed)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {
+            "stage": "eval", "seed": seed, "student": {"name": "smollm2_135m"}}}))
+        (job / "metrics.json").write_text(json.dumps(_metrics(seed)))
+    res = write_report(sweep, tmp_path / "out")
+    (row,) = res["rows"]
+    cell = row["contrasts"]["taught - untaught facts"]["student"]
+    half = 4.3027 * 0.1 / math.sqrt(3)
+    assert cell["mean"] == pytest.approx(0.65) and cell["ci"] == pytest.approx([0.65 - half, 0.65 + half], abs=1e-4)
+    md = Path(res["artifacts"]["sweep_md"]).read_text()
+    assert "| test | json_fields | 20.0 [20.0, 20.0] | 90.0 [90.0, 90.0] | 25.0 [25.0, 25.0] |" in md
+    assert "| taught - untaught facts | 65.0 [" in md
+    with open(res["artifacts"]["sweep_runs_csv"]) as f:
+        table = list(csv.DictReader(f))
+    assert [t["student"] for t in table] == ["smollm2_135m"] * 3 and [t["seed"] for t in table] == ["0", "1", "2"]
+    assert float(table[1]["contrast:taught - untaught facts:student"]) == pytest.approx(0.65)

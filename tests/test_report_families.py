@@ -60,3 +60,21 @@ def test_sweep_report_averages_contrasts_over_seeds_with_an_interval(tmp_path):
         table = list(csv.DictReader(f))
     assert [t["student"] for t in table] == ["smollm2_135m"] * 3 and [t["seed"] for t in table] == ["0", "1", "2"]
     assert float(table[1]["contrast:taught - untaught facts:student"]) == pytest.approx(0.65)
+
+
+def test_effort_sweeps_get_an_accuracy_per_training_token_plot(tmp_path):
+    from .test_sweep import fabricate_pipeline_sweep
+
+    sweep = fabricate_pipeline_sweep(tmp_path)
+    for m in sweep.glob("*/train/manifest.json"):
+        d = json.loads(m.read_text())
+        effort = d["config"]["teacher"]["effort"]
+        d["summary"]["supervised_tokens"] = {"low": 1000, "high": 3000}[effort] * (1 + d["config"]["seed"])
+        m.write_text(json.dumps(d))
+    res = write_report(sweep, tmp_path / "out")
+    png = Path(res["artifacts"]["accuracy_tokens_plot"])
+    assert png.name == "accuracy_vs_tokens.png" and png.read_bytes()[:4] == b"\x89PNG"
+    high = next(r for r in res["rows"] if r["effort"] == "high")
+    assert high["train_tokens"] == pytest.approx(3000 * 2)  # mean over seeds 0, 1, 2
+    with open(res["artifacts"]["sweep_summary_csv"]) as f:
+        assert "train_tokens" in next(csv.reader(f))

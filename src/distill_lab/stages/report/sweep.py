@@ -126,6 +126,7 @@ class Run:
     categories: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     cost_usd: float | None = None
     train_loss: float | None = None
+    train_tokens: float | None = None  # supervised tokens the training stepped over (train summary)
     wall_s: float | None = None
     # per split/family: {model}_accuracy, {model}_score, {model}_format (report/families.py); contrasts
     families: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -194,14 +195,18 @@ def _find(job_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _train_loss(job_dir: Path) -> float | None:
+def _train_summary(job_dir: Path, key: str) -> float | None:
     p = job_dir / "train" / "manifest.json"
     if not p.is_file():
         p = job_dir / "manifest.json"
         if not p.is_file():
             return None
-    loss = (_read_json(p).get("summary") or {}).get("final_loss")  # what the train stage reports
-    return float(loss) if isinstance(loss, int | float) else None
+    v = (_read_json(p).get("summary") or {}).get(key)  # what the train stage reports
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _train_loss(job_dir: Path) -> float | None:
+    return _train_summary(job_dir, "final_loss")
 
 
 def read_run(job_dir: Path) -> Run:
@@ -252,6 +257,7 @@ def read_run(job_dir: Path) -> Run:
         run.teacher = "/".join(str(x) for x in (_get(cfg, "teacher", "provider"), _get(cfg, "teacher", "model"))
                                if x)
     run.train_loss = _train_loss(job_dir)
+    run.train_tokens = _train_summary(job_dir, "supervised_tokens")
 
     if metrics is None:
         run.status = "missing"
@@ -388,6 +394,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         row["cost_per_gain_point"] = row["cost_usd"] / (100 * gain) if paid and gain and gain > 0 else None
         losses = [r.train_loss for r in rs if r.train_loss is not None]
         row["train_loss"] = mean(losses) if losses else None
+        tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
+        row["train_tokens"] = mean(tokens) if tokens else None
         fam = aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi))
         row.update({k: v for k, v in fam.items() if v})
         rows.append(row)
@@ -466,8 +474,11 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, title: str) -> Path | None:
-    """``<prefix>_test`` and ``<prefix>_ood`` against size, one line per effort, CI error bars."""
+def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, title: str,
+         x: str = "size") -> Path | None:
+    """``<prefix>_test`` and ``<prefix>_ood`` against ``x`` (the dataset size, or ``train_tokens``: the
+    supervised tokens trained on, the fair axis when efforts make rows of different lengths), one line
+    per effort, CI error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -475,27 +486,28 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
 
     splits = [s for s in SPLITS if any(r.get(f"{key_prefix}_{s}" if key_prefix == "retention"
                                              else f"{key_prefix}_{s}_accuracy") for r in rows)]
-    if not splits or not any(r.get("size") is not None for r in rows):
+    if not splits or not any(r.get(x) is not None for r in rows):
         return None
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4), squeeze=False)
     for ax, s in zip(axes[0], splits, strict=True):
         key = f"{key_prefix}_{s}" if key_prefix == "retention" else f"{key_prefix}_{s}_accuracy"
         by_effort: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            if r.get(key) and r[key]["mean"] is not None and r.get("size") is not None:
+            if r.get(key) and r[key]["mean"] is not None and r.get(x) is not None:
                 by_effort[str(r["effort"])].append(r)
         for effort in sorted(by_effort, key=effort_rank):
-            pts = sorted(by_effort[effort], key=lambda r: r["size"])
-            xs = [r["size"] for r in pts]
+            pts = sorted(by_effort[effort], key=lambda r: r[x])
+            xs = [r[x] for r in pts]
             ys = [100 * r[key]["mean"] for r in pts]
             lo = [100 * (r[key]["mean"] - r[key]["ci"][0]) if r[key]["ci"] else 0 for r in pts]
             hi = [100 * (r[key]["ci"][1] - r[key]["mean"]) if r[key]["ci"] else 0 for r in pts]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"effort={effort}")
         ax.set_xscale("log")
-        sizes = sorted({r["size"] for r in rows if r.get("size") is not None})
-        ax.set_xticks(sizes, [str(x) for x in sizes])
-        ax.minorticks_off()
-        ax.set_xlabel("train prompts (recipe.size)")
+        if x == "size":
+            sizes = sorted({r["size"] for r in rows if r.get("size") is not None})
+            ax.set_xticks(sizes, [str(v) for v in sizes])
+            ax.minorticks_off()
+        ax.set_xlabel("train prompts (recipe.size)" if x == "size" else "supervised tokens trained on")
         ax.set_ylabel(ylabel)
         ax.set_title({"test": "in-distribution (test)", "ood": "out-of-distribution (ood)"}[s])
         ax.grid(alpha=0.3)
@@ -545,6 +557,11 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
              "Student accuracy vs dataset size (mean over seeds, CI bars)")
     if p:
         artifacts["accuracy_plot"] = str(p)
+    if len({r.get("effort") for r in rows}) > 1:  # efforts differ in row length: also per training token
+        p = plot(rows, "student", "student accuracy (%)", out_dir / "accuracy_vs_tokens.png",
+                 "Student accuracy vs supervised training tokens (mean over seeds, CI bars)", x="train_tokens")
+        if p:
+            artifacts["accuracy_tokens_plot"] = str(p)
     p = plot(rows, "retention", "retention = student / teacher (%)", out_dir / "retention_vs_size.png",
              "Retention vs dataset size (mean over seeds, CI bars)")
     if p:

@@ -6,6 +6,7 @@ Probes that separate what a category score is made of (``recipe=probes``), with 
 composition (reasoning OOD by composition, not length); json_fields, sorted_words (format compliance
 apart from content); capital_facts (+ capital_facts_untaught, capital_facts_reverse); style_rules (voice
 rules over varied answers, content apart); edge_checks (+ edge_checks_unannounced).
+reasoning_gym: reasoning-gym's datasets and verifiers (optional extra ``tasks``).
 A new family is one module with a ``@register``-ed ``TaskFamily`` subclass, imported here.
 """
 
@@ -20,6 +21,7 @@ from distill_lab.tasks import (  # noqa: F401
     freeform,
     knowledge,
     ordering,
+    reasoning_gym_tasks,
     style,
     style_rules,
     word_problems,

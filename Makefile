@@ -45,8 +45,8 @@ bench: setup ## throughput benchmarks that print ratios against peers (TRL for t
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/generate_throughput.py
 
-sweep: setup ## example sweep: effort x dataset size x seeds on the tiny student (local launcher)
-	$(BIN)/distill-lab pipeline -m experiment=effort_x_size
+sweep: setup ## the effort x size study on SmolLM2 (18 runs, local launcher; re-run to resume)
+	$(BIN)/distill-lab pipeline -m experiment=effort_x_size sweep_name=smollm2
 
 clean: ## remove run outputs (not the venv)
 	rm -rf outputs multirun .pytest_cache

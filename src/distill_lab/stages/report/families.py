@@ -97,13 +97,15 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
                   "content whatever the format, for style_rules the voice); format = its strict extractor "
                   "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %.", "",
                   "| cell | split | family | student acc. | student content/score | student format | "
-                  "base acc. | teacher acc. |", "|---|---|---|---|---|---|---|---|"]
+                  "base acc. | base content/score | teacher acc. | teacher content/score |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             for key, st in (row.get("families") or {}).items():
                 split, fam = key.split("/", 1)
                 lines.append(f"| {label(row)} | {split} | {fam} | {_pct(st.get('student_accuracy'))} | "
                              f"{_pct(st.get('student_score'))} | {_pct(st.get('student_format'))} | "
-                             f"{_pct(st.get('base_accuracy'))} | {_pct(st.get('teacher_accuracy'))} |")
+                             f"{_pct(st.get('base_accuracy'))} | {_pct(st.get('base_score'))} | "
+                             f"{_pct(st.get('teacher_accuracy'))} | {_pct(st.get('teacher_score'))} |")
     if any(row.get("contrasts") for row in rows):
         lines += ["", "## Contrasts between probes and their controls", "",
                   "Per run the difference in accuracy (points), then mean over seeds [Student-t interval over "

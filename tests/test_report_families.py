@@ -15,7 +15,7 @@ from distill_lab.stages.report.sweep import write_report
 
 def _block(acc: float, score: float | None = None, parsed: float = 1.0) -> dict:
     return {"n": 20, "accuracy": acc, "score": acc if score is None else score,
-            "format": {"answer_parsed": parsed}}
+            "format": {"answer_parsed": parsed}, "accuracy_ci": [max(0.0, acc - 0.2), min(1.0, acc + 0.2)]}
 
 
 def _metrics(seed: int) -> dict:
@@ -60,6 +60,7 @@ def test_sweep_report_averages_contrasts_over_seeds_with_an_interval(tmp_path):
         table = list(csv.DictReader(f))
     assert [t["student"] for t in table] == ["smollm2_135m"] * 3 and [t["seed"] for t in table] == ["0", "1", "2"]
     assert float(table[1]["contrast:taught - untaught facts:student"]) == pytest.approx(0.65)
+    assert table[0]["student_test_accuracy_ci"] == "[0.3000, 0.7000]"  # the run's own bootstrap interval
 
 
 def test_effort_sweeps_get_an_accuracy_per_training_token_plot(tmp_path):

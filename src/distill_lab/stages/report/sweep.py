@@ -121,6 +121,8 @@ class Run:
     student: str | None = None
     # accuracy per model and split: {"student": {"test": 0.8, "ood": 0.2}, "base": ..., "teacher": ...}
     accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # the eval's bootstrap interval over prompts, per model and split (the per-run interval)
+    accuracy_ci: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
     retention: dict[str, float | None] = field(default_factory=dict)  # student/teacher per split
     # per split and capability category: {"test": {"reasoning": {"student": .3, "teacher": 1., "retention": .3}}}
     categories: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
@@ -136,12 +138,16 @@ class Run:
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
-               if k not in ("params", "accuracy", "retention", "categories", "config", "families", "contrasts")}
+               if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
+                            "contrasts")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
             for split, v in by_split.items():
                 out[f"{model}_{split}_accuracy"] = v
+                ci = self.accuracy_ci.get(model, {}).get(split)
+                if ci:
+                    out[f"{model}_{split}_accuracy_ci"] = f"[{ci[0]:.4f}, {ci[1]:.4f}]"
         for split, v in self.retention.items():
             out[f"retention_{split}"] = v
         for split, cats in self.categories.items():
@@ -266,6 +272,8 @@ def read_run(job_dir: Path) -> Run:
         return run
     for model in metrics.model_names():
         run.accuracy[model] = {s: metrics.accuracy(model, s) for s in SPLITS if metrics.block(model, s)}
+        run.accuracy_ci[model] = {s: (metrics.block(model, s) or {}).get("accuracy_ci") for s in SPLITS
+                                  if metrics.block(model, s)}
     for s in SPLITS:
         st = metrics.retention_stat("student", s)
         if st is not None:

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-slow test-full lint bench sweep clean
+.PHONY: help setup demo test test-slow test-full test-gpu lint bench sweep clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,14 +28,20 @@ setup: $(STAMP) ## create .venv and install the package with its test extra (qui
 demo: setup ## the whole loop offline on CPU: oracle -> SmolLM2-135M (LoRA) -> eval -> report
 	$(BIN)/distill-lab pipeline experiment=demo
 
-test: setup ## the default test suite (not the slow tests)
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+test: setup ## the default test suite (not the slow tests, not the GPU suite)
+	$(BIN)/pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
 
 test-slow: setup ## only the tests marked slow (SmolLM2, FSDP, Slurm, kill -9 resume)
-	$(BIN)/pytest -q -m slow $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+	$(BIN)/pytest -q -m "slow and not gpu" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
-test-full: setup ## every test, slow ones included
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+test-full: setup ## every CPU test, slow ones included
+	$(BIN)/pytest -q -m "not gpu" $(PYTEST_ARGS)
+
+# The GPU suite uses the machine's own python3 and torch (no venv): setup.sh adds only what is missing.
+GPU_PYTHON ?= python3
+test-gpu: ## the GPU suite (one CUDA GPU, a few minutes; writes outputs/gpu_report.json)
+	PYTHON=$(GPU_PYTHON) bash tests/gpu/setup.sh
+	PYTHONPATH=$(CURDIR)/src:$(CURDIR) $(GPU_PYTHON) -m pytest -q -m gpu tests/gpu $(PYTEST_ARGS)
 
 lint: setup ## ruff over the sources, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks

@@ -35,7 +35,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adapter", ["lora", "qlora"])
+@pytest.mark.parametrize("adapter", ["lora", "qlora", "full"])  # full: the chunked head returns weight grads
 def test_fsdp2_two_processes_match_one_process(dataset, tmp_path, adapter):
     # one process, 4 rows a step == two FSDP2 ranks, 2 rows each: the same rows, the same loss
     train(dataset, tmp_path / "one", f"student.adapter={adapter}", "train.max_steps=3", "train.batch_size=4")
@@ -45,7 +45,8 @@ def test_fsdp2_two_processes_match_one_process(dataset, tmp_path, adapter):
     assert len(one) == len(two) == 3
     assert abs(one[0] - two[0]) < 1e-4, (one, two)  # same batch, same weights
     assert max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-3, (one, two)  # and after updates
-    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+    saved = "model.safetensors" if adapter == "full" else "adapter_model.safetensors"  # full: an HF checkpoint
+    assert (tmp_path / "two" / "adapter" / saved).is_file()
     assert step_log(tmp_path / "two")[0]["supervised_tokens"] == step_log(tmp_path / "one")[0]["supervised_tokens"]
 
 

@@ -78,6 +78,33 @@ class Config:
         _check(self.sweep_name is None or (bool(self.sweep_name.strip()) and not self.sweep_name.startswith("/")
                                            and ".." not in self.sweep_name.split("/")),
                "sweep_name", f"{self.sweep_name!r}: a non-empty relative folder name without '..'")
+        check_training_policy(self.student, self.hardware)
+
+
+def check_training_policy(student: StudentConfig, hw: HardwareConfig) -> None:
+    """Cross-section rules of multi-GPU and mixed-precision training (before anything is loaded or paid).
+
+    - FSDP2 + bitsandbytes 4-bit on GPUs is refused until a GPU test proves it: ``Params4bit`` has no
+      FSDP2 all-gather extension, and bitsandbytes issue #1945 reports ``fully_shard`` silently
+      corrupting packed NF4 weights stored as bf16 and ``full_tensor()`` crashing. A QLoRA student fits
+      one GPU, so several GPUs train it with DDP (``hardware.strategy=auto`` picks DDP for several
+      devices). On CPU (gloo) FSDP2 + 4-bit is allowed: a 2-process test compares it with one process.
+    - Full fine-tuning keeps fp32 master weights: the weights are loaded in fp32 and bf16 is a compute
+      dtype (``bf16-mixed`` autocast, or FSDP2's ``MixedPrecisionPolicy``); ``bf16-true`` without FSDP2
+      would cast the weights themselves to bf16 and apply every update in bf16.
+    """
+    if student.adapter == "qlora" and hw.strategy == "fsdp2" and hw.accelerator != "cpu":
+        raise ConfigError(
+            "hardware.strategy: fsdp2 with student.adapter=qlora is not supported on GPUs: sharding "
+            "bitsandbytes 4-bit weights with FSDP2 is unverified (bitsandbytes issue #1945: fully_shard can "
+            "silently corrupt packed NF4 weights stored as bf16, and full_tensor() can crash). A QLoRA student "
+            "fits one GPU: use hardware.strategy=ddp (or auto) to train it on several GPUs, or "
+            "student.adapter=lora to shard a bf16 base with FSDP2")
+    if student.adapter == "full" and hw.precision == "bf16-true" and hw.strategy != "fsdp2":
+        raise ConfigError(
+            "hardware.precision: bf16-true with student.adapter=full would train bf16 weights without fp32 "
+            "master copies (updates smaller than bf16's resolution are lost); use bf16-mixed (fp32 weights, "
+            "bf16 compute), or strategy=fsdp2, whose bf16-true keeps fp32 shards and computes in bf16")
 
 
 

@@ -12,6 +12,8 @@ saying ``{"kind": "full"}``); ``load_student`` understands both.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,28 +109,72 @@ def lora_config(cfg: StudentConfig):
                       target_modules=targets, use_rslora=cfg.lora.use_rslora, task_type="CAUSAL_LM")
 
 
+def local_rank(env: Mapping[str, str] = os.environ) -> int:
+    """This process's rank on its node: ``LOCAL_RANK`` (torchrun, Lightning's launcher), else Slurm's
+    ``SLURM_LOCALID``, else 0 (one process, or rank 0 before Lightning starts the others)."""
+    for key in ("LOCAL_RANK", "SLURM_LOCALID"):
+        if env.get(key, "") != "":
+            return int(env[key])
+    return 0
+
+
+def rank_device(accelerator: str, *, env: Mapping[str, str] = os.environ, cuda_devices: int | None = None) -> str | None:
+    """The device this rank loads its student onto, from the first byte: ``cuda:<local rank>`` when
+    training on GPUs, ``None`` (CPU, transformers' default) otherwise. Without it, every rank would load
+    (and bitsandbytes quantise) onto the current CUDA device, cuda:0.
+
+    ``cuda_devices``: how many CUDA devices this process sees (default: ask torch).
+    """
+    if accelerator == "cpu":
+        return None
+    if cuda_devices is None:
+        import torch
+
+        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cuda_devices == 0:
+        if accelerator == "gpu":
+            raise RuntimeError("hardware.accelerator=gpu: this process sees no CUDA device")
+        return None  # auto on a machine without GPUs
+    rank = local_rank(env)
+    if rank >= cuda_devices:
+        raise RuntimeError(f"local rank {rank} has no GPU: this process sees {cuda_devices} CUDA device(s) "
+                           f"(check hardware.devices and CUDA_VISIBLE_DEVICES)")
+    return f"cuda:{rank}"
+
+
 def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = None, *,
-                 for_training: bool = False, dtype: Any = None):
+                 for_training: bool = False, dtype: Any = None, device: str | None = None):
     """Return ``(model, tokenizer)``.
 
     - ``adapter_dir`` given: the trained student (base + peft adapter, or the full checkpoint).
     - ``for_training``: the base wrapped for training per ``student.adapter`` (new LoRA/QLoRA adapter,
       or all weights trainable for ``full``); with ``adapter_dir`` too, the adapter stays trainable.
-    - ``dtype``: weight dtype (default ``student.dtype``); QLoRA keeps its own storage dtype.
+    - ``dtype``: weight dtype (default ``student.dtype``; fp32 for ``full`` training: the weights are the
+      fp32 master copies and bf16 is only the compute dtype); QLoRA keeps its own storage dtype.
+    - ``device``: where the weights are loaded (and quantised), e.g. ``rank_device(...)``; None: CPU.
     """
     from transformers import AutoModelForCausalLM
 
     cfg = student_cfg
     base_path = student_path(cfg)
     torch_dtype = _torch_dtype(dtype if dtype is not None else cfg.dtype)
+    if for_training and cfg.adapter == "full" and dtype is None:
+        torch_dtype = _torch_dtype("float32")  # fp32 master weights; bf16 is the compute dtype (hardware.precision)
     tok_path = base_path
+    placement: dict[str, Any] = {}
+    if device is not None:
+        placement["device_map"] = {"": device}
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.set_device(device)  # bitsandbytes quantises on the current device
     if adapter_dir is not None and adapter_kind(adapter_dir) == "full":
         tok_path = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else base_path
-        model = AutoModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch_dtype, **placement)
         model.requires_grad_(for_training)
         return model, load_tokenizer(cfg, tok_path)
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, **placement}
     if cfg.adapter == "qlora":
         kwargs["quantization_config"] = quantization_config(cfg)
         kwargs["dtype"] = _torch_dtype(cfg.quant.compute_dtype)

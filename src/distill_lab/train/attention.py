@@ -23,7 +23,8 @@ On CPU all rows of a layer run through one autograd op:
   row for q, k and v, whose backward would allocate and zero a full-size gradient for each row, and
   without concatenating the rows' outputs.
 
-Other devices slice and call ``scaled_dot_product_attention`` per row.
+Other devices (a model switched to ``distill_segments`` by hand: the train stage gives CUDA runs the
+varlen attention of ``backends/cuda/varlen.py``) run all rows in one block-diagonal SDPA call.
 
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
@@ -38,14 +39,8 @@ import threading
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 
 NAME = "distill_segments"
-
-
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float | None) -> torch.Tensor:
-    """Causal SDPA on [B, H, T, D], grouped-query heads included."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=q.shape[1] != k.shape[1])
 
 
 def _spans(segments: list[list[tuple[int, int]]], length: int) -> list[tuple[int, int, int]]:
@@ -189,17 +184,9 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
         return KernelRowAttention.apply(query, key, value, spans, scaling), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None
-    parts: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]  # per sequence
-    for b, start, end in spans:
-        parts[b].append(_sdpa(query[b:b + 1, :, start:end], key[b:b + 1, :, start:end],
-                              value[b:b + 1, :, start:end], scaling))
-    _, h, t, d = query.shape
-    for seq in parts:
-        tail = t - sum(p.shape[2] for p in seq)
-        if tail:
-            seq.append(query.new_zeros((1, h, tail, d)))  # padding after the last row: never read
-    out = torch.cat([torch.cat(seq, dim=2) for seq in parts])
-    return out.transpose(1, 2).contiguous(), None
+    from distill_lab.backends.cuda.varlen import spans_attention
+
+    return spans_attention(query, key, value, spans, scaling), None  # one call, no loop over rows
 
 
 class _Maskless(threading.local):

@@ -117,6 +117,20 @@ class EvalDataset(Dataset):
         return pad_batch(self.batches[i], self.pad_id)
 
 
+def even_shard(examples: list[Example], rank: int, world: int) -> list[Example]:
+    """Rank ``rank``'s share of ``examples`` (every ``world``-th), topped up to the same length on every
+    rank with unsupervised copies (every label IGNORE: no loss, no count). Every rank then runs the same
+    number of validation batches: under FSDP each forward is a collective, and a rank with one batch
+    more would wait for the others forever."""
+    mine = list(examples[rank::world])
+    share = math.ceil(len(examples) / world)
+    filler = examples[0] if examples else None
+    while filler is not None and len(mine) < share:
+        mine.append(Example(row_id=f"{filler.row_id}#pad", input_ids=filler.input_ids,
+                            labels=[IGNORE] * len(filler.input_ids)))
+    return mine
+
+
 def _identity(x: Any) -> Any:
     return x
 
@@ -143,6 +157,6 @@ class SFTDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         world = self.trainer.world_size if self.trainer is not None else 1
-        mine = self.val_examples[rank::world]
+        mine = even_shard(self.val_examples, rank, world)
         return DataLoader(EvalDataset(mine, self.batch_size, self.pad_id), batch_size=None, shuffle=False,
                           collate_fn=_identity)

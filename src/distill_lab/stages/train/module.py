@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
+from distill_lab.backends.cuda.varlen import is_varlen, varlen_inputs
+from distill_lab.backends.loss import supervised_loss_sum
 from distill_lab.stages.train.optimizers import build_optimizer
 from distill_lab.stages.train.packing import IGNORE
 from distill_lab.train.attention import NAME as SEGMENT_ATTENTION
@@ -43,6 +44,8 @@ def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     ``position_ids`` and, when the model runs ``distill_segments`` attention, their row ``segments``
     (otherwise transformers derives a block-diagonal mask from the position restarts).
     """
+    if "cu_seqlens" in batch and is_varlen(model):  # CUDA: one varlen sequence (backends/cuda/varlen.py)
+        return varlen_inputs(batch)
     kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "position_ids") if k in batch}
     if "segments" in batch and _unwrap(model).config._attn_implementation == SEGMENT_ATTENTION:
         per_seq: list[list[tuple[int, int]]] = [[] for _ in range(batch["input_ids"].shape[0])]
@@ -52,25 +55,19 @@ def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     return kwargs
 
 
-def token_loss_sum(model, batch: dict[str, torch.Tensor], *, sparse_head: bool = True) -> tuple[torch.Tensor, int]:
+def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropies over supervised targets, and their count.
 
-    ``sparse_head``: run the decoder, then the LM head only at supervised positions (saves the
-    [B, T, V] logits of unsupervised positions; SmolLM2's head is a fifth of its FLOPs).
+    The decoder runs, then the LM head and loss only at supervised positions, in chunks, inside the
+    root module's forward (``backends/loss.py``: bounded memory, FSDP2 gathers the head's weights).
     """
     labels = batch["labels"]  # [B, T]
     targets = labels[:, 1:]  # [B, T-1]
     sel = targets != IGNORE  # [B, T-1]
     n = int(sel.sum())
     kwargs = model_inputs(model, batch)
-    with maskless() if "segments" in kwargs else nullcontext():
-        if sparse_head:
-            lm = _unwrap(model)
-            hidden = lm.model(**kwargs, use_cache=False).last_hidden_state  # [B, T, H]
-            logits = lm.lm_head(hidden[:, :-1][sel])  # [N, V]
-        else:
-            logits = model(**kwargs, use_cache=False).logits[:, :-1][sel]  # [N, V]
-    loss = F.cross_entropy(logits.float(), targets[sel], reduction="sum")
+    with maskless() if "segments" in kwargs or "cu_seq_lens_q" in kwargs else nullcontext():
+        loss = supervised_loss_sum(model, kwargs, sel, targets[sel])
     return loss, n
 
 
@@ -153,7 +150,7 @@ class SFTModule(L.LightningModule):
         local_n = 0
         for mb in batch["micro"]:
             mb = {k: v.to(self.device) for k, v in mb.items()}
-            s, n = token_loss_sum(self.model, mb, sparse_head=not self.fsdp)
+            s, n = token_loss_sum(self.model, mb)
             self.manual_backward(s * (world / max(total, 1)))
             local_sum += s.detach().double()
             local_n += n
@@ -201,7 +198,7 @@ class SFTModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        s, n = token_loss_sum(self.model, batch, sparse_head=not self.fsdp)
+        s, n = token_loss_sum(self.model, batch)
         self._val_sum += float(s)
         self._val_n += n
 
@@ -218,8 +215,9 @@ class SFTModule(L.LightningModule):
 
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Adapters: keep only trainable weights (the base is reloaded from the student cache)."""
-        if self.cfg.student.adapter == "full" or self.fsdp:
+        """Adapters: keep only trainable weights (the base is reloaded from the student cache); under
+        FSDP2 too (``stages/train/fsdp_checkpoint.py`` loads such a checkpoint)."""
+        if self.cfg.student.adapter == "full":
             return
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}

@@ -2,10 +2,10 @@
 
 Packed: the rows of one optimizer step are placed into as few sequences of at most ``max_length``
 tokens as first-fit decreasing allows. ``position_ids`` restart at 0 for every row, and ``segments``
-lists every row's ``(sequence, start, end)``: the trainer's attention (``train/attention.py``) runs
-causal attention inside each row, so a token never attends across rows. (A plain HF model given only
-the restarting ``position_ids`` builds the equivalent block-diagonal mask, or uses varlen flash
-attention on GPU.)
+lists every row's ``(sequence, start, end)``: the trainer's CPU attention (``train/attention.py``) runs
+causal attention inside each row, so a token never attends across rows. ``cu_seqlens`` and
+``max_seqlen`` give the same boundaries in the flattened [S x T] stream: the varlen contract of the
+CUDA attention (``backends/cuda/varlen.py``).
 Because a step packs exactly the rows it would otherwise pad, packed and unpacked training see the
 same tokens and the same loss per step.
 """
@@ -91,8 +91,29 @@ def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dic
             segments.append((s, at, at + n))
             at += n
         pos[s, at:] = torch.arange(T - at)
+    cu_seqlens, max_seqlen = _cu_seqlens([[len(examples[i]) for i in sorted(b)] for b in bins], T)
     return {"input_ids": ids, "labels": labels, "position_ids": pos,
-            "segments": torch.tensor(segments, dtype=torch.long)}
+            "segments": torch.tensor(segments, dtype=torch.long),
+            "cu_seqlens": cu_seqlens, "max_seqlen": torch.tensor(max_seqlen)}
+
+
+def _cu_seqlens(lengths_per_sequence: list[list[int]], width: int) -> tuple[torch.Tensor, int]:
+    """Boundaries over S sequences of ``width`` tokens flattened end to end: each sequence's rows, then
+    its trailing padding (if any) as one more segment (it attends only to itself). Returns
+    (int32 [K + 1], the longest segment)."""
+    bounds = [0]
+    longest = 0
+    for s, rows in enumerate(lengths_per_sequence):
+        at = s * width
+        for n in rows:
+            at += n
+            bounds.append(at)
+            longest = max(longest, n)
+        end = (s + 1) * width
+        if at < end:
+            bounds.append(end)
+            longest = max(longest, end - at)
+    return torch.tensor(bounds, dtype=torch.int32), longest
 
 
 def padding_share(batch: dict[str, torch.Tensor], real_tokens: int) -> float:

@@ -56,13 +56,19 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
 def _setup_model(cfg: Config):
     from distill_lab.stages.train.module import _unwrap
     from distill_lab.students import load_student
+    from distill_lab.students.loader import rank_device
     from distill_lab.train.attention import use_segment_attention
     from distill_lab.train.fused_lora import fuse_lora_layers
     from distill_lab.train.fused_mlp import fuse_swiglu_mlps
     from distill_lab.train.fused_norm import fuse_rms_norms
 
-    model, tok = load_student(cfg.student, for_training=True)
-    if _unwrap(model).config._attn_implementation in ("sdpa", "eager"):  # flash attention: its own varlen path
+    device = rank_device(cfg.hardware.accelerator)
+    model, tok = load_student(cfg.student, for_training=True, device=device)
+    if device is not None and device.startswith("cuda"):  # one varlen call over all rows of a packed batch
+        from distill_lab.backends.cuda.varlen import choose_backend, use_varlen_attention
+
+        use_varlen_attention(model, choose_backend(device))
+    elif _unwrap(model).config._attn_implementation in ("sdpa", "eager"):
         use_segment_attention(model)
     if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep the modules' own paths
         fuse_lora_layers(model)
@@ -161,7 +167,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.stages.train.datamodule import SFTDataModule, layout_for
     from distill_lab.stages.train.export import export_merged, save_adapter
     from distill_lab.stages.train.gguf_export import check_supported, write_gguf
-    from distill_lab.stages.train.module import SFTModule
+    from distill_lab.stages.train.module import SFTModule, _unwrap
 
     if cfg.hardware.threads:
         torch.set_num_threads(cfg.hardware.threads)
@@ -231,6 +237,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "val_loss": vals[-1] if vals else None,
         "world_size": int(trainer.world_size),
         "precision": str(trainer.precision),
+        "attention": str(_unwrap(module.model).config._attn_implementation),
     }
     _finish_logger(trainer)
     return StageResult(artifacts=artifacts, summary=summary,

@@ -39,13 +39,15 @@ def trainer_kwargs(hw: HardwareConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {"accelerator": hw.accelerator, "devices": hw.devices, "num_nodes": hw.num_nodes,
                           "precision": effective_precision(hw)}
     if hw.strategy == "fsdp2":
-        from lightning.pytorch.strategies import ModelParallelStrategy
+        from distill_lab.stages.train.fsdp_checkpoint import TrainableModelParallelStrategy
 
-        # FSDP2 via fully_shard per decoder layer (SFTModule.configure_model); runs on CPU with gloo too
-        kw["strategy"] = ModelParallelStrategy(data_parallel_size=hw.devices * hw.num_nodes, tensor_parallel_size=1)
+        # FSDP2 via fully_shard per decoder layer (SFTModule.configure_model); runs on CPU with gloo too;
+        # its checkpoints hold the trainable state only (stages/train/fsdp_checkpoint.py)
+        kw["strategy"] = TrainableModelParallelStrategy(data_parallel_size=hw.devices * hw.num_nodes, tensor_parallel_size=1)
         if kw["precision"] == "bf16-true":
             kw["precision"] = "32-true"  # FSDP2's MixedPrecisionPolicy casts (see configure_model)
-    elif hw.strategy == "ddp":
+    elif hw.strategy == "ddp" or hw.devices * hw.num_nodes > 1:  # auto on several devices: DDP (see
+        # config.check_training_policy: a QLoRA student fits one GPU; DDP keeps its 4-bit base whole)
         from lightning.pytorch.strategies import DDPStrategy
 
         kw["strategy"] = DDPStrategy(process_group_backend="gloo" if hw.accelerator == "cpu" else None,

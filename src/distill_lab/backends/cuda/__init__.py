@@ -1,0 +1,1 @@
+"""Training backends for CUDA devices (chosen once per run, see ``varlen.py``)."""

@@ -79,3 +79,24 @@ def test_effort_sweeps_get_an_accuracy_per_training_token_plot(tmp_path):
     assert high["train_tokens"] == pytest.approx(3000 * 2)  # mean over seeds 0, 1, 2
     with open(res["artifacts"]["sweep_summary_csv"]) as f:
         assert "train_tokens" in next(csv.reader(f))
+
+
+def test_category_table_has_retention_on_the_graded_score(tmp_path):
+    sweep = tmp_path / "sw"
+    for seed in (0, 1):
+        job = sweep / str(seed)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
+        m = _metrics(seed)
+        m["models"]["student"]["splits"]["test"]["categories"] = {"style": _block(0.3, score=0.8)}
+        m["models"]["teacher"]["splits"]["test"]["categories"] = {"style": _block(1.0)}
+        m["retention"] = {"student": {"splits": {"test": {"all": {"value": 0.5}, "categories": {"style": {"value": 0.3}}}}}}
+        m["score_retention"] = {"student": {"splits": {"test": {"categories": {"style": {"value": 0.8 + 0.4 * seed}}}}}}
+        (job / "metrics.json").write_text(json.dumps(m))
+    res = write_report(sweep, tmp_path / "out")
+    cell = res["rows"][0]["categories"]["test/style"]
+    assert cell["retention"]["mean"] == pytest.approx(0.3)
+    assert cell["score_retention"]["mean"] == pytest.approx(1.0) and cell["score_retention"]["ci"][1] > 1.0  # not clipped
+    md = Path(res["artifacts"]["sweep_md"]).read_text()
+    assert "| test | style | 30.0 [30.0, 30.0] | 100.0 [100.0, 100.0] | 30.0 [30.0, 30.0] | 100.0 [" in md

@@ -282,9 +282,10 @@ def read_run(job_dir: Path) -> Run:
             stat = metrics.retention_stat("student", s, cat)
             if stat is None:
                 continue
+            scored = metrics.retention_stat("student", s, cat, score=True)  # on the families' graded scores
             run.categories.setdefault(s, {})[cat] = {
                 "student": metrics.accuracy("student", s, cat), "teacher": metrics.accuracy("teacher", s, cat),
-                "retention": stat["value"]}
+                "retention": stat["value"], "score_retention": scored["value"] if scored else None}
     run.families = run_families(metrics.models)
     run.contrasts = run_contrasts(run.families)
     if "student" not in run.accuracy:
@@ -389,7 +390,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                         if v is not None:
                             cats[f"{s}/{cat}"][what].append(v)
         if cats:
-            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what == "retention" else 1.0)
+            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what.endswith("retention") else 1.0)
                                      for what, v in d.items()}
                                  for k, d in sorted(cats.items())}
         costs = [r.cost_usd for r in rs if r.cost_usd is not None]
@@ -452,13 +453,17 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
                                        else _fmt(row.get(k)) for k, _ in cols) + " |")
     if any(row.get("categories") for row in rows):
         lines += ["", "## Retention by capability category (student / teacher)", "",
-                  "| effort | size | split | category | student % | teacher % | retention % | seed's figure |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "
+                  "for json_fields / sorted_words the content; per family below).", "",
+                  "| effort | size | split | category | student % | teacher % | retention % | retention on score % "
+                  "| seed's figure |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             for key, st in (row.get("categories") or {}).items():
                 split, cat = key.split("/", 1)
                 lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
-                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | {seed_cell(cat)} |")
+                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | "
+                             f"{_fmt(st.get('score_retention'))} | {seed_cell(cat)} |")
     lines += families_markdown(rows, lambda row: ", ".join(
         f"{row.get(k)}" for k in ("effort", "size", *other) if row.get(k) is not None))
     missing = [r for r in runs if r.status != "ok"]

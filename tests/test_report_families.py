@@ -100,3 +100,17 @@ def test_category_table_has_retention_on_the_graded_score(tmp_path):
     assert cell["score_retention"]["mean"] == pytest.approx(1.0) and cell["score_retention"]["ci"][1] > 1.0  # not clipped
     md = Path(res["artifacts"]["sweep_md"]).read_text()
     assert "| test | style | 30.0 [30.0, 30.0] | 100.0 [100.0, 100.0] | 30.0 [30.0, 30.0] | 100.0 [" in md
+
+
+def test_a_key_set_in_a_later_sitting_makes_its_own_cell(tmp_path):
+    """Seeds 0-2 at the defaults, then seed 3 with train.max_steps=200 into the same sweep: two cells."""
+    sweep = tmp_path / "sw"
+    for seed in (0, 1, 2, 3):
+        job = sweep / (f"seed={seed}" if seed < 3 else "seed=3,train.max_steps=200")
+        (job / ".hydra").mkdir(parents=True)
+        extra = "- train.max_steps=200\n" if seed == 3 else ""
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n{extra}")
+        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
+        (job / "metrics.json").write_text(json.dumps(_metrics(seed)))
+    rows = write_report(sweep, tmp_path / "out")["rows"]
+    assert sorted(((r["train.max_steps"], r["n_runs"]) for r in rows), key=str) == [("200", 1), (None, 3)]

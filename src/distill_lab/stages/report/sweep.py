@@ -352,11 +352,10 @@ def collect(sweep_dir: str | Path) -> list[Run]:
 
 # --------------------------------------------------------------------------------- aggregation
 def swept_keys(runs: list[Run]) -> list[str]:
-    """Override keys whose value differs between runs (seed excluded)."""
-    values: dict[str, set[str]] = defaultdict(set)
-    for r in runs:
-        for k, v in r.params.items():
-            values[k].add(v)
+    """Override keys whose value differs between runs (seed excluded). A key that some runs set and others
+    leave at its default differs too (a later sitting that added an override is not pooled with the rest)."""
+    keys = {k for r in runs for k in r.params}
+    values: dict[str, set[str | None]] = {k: {r.params.get(k) for r in runs} for k in keys}
     return sorted(k for k, vs in values.items() if len(vs) > 1 and k != "seed")
 
 
@@ -369,7 +368,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         cells[(r.effort, r.size, tuple(r.params.get(k) for k in other))].append(r)
     rows = []
     for (effort, size, rest), rs in sorted(cells.items(), key=lambda kv: (effort_rank(kv[0][0]),
-                                                                          kv[0][1] or 0, kv[0][2])):
+                                                                          kv[0][1] or 0,
+                                                                          tuple(v or "" for v in kv[0][2]))):
         row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
                                "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
         for model in ("student", "base", "teacher"):

@@ -76,7 +76,7 @@ def test_suite_errors_name_file_line_and_field(tmp_path, line, match):
 
 
 def test_suite_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="eval.suite: no such file"):
+    with pytest.raises(FileNotFoundError, match="eval.suite_file: no such file"):
         load_suite(tmp_path / "none.jsonl")
 
 
@@ -90,7 +90,7 @@ def test_eval_stage_on_an_external_suite(tmp_path):
     ])
     cfg = compose_config(["student=tiny"], stage="eval")
     adapter = memorizer_dir(cfg.student)
-    cfg = compose_config(["student=tiny", f"eval.suite={f}", f"eval.adapter_dir={adapter}", "eval.include_base=false",
+    cfg = compose_config(["student=tiny", f"eval.suite_file={f}", f"eval.adapter_dir={adapter}", "eval.include_base=false",
                           "eval.max_new_tokens=30", "eval.progress=false", "eval.bootstrap=50", "hardware.threads=1"],
                          stage="eval")
     run_stage("eval", cfg, tmp_path / "run")
@@ -112,7 +112,7 @@ def test_teacher_asked_live_for_suite_prompts(tmp_path):
         {"prompt": "What is the capital of France?", "reference": "Paris"},
         {"prompt": "What is 3 + 4?", "reference": "7", "teacher_answer": "The answer is 8."},
     ])
-    cfg = compose_config(["student=tiny", f"eval.suite={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
+    cfg = compose_config(["student=tiny", f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
                           "eval.progress=false", "eval.bootstrap=20", "hardware.threads=1"], stage="eval")
     run_stage("eval", cfg, tmp_path / "run")
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())

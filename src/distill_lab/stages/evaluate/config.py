@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from distill_lab.errors import check as _check
+from distill_lab.stages.evaluate.suites.config import EvalBackendConfig, SuiteConfig
 from distill_lab.vocab import HELD_OUT_SPLITS, SPLITS
 
 
@@ -22,7 +23,11 @@ class EvalConfig:
     n_samples: int = 1
     batch_size: int = 16
     seed: int = 0
-    suite: Optional[str] = None  # external JSONL of prompts with references
+    suite_file: Optional[str] = None  # external JSONL of prompts with references
+    suite: Optional[SuiteConfig] = None  # a public benchmark: `eval/suite=gsm8k` (suites/)
+    backend: EvalBackendConfig = field(default_factory=EvalBackendConfig)  # hf | openai_compat
+    greedy: bool = True  # a greedy pass (false with eval=r1: only the n samples, mean pass@1)
+    teacher_max_cost_usd: Optional[float] = None  # cap on eval.teacher_live spend (benchmark suites)
     bootstrap: int = 1000  # resamples over prompts for retention / gain CIs
     confidence: float = 0.95
     pass_k: list[int] = field(default_factory=lambda: [1, 5, 10])  # reported where k <= n_samples
@@ -34,6 +39,13 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "eval.max_new_tokens", "must be >= 1")
+        _check(self.teacher_max_cost_usd is None or self.teacher_max_cost_usd >= 0, "eval.teacher_max_cost_usd",
+               "must be >= 0 or null")
+        _check(self.greedy or self.n_samples > 1, "eval.greedy", "false needs eval.n_samples > 1")
+        _check(self.backend.name == "hf" or self.suite is not None, "eval.backend.name",
+               "openai_compat serves public benchmarks only: choose one with eval/suite=<name>")
+        _check(self.suite is None or not (self.dataset_dir or self.suite_file), "eval.suite",
+               "a benchmark suite runs on its own: unset eval.dataset_dir / eval.suite_file")
         _check(self.precision in ("auto", "fp32", "bf16"), "eval.precision", "must be auto, fp32 or bf16")
         _check(self.n_samples == 1 or self.temperature > 0, "eval.temperature",
                "must be > 0 when eval.n_samples > 1 (the extra samples are drawn by sampling)")

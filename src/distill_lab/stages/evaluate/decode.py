@@ -70,8 +70,12 @@ def generate(
     bf16: bool = False,
     progress: bool = False,
     desc: str = "generate",
+    stopping: Any = None,
 ) -> list[list[Generation]]:
-    """For each prompt text (already chat-rendered), ``num_return_sequences`` generations."""
+    """For each prompt text (already chat-rendered), ``num_return_sequences`` generations.
+
+    ``stopping``: a function of a batch's padded prompt length returning extra ``stopping_criteria``
+    (eval's stop sequences that fire only after the thinking; ``evaluation/backends.py``)."""
     from transformers import GenerationConfig
 
     if not do_sample and num_return_sequences != 1:
@@ -103,7 +107,8 @@ def generate(
             if do_sample:
                 torch.manual_seed(seed + b)
             with _autocast(model, bf16):
-                out = model.generate(**enc, generation_config=gen_cfg)  # [B * n, T_in + T_new]
+                extra = {"stopping_criteria": stopping(enc["input_ids"].shape[1])} if stopping else {}
+                out = model.generate(**enc, generation_config=gen_cfg, **extra)  # [B * n, T_in + T_new]
             new = out[:, enc["input_ids"].shape[1]:].tolist()  # [B * n, T_new]
             for j, i in enumerate(idx):
                 results[i] = [_decode(tokenizer, new[j * num_return_sequences + s], stops, max_new_tokens)

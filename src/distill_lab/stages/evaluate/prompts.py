@@ -4,7 +4,7 @@ Two sources:
 - a dataset folder (rows contract): rows of the chosen splits, grouped by ``prompt_id``; the prompt is
   the messages before the assistant turn, the teacher's answers are the assistant turns (one per
   ``sample_index``), scored with the row family's verifier;
-- an external suite (``eval.suite``): a JSONL file, one prompt a line:
+- an external suite (``eval.suite_file``): a JSONL file, one prompt a line:
   ``{"prompt": str | "messages": [...], "reference": str|null, "task": str|null, "category": str,
   "split": str, "id": str, "teacher_answer": str|null}``; only ``prompt``/``messages`` is required
   (category defaults to ``knowledge``, split to ``test``; without ``task`` the generic verifier is used).
@@ -80,7 +80,7 @@ def load_suite(path: str | Path, max_prompts: int | None = None) -> list[EvalPro
     """Prompts of an external JSONL suite; errors name the file, line and field."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"eval.suite: no such file {path}")
+        raise FileNotFoundError(f"eval.suite_file: no such file {path}")
     out: list[EvalPrompt] = []
     per_split: dict[str, int] = {}
     with open(path) as f:
@@ -125,5 +125,5 @@ def load_suite(path: str | Path, max_prompts: int | None = None) -> list[EvalPro
             out.append(EvalPrompt(pid, task, category, split, messages, ref,
                                   [teacher] if isinstance(teacher, str) else []))
     if not out:
-        raise ValueError(f"eval.suite: {path} has no prompts")
+        raise ValueError(f"eval.suite_file: {path} has no prompts")
     return out

@@ -1,7 +1,7 @@
 """The ``eval`` stage: base student, distilled student and teacher on the same held-out prompts.
 
 Prompts: the rows of ``eval.splits`` in ``eval.dataset_dir`` (the teacher's answers are those rows'
-assistant turns) and/or the external JSONL ``eval.suite`` (teacher answers from its ``teacher_answer``
+assistant turns) and/or the external JSONL ``eval.suite_file`` (teacher answers from its ``teacher_answer``
 field, or asked live from the ``teacher`` group with ``eval.teacher_live=true``). Models: ``base``
 (the student without adapter, when ``eval.include_base``), ``student`` (with ``eval.adapter_dir``),
 and ``teacher`` (its answers, scored with the same verifier). Each student output is generated with
@@ -49,13 +49,14 @@ log = logging.getLogger(__name__)
 
 
 def load_prompts(ec: EvalConfig) -> list[EvalPrompt]:
-    if not ec.dataset_dir and not ec.suite:
-        raise ConfigError("eval.dataset_dir: required (a dataset folder from `generate`), or set eval.suite")
+    if not ec.dataset_dir and not ec.suite_file:
+        raise ConfigError("eval.dataset_dir: required (a dataset folder from `generate`), or set eval.suite_file "
+                          "or a benchmark: eval/suite=gsm8k")
     prompts: list[EvalPrompt] = []
     if ec.dataset_dir:
         prompts += load_heldout(ec.dataset_dir, list(ec.splits), ec.max_prompts)
-    if ec.suite:
-        prompts += load_suite(ec.suite, ec.max_prompts)
+    if ec.suite_file:
+        prompts += load_suite(ec.suite_file, ec.max_prompts)
     seen: set[str] = set()
     for p in prompts:
         if p.prompt_id in seen:
@@ -168,6 +169,12 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
             st = metrics.gain_stat(s)
             if st and st["value"] is not None:
                 scalars[f"eval/gain/{s}"] = st["value"]
+        bench = metrics.extra.get("benchmark")
+        if bench:  # public benchmark: the report's table, as scalars and a table
+            from distill_lab.artifacts.benchmark import COLUMNS, benchmark_rows, benchmark_scalars, table_rows
+
+            scalars.update(benchmark_scalars(bench))
+            lg.log_table("eval/benchmark", COLUMNS, table_rows(benchmark_rows(bench)))
         lg.log_metrics(scalars)
         cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct"]
         lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
@@ -196,7 +203,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     import torch
 
     ec = cfg.eval
-    if not ec.include_base and not ec.adapter_dir:
+    if not ec.include_base and not ec.adapter_dir and ec.suite is None:
         raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
     old_threads = torch.get_num_threads()
     if cfg.hardware.threads:
@@ -211,6 +218,8 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.students import load_student
 
     ec = cfg.eval
+    if ec.suite is not None:  # a public benchmark (benchmark.py)
+        return _run_suite(cfg, run_dir)
     bf16 = use_bf16(cfg)
     prompts = load_prompts(ec)
     live = None
@@ -259,3 +268,22 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     log.info("eval: accuracy %s in %.1fs", summary, time.perf_counter() - t0)
     return StageResult(artifacts={"metrics": str(run_dir / "metrics.json"), "samples": str(run_dir / "samples.jsonl")},
                        summary={"accuracy": summary}, objective=objective)
+
+
+def _run_suite(cfg: Config, run_dir: Path) -> StageResult:
+    from distill_lab.stages.evaluate.benchmark import run_benchmark
+
+    ec = cfg.eval
+    t0 = time.perf_counter()
+    records, bench, timings = run_benchmark(cfg, run_dir)
+    metrics = assemble_metrics(records, ec, student=cfg.student.name, eval_config=config_dict(cfg)["eval"])
+    metrics.extra["benchmark"] = bench
+    metrics.extra["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    if bench.get("teacher_live"):
+        metrics.extra["teacher_live"] = bench["teacher_live"]
+    write_outputs(run_dir, metrics, records)
+    log_metrics(cfg, metrics, records, run_dir)
+    acc = {m: b["accuracy"] for m, b in bench["models"].items()}
+    log.info("eval: %s %s accuracy %s in %.1fs", bench["suite"], bench["protocol"], acc, time.perf_counter() - t0)
+    return StageResult(artifacts={"metrics": str(run_dir / "metrics.json"), "samples": str(run_dir / "samples.jsonl")},
+                       summary={"benchmark": bench["suite"], "accuracy": acc}, objective=acc.get("student"))

@@ -296,16 +296,25 @@ def _labels(dirs: list[str]) -> list[str]:
 def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: int = 3,
                  plots: bool = True) -> dict[str, Any]:
     """Write ``report.md``, ``report.json`` and the plots for ``eval_dirs`` into ``out_dir``."""
+    from distill_lab.artifacts.benchmark import benchmark_rows
+    from distill_lab.stages.report.benchmark import benchmark_markdown
+
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, md = [], ["# Distillation report", ""]
-    for label, d in zip(_labels(eval_dirs), eval_dirs, strict=True):
-        m = load_eval_metrics(d)
+    metrics = [load_eval_metrics(d) for d in eval_dirs]
+    blocks = [m.extra["benchmark"] for m in metrics if m.extra.get("benchmark")]
+    bench = [r for b in blocks for r in benchmark_rows(b)]
+    if bench:  # public benchmarks first: one table across the eval runs
+        live = [{"suite": b["suite"], **b["teacher_live"]} for b in blocks if b.get("teacher_live")]
+        md.append(benchmark_markdown(bench, live))
+    for label, d, m in zip(_labels(eval_dirs), eval_dirs, metrics, strict=True):
         summ = summarize(m)
         fails = failures(load_samples(d), failures_per_category)
         pngs = make_plots(label, m, summ, out_dir) if plots else []
         md.append(run_markdown(label, m, summ, fails, pngs))
         runs.append({"label": label, "eval_dir": str(d), "student": m.student,
-                     "adapter_dir": m.adapter_dir, **summ, "failures": fails, "plots": pngs})
+                     "adapter_dir": m.adapter_dir, **summ, "failures": fails, "plots": pngs,
+                     "benchmark": benchmark_rows(m.extra["benchmark"]) if m.extra.get("benchmark") else None})
     md.append(METHOD)
     report = {"schema_version": 1, "runs": runs,
               "seed_retention": {c: {"name": n, "low": lo, "high": hi} for c, (n, lo, hi) in SEED_RETENTION.items()}}
@@ -334,6 +343,10 @@ def log_report(cfg: Config, report: dict[str, Any], run_dir: Path, out_dir: Path
                     for f in r["failures"]]
             lg.log_table(f"report/{r['label']}/failures",
                          ["split", "category", "prompt", "reference", "teacher_answer", "student_output"], rows)
+            if r.get("benchmark"):
+                from distill_lab.artifacts.benchmark import COLUMNS, table_rows
+
+                lg.log_table(f"report/{r['label']}/benchmark", COLUMNS, table_rows(r["benchmark"]))
             for p in r["plots"]:
                 lg.log_image(f"report/{r['label']}/{Path(p).stem}", p)
         lg.log_artifact(out_dir / "report.md", "report", "report")

@@ -147,6 +147,34 @@ def test_runs_of_different_settings_are_named_not_pooled(tmp_path):
     assert "made from 2 git commits" in md
 
 
+def test_generate_sweep_killed_with_sigkill_resumes(tmp_path):
+    """The fast path of the kill -9 test (the generate stage only): killed as job 1 starts, re-run, job 0
+    untouched, jobs 1 and 2 complete (the partial report: test_partial_sweep_report_names_...)."""
+    cmd = [sys.executable, "-m", "distill_lab.cli", "generate", "-m", "student=tiny", "recipe.size=200",
+           "recipe.test_size=4", "recipe.ood_size=4", "seed=0,1,2", "sweep_name=k"]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    sweep = tmp_path / "multirun" / "generate" / "k"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (sweep / "1" / ".hydra" / "overrides.yaml").is_file():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "job 1 never started"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert (sweep / "0" / "manifest.json").is_file() and not (sweep / "1" / "manifest.json").exists()
+    finished = _files(sweep / "0")
+    status = grid_status(expected_grid(sweep), collect(sweep))
+    assert [m["status"][:11] for m in status.missing_jobs][1:] == ["incomplete:", "not started"]
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _files(sweep / "0") == finished
+    seeds = [json.loads((sweep / j / "manifest.json").read_text())["config"]["seed"] for j in "012"]
+    assert seeds == [0, 1, 2]
+
+
 SWEEP = ["pipeline", "-m", "student=tiny", "hardware=cpu_fp32", "hardware.threads=1", "recipe.size=8",
          "recipe.test_size=3", "recipe.ood_size=3", "train.max_steps=2", "train.batch_size=4",
          "eval.max_new_tokens=8", "eval.include_base=false", "seed=0,1,2", "sweep_name=resume_test"]

@@ -123,3 +123,27 @@ def test_teacher_asked_live_for_suite_prompts(tmp_path):
     assert teacher["What is the capital of France?"]["answer"] == "The answer is Paris."
     assert teacher["What is the capital of France?"]["correct"] and not teacher["What is 3 + 4?"]["correct"]
     assert m["models"]["teacher"]["overall"]["accuracy"] == 0.5
+
+
+def test_teacher_asked_live_reports_what_the_replies_cost(tmp_path, monkeypatch):
+    """The live teacher's spend is each reply's billed usage at ``teacher.prices`` (replies carry usage;
+    before, the held-out path summed a cost field only the generate engine fills, and always said $0)."""
+    from distill_lab.teachers.cost import max_request_cost
+    from tests.fake_api.anthropic_server import AnthropicFake, State
+    from tests.fake_api.harness import SECRET
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    srv = AnthropicFake(State()).start()
+    try:
+        f = _write(tmp_path / "suite.jsonl", [{"prompt": "What is 2 + 2?", "reference": "4"},
+                                               {"prompt": "What is 3 + 3?", "reference": "6"}])
+        cfg = compose_config(["student=tiny", "teacher=anthropic", f"teacher.base_url={srv.url}",
+                              f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
+                              "eval.progress=false", "eval.bootstrap=20", "hardware.threads=1"], stage="eval")
+        run_stage("eval", cfg, tmp_path / "run")
+    finally:
+        srv.stop()
+    live = json.loads((tmp_path / "run" / "metrics.json").read_text())["teacher_live"]
+    assert live["asked"] == 2 == len([r for r in srv.state.requests if r["path"] == "/v1/messages"])
+    worst = 2 * max_request_cost(200, cfg.teacher.max_tokens, cfg.teacher.prices)
+    assert 0 < live["cost_usd"] < worst

@@ -9,10 +9,10 @@ import pytest
 
 from distill_lab.errors import ConfigError
 from distill_lab.stages.generate.config import GenerateConfig
-from distill_lab.stages.generate.cost import SpendCap, max_request_cost, usage_cost
 from distill_lab.stages.generate.filters import apply_filters
 from distill_lab.stages.generate.ratelimit import RateLimiter, TokenBucket
 from distill_lab.teachers.config import PriceConfig, TeacherConfig
+from distill_lab.teachers.cost import SpendCap, max_request_cost, usage_cost
 from distill_lab.teachers.retry import Backoff, parse_retry_after
 
 

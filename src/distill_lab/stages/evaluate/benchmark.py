@@ -35,6 +35,7 @@ from distill_lab.stages.evaluate.extract import split_thinking
 from distill_lab.stages.evaluate.graders import check_ifeval_ready, grade, math_equal
 from distill_lab.stages.evaluate.prompts import EvalPrompt
 from distill_lab.stages.evaluate.suites.specs import BenchItem
+from distill_lab.teachers.cost import max_request_cost, usage_cost
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -208,21 +209,6 @@ def model_backends(cfg: Config):
 
 
 # ------------------------------------------------------------------------------------ teacher
-def request_cost(usage: dict[str, int], prices: Any) -> float:
-    """USD of one reply's ``usage`` at ``teacher.prices`` (per million tokens).
-
-    The same formula as the generate stage's ``cost.usage_cost``; the stage-independence contract keeps
-    that module out of this stage's reach (it belongs beside ``PriceConfig`` in ``teachers/``)."""
-    return (usage.get("input_tokens", 0) * prices.input + usage.get("output_tokens", 0) * prices.output
-            + usage.get("cache_creation_input_tokens", 0) * prices.cache_write
-            + usage.get("cache_read_input_tokens", 0) * prices.cache_read) / 1_000_000
-
-
-def worst_cost(input_tokens: int, max_tokens: int, prices: Any) -> float:
-    """The most one request can cost: its input at the dearer input rate, ``max_tokens`` out."""
-    return (input_tokens * max(prices.input, prices.cache_write) + max_tokens * prices.output) / 1_000_000
-
-
 def teacher_outputs(cfg: Config, prompts: list[EvalPrompt], n: int) -> tuple[list[list[Output]], dict[str, Any]]:
     """The teacher's ``n`` answers per prompt through ``Teacher.complete``: ``generate.concurrency`` in
     flight, retryable errors retried ``teacher.max_retries`` times with the teachers' backoff, and the
@@ -244,7 +230,7 @@ def teacher_outputs(cfg: Config, prompts: list[EvalPrompt], n: int) -> tuple[lis
         system = next((m["content"] for m in p.messages if m["role"] == "system"), None)
         prob = Problem(prompt_id=p.prompt_id, task="freeform", category=p.category, split=p.split,
                        prompt=p.user_text, reference=p.reference, system=system, meta={"source": "eval"})
-        work += [(j, k, prob, worst_cost(teacher.worst_input_tokens(prob), tc.max_tokens, tc.prices)) for k in range(n)]
+        work += [(j, k, prob, max_request_cost(teacher.worst_input_tokens(prob), tc.max_tokens, tc.prices)) for k in range(n)]
     worst_total = sum(w[3] for w in work)
     log.info("eval: teacher %s, %d requests; worst case $%.4f, cap %s", tc.model, len(work), worst_total, cap)
     got: dict[tuple[int, int], Output] = {}
@@ -290,7 +276,7 @@ def teacher_outputs(cfg: Config, prompts: list[EvalPrompt], n: int) -> tuple[lis
                         st["failed"] += 1
                         st["errors"].append(f"{prob.prompt_id}#{k}: {e.reason}")
                         return
-                    cost = request_cost(reply.usage, tc.prices)
+                    cost = usage_cost(reply.usage, tc.prices)
                     if reply.reasoning and not reply.extra.get("thinking_unclosed") and reply.content:
                         text = f"<think>\n{reply.reasoning}\n</think>\n\n{reply.content}"
                     elif reply.reasoning:  # never closed, or cut before any answer

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from distill_lab.stages.evaluate.extract import join_thinking
 from distill_lab.stages.evaluate.prompts import EvalPrompt
 from distill_lab.tasks.base import Problem
+from distill_lab.teachers.cost import usage_cost
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -48,5 +49,6 @@ def ask_teacher(cfg: Config, prompts: list[EvalPrompt]) -> dict[str, Any]:
     replies = asyncio.run(_ask_all(cfg, todo))
     for p, r in zip(todo, replies, strict=True):
         p.teacher_outputs = [join_thinking(r.reasoning, r.content)]
-    return {"asked": len(todo), "cost_usd": round(sum(float(r.cost_usd) for r in replies), 6),
+    cost = sum(usage_cost(r.usage, cfg.teacher.prices) for r in replies)  # replies carry usage, not cost
+    return {"asked": len(todo), "cost_usd": round(cost, 6),
             "teacher": {"provider": cfg.teacher.provider, "model": cfg.teacher.model, "effort": cfg.teacher.effort_name}}

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anthropic
 
-from distill_lab.stages.generate.cost import max_request_cost, usage_cost
 from distill_lab.stages.generate.engine import EngineResult, WorkItem, build_row
 from distill_lab.stages.generate.progress import Progress, Tally
 from distill_lab.stages.generate.shards import Journal
 from distill_lab.teachers.anthropic import AnthropicTeacher, classify_status_error, parse_message
 from distill_lab.teachers.base import TeacherError
+from distill_lab.teachers.cost import max_request_cost, usage_cost
 from distill_lab.teachers.retry import Backoff
 
 if TYPE_CHECKING:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from distill_lab.artifacts.rows import make_row
-from distill_lab.stages.generate.cost import SpendCap, max_request_cost, usage_cost
 from distill_lab.stages.generate.progress import Progress, Tally
 from distill_lab.stages.generate.ratelimit import RateLimiter
 from distill_lab.stages.generate.shards import Journal
 from distill_lab.tasks.base import Problem, get_family
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
+from distill_lab.teachers.cost import SpendCap, max_request_cost, usage_cost
 from distill_lab.teachers.retry import Backoff
 
 if TYPE_CHECKING:

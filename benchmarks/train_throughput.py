@@ -11,6 +11,10 @@ Both trainers get the same token ids and the same assistant-only masks (TRL rece
 pre-tokenized as ``input_ids`` + ``assistant_masks``). Printed: supervised (real, loss-bearing) tokens
 per second of training time (model loading excluded), peak RSS, and the ratio ours / TRL per case.
 
+``ours`` runs at the precision asked for (``hardware.precision`` forced, no automatic choice) with the
+backend ``--kernels`` (default auto: ``cpu_fast``), and checks the run's summary says so. After the
+cases, each trainer's best precision is compared with the other's (``best_vs_best``).
+
 Trainers (``--impls``): ``ours`` (defaults: unpacked batches are padding-free), ``trl`` (SFTTrainer
 defaults apart from what is set above: unpacked batches padded to their longest row) and ``trl_pf``
 (``padding_free=True``, TRL's own padding-free unpacked mode; unpacked only). Gradient checkpointing is
@@ -71,9 +75,10 @@ def peak_rss_mb() -> float:
 def child_ours(args) -> dict:
     from distill_lab.stages.common import run_stage
 
-    prec = "cpu" if args.precision == "bf16" else "cpu_fp32"
+    prec = "bf16-mixed" if args.precision == "bf16" else "32-true"  # forced: no fallback, no auto
     run = Path(tempfile.mkdtemp(prefix="bench-ours-", dir=args.scratch))
-    cfg = compose([f"student={args.student}", f"hardware={prec}", f"hardware.threads={args.threads}",
+    cfg = compose([f"student={args.student}", "hardware=cpu", f"hardware.precision={prec}",
+                   f"hardware.kernels={args.kernels}", f"hardware.threads={args.threads}",
                    f"train.dataset_dir={args.data}", f"run_dir={run}", f"train.batch_size={BATCH}",
                    "train.epochs=1", f"optimizer.lr={LR}", "optimizer.warmup_steps=0",
                    f"data.max_length={MAX_LEN}", f"data.packing={str(args.packing == 'yes').lower()}",
@@ -81,8 +86,10 @@ def child_ours(args) -> dict:
                    f"train.gradient_checkpointing={str(args.grad_ckpt == 'yes').lower()}"], "train")
     res = run_stage("train", cfg, run)
     log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert res.summary["precision"] == prec, res.summary["precision"]  # the precision asked for is the one that ran
     return {"supervised_tokens": res.summary["supervised_tokens"], "time_s": sum(r["time_s"] for r in log),
-            "steps": len(log), "padding_share": res.summary["padding_share"], "peak_rss_mb": peak_rss_mb()}
+            "steps": len(log), "padding_share": res.summary["padding_share"], "peak_rss_mb": peak_rss_mb(),
+            "backend": res.summary["backend"]["backend"], "precision_ran": res.summary["precision"]}
 
 
 def child_trl(args) -> dict:
@@ -129,17 +136,35 @@ def child_trl(args) -> dict:
 
 
 def run_child(impl: str, student: str, precision: str, packing: str, data: Path, threads: int,
-              grad_ckpt: str) -> dict:
+              grad_ckpt: str, kernels: str = "auto") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:  # run dirs and TRL output, removed after
         cmd = [sys.executable, __file__, "--child", impl, "--students", student, "--precision", precision,
                "--packing", packing, "--data", str(data), "--threads", str(threads), "--grad-ckpt", grad_ckpt,
+               "--kernels", kernels,
                "--scratch", scratch]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{impl}/{student}/{precision}/{packing} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def best_vs_best(results: list[dict]) -> list[dict]:
+    """Per student and packing: ours at its fastest precision against TRL at its fastest (what a user who
+    picks each trainer's best setting on this machine gets)."""
+    out = []
+    for key in sorted({(r["student"], r["packing"]) for r in results}):
+        rows = [r for r in results if (r["student"], r["packing"]) == key and "ours" in r and "trl" in r]
+        if not rows:
+            continue
+        ours = max(rows, key=lambda r: r["ours"]["tokens_per_s"])
+        trl = max(rows, key=lambda r: r["trl"]["tokens_per_s"])
+        out.append({"student": key[0], "packing": key[1], "ours_precision": ours["precision"],
+                    "ours": ours["ours"]["tokens_per_s"], "trl_precision": trl["precision"],
+                    "trl": trl["trl"]["tokens_per_s"],
+                    "ratio": ours["ours"]["tokens_per_s"] / trl["trl"]["tokens_per_s"]})
+    return out
 
 
 def main() -> None:
@@ -152,6 +177,8 @@ def main() -> None:
     ap.add_argument("--impls", default="ours,trl,trl_pf")
     ap.add_argument("--grad-ckpt", default="no", choices=["no", "yes"],
                     help="gradient checkpointing for both trainers (TRL's own default is on)")
+    ap.add_argument("--kernels", default="auto", choices=["auto", "reference", "cpu_fast"],
+                    help="our trainer's backend (hardware.kernels)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--data", default=None)
     ap.add_argument("--repeats", type=int, default=1,
@@ -178,7 +205,8 @@ def main() -> None:
                 runs: dict[str, list[dict]] = {i: [] for i in impls}  # trl_pf: TRL packs padding-free already
                 for _ in range(args.repeats):
                     for impl in impls:
-                        r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt)
+                        r = run_child(impl, student, precision, packing, data, args.threads, args.grad_ckpt,
+                                      args.kernels)
                         r["tokens_per_s"] = r["supervised_tokens"] / r["time_s"]
                         runs[impl].append(r)
                         pad = f"{r['padding_share']:.3f}" if r["padding_share"] is not None else "-"
@@ -199,9 +227,14 @@ def main() -> None:
                         print(f"  -> ours / {peer}: {row[f'ratio_{peer}']:.2f}x supervised tokens/s{spread}, "
                               f"peak RSS {row[f'rss_ratio_{peer}']:.2f}x", flush=True)
                 results.append(row)
+    best = best_vs_best(results)
+    for b in best:
+        print(f"{b['student']}, packed={b['packing']}: ours at its best precision ({b['ours_precision']}, "
+              f"{b['ours']:.1f} sup tok/s) / TRL at its best ({b['trl_precision']}, {b['trl']:.1f}): "
+              f"{b['ratio']:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": args.rows, "threads": args.threads, "repeats": args.repeats,
-                                               "cases": results},
+                                               "cases": results, "best_vs_best": best},
                                               indent=1))
 
 

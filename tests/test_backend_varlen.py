@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from distill_lab.backends.cpu.attention import maskless
 from distill_lab.backends.cuda import varlen
-from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.backends.forward import token_loss_sum
 from distill_lab.stages.train.packing import IGNORE, Example, pack_batch, pad_batch
-from distill_lab.train.attention import maskless
 
 
 def _examples(lengths, vocab=64, seed=0):
@@ -156,7 +156,7 @@ def test_without_cu_seqlens_it_is_plain_causal_attention():
 
 
 def test_segment_attention_off_cpu_runs_all_rows_in_one_call_equal_to_per_row_sdpa():
-    """``train/attention.py`` on a non-CPU device uses ``spans_attention`` (no loop over rows); its
+    """``backends/cpu/attention.py`` on a non-CPU device uses ``spans_attention`` (no loop over rows); its
     result is checked here on CPU tensors against SDPA on each row alone, padding tails excluded."""
     g = torch.Generator().manual_seed(5)
     b_, t = 2, 40

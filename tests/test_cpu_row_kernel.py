@@ -1,4 +1,4 @@
-"""The C++ row-attention kernel (``train/kernels/row_attention.cpp``) and its build (``train/cpu_kernels.py``).
+"""The C++ row-attention kernel (``backends/cpu/kernels/row_attention.cpp``) and its build (``backends/cpu/cpu_kernels.py``).
 
 The kernel is checked against causal SDPA in float64 on each row alone: output and the q, k and v
 gradients, for head sizes 16-128, grouped-query heads, rows shorter than a tile and rows that end
@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill_lab.train import attention, cpu_kernels
+from distill_lab.backends.cpu import attention, cpu_kernels
 
 needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None,
                                     reason="no C++ compiler on PATH: the kernel cannot be built here")
@@ -89,7 +89,7 @@ def test_kernel_default_scale_and_threads_do_not_change_the_result():
 
 
 @needs_compiler
-def test_segment_attention_takes_the_kernel_for_fp32_and_pytorchs_kernels_otherwise(monkeypatch):
+def test_segment_attention_takes_the_kernel_for_fp32_and_bf16_and_pytorchs_kernels_otherwise(monkeypatch):
     calls = []
     for name in ("KernelRowAttention", "RowAttention"):
         fn = getattr(attention, name)
@@ -103,14 +103,15 @@ def test_segment_attention_takes_the_kernel_for_fp32_and_pytorchs_kernels_otherw
                                          segments=segments)  # head_dim 24: not a multiple of 16
     monkeypatch.setenv("DISTILL_LAB_CPU_KERNELS", "0")
     off, _ = attention.segment_attention(None, q, k, v, None, scaling=0.2, segments=segments)
-    assert calls == ["KernelRowAttention", "RowAttention", "RowAttention", "RowAttention"]
+    assert calls == ["KernelRowAttention", "KernelRowAttention", "RowAttention", "RowAttention"]  # bf16: upcast
+    assert bf16.dtype == torch.bfloat16
     assert torch.allclose(fp32, off, atol=1e-6) and torch.allclose(fp32, bf16.float(), atol=3e-2)
 
 
 @needs_compiler
 def test_build_is_cached_per_source_and_flags(tmp_path):
     """A fresh process builds into the cache; the next one loads the same file without compiling."""
-    code = ("import torch, sys; from distill_lab.train import cpu_kernels as c; "
+    code = ("import torch, sys; from distill_lab.backends.cpu import cpu_kernels as c; "
             "assert c.load('row_attention', {}) is not None; print(sorted(p.name for p in c.cache_root().iterdir()))")
     env = {**os.environ, "DISTILL_LAB_CACHE": str(tmp_path), "DISTILL_LAB_CPU_KERNELS": "1"}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
@@ -126,7 +127,7 @@ def test_without_a_compiler_training_falls_back_with_a_warning(monkeypatch, tmp_
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("DISTILL_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(cpu_kernels, "_LOADED", {})
-    with caplog.at_level(logging.WARNING, logger="distill_lab.train.cpu_kernels"):
+    with caplog.at_level(logging.WARNING, logger="distill_lab.backends.cpu.cpu_kernels"):
         assert cpu_kernels.load("row_attention", {}) is None
     assert "no C++ compiler" in caplog.text and "no-such-compiler" in caplog.text
     q, k, v, grad = _inputs(1, 30, 4, 2, 32)

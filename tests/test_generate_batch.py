@@ -25,7 +25,7 @@ def _batch_creates(srv):
 
 
 def test_batch_run_at_batch_price(fake, tmp_path):
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.batch=true", size=6, test=2, ood=2)
+    cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "teacher.batch=true", size=6, test=2, ood=2)
     res = run(cfg, tmp_path)
     (created,) = _batch_creates(fake)
     assert len(created["requests"]) == 10 and not [r for r in fake.state.requests if r["path"] == "/v1/messages"]

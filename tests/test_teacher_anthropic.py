@@ -8,6 +8,7 @@ import pytest
 
 from distill_lab.artifacts.rows import load_rows
 from distill_lab.errors import ConfigError
+from distill_lab.exit_codes import GenerationFailed
 from distill_lab.stages.generate.run import GenerationStopped, run
 from tests.fake_api.anthropic_server import AnthropicFake, Behaviour, State
 from tests.fake_api.common import Faults
@@ -29,7 +30,7 @@ def _bodies(srv, path="/v1/messages"):
 @pytest.mark.parametrize("stream", [True, False])
 @pytest.mark.parametrize("effort,budget", [("low", 2048), ("medium", 8192), ("high", 16000)])
 def test_enabled_thinking_per_effort(fake, tmp_path, effort, budget, stream):
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", f"teacher.effort={effort}",
+    cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", f"teacher.effort={effort}",
                      f"teacher.stream={str(stream).lower()}", size=3, test=0, ood=0)
     res = run(cfg, tmp_path)
     bodies = _bodies(fake)
@@ -41,6 +42,8 @@ def test_enabled_thinking_per_effort(fake, tmp_path, effort, budget, stream):
         assert bool(b.get("stream")) is stream
         assert "temperature" not in b  # thinking needs the default temperature
     assert {r["api_key"] for r in fake.state.requests} == {SECRET}
+    # output_config.effort on Opus 4.5 is a beta: its header goes with every message request
+    assert {r["anthropic_beta"] for r in fake.state.requests if r["path"] == "/v1/messages"} == {"effort-2025-11-24"}
     rows = load_rows(tmp_path / "ds", split="train")
     assert len(rows) == 3 and res.summary["per_split"] == {"train": 3}
     lines = budget // 2048  # the fake thinks one line per 2048 budget tokens
@@ -96,15 +99,20 @@ def test_sonnet_adaptive(fake, tmp_path):
 
 
 @pytest.mark.parametrize("overrides,field", [
-    (["teacher=anthropic_adaptive", "teacher.thinking_mode=enabled"], "teacher.thinking_mode"),
-    (["teacher=anthropic", "teacher.model=claude-haiku-4-5"], "teacher.output_effort"),
-    (["teacher=anthropic", "teacher.max_tokens=70000"], "teacher.max_tokens"),
+    (["teacher.thinking_mode=enabled"], "teacher.thinking_mode"),
+    (["teacher.effort=xhigh"], "teacher.effort"),
+    (["teacher.max_tokens=70000"], "teacher.max_tokens"),
 ])
-def test_model_capabilities_are_checked_before_any_message(fake, tmp_path, overrides, field):
-    cfg = gen_config(overrides[0].split("=")[1], fake.url, tmp_path / "ds", *overrides[1:], size=2, test=0, ood=0)
+def test_model_capabilities_are_checked_before_any_message(fake, tmp_path, monkeypatch, overrides, field):
+    """A model outside the model table is checked against what the Models API reports, before any message."""
+    from tests.fake_api import anthropic_server
+
+    monkeypatch.setitem(anthropic_server.MODELS, "claude-lab-test", (("adaptive",), ("low", "medium", "high"), "active"))
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.model=claude-lab-test", "teacher.betas=[]",
+                     *overrides, size=2, test=0, ood=0)
     with pytest.raises(ConfigError, match=field):
         run(cfg, tmp_path)
-    assert [r["path"] for r in fake.state.requests] == [f"/v1/models/{cfg.teacher.model}"]
+    assert [r["path"] for r in fake.state.requests] == ["/v1/models/claude-lab-test"]
 
 
 def test_filters_and_redacted_thinking(fake, tmp_path):
@@ -127,7 +135,7 @@ def test_filters_and_redacted_thinking(fake, tmp_path):
 
 
 def test_system_prompt_is_cached_and_cache_tokens_cost(fake, tmp_path):
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", "teacher.system_prompt='You add numbers carefully.'",
+    cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "teacher.system_prompt='You add numbers carefully.'",
                      "generate.concurrency=1", size=3, test=0, ood=0)
     run(cfg, tmp_path)
     for b in _bodies(fake):
@@ -163,14 +171,27 @@ def test_missing_key_fails_before_any_request(fake, tmp_path, monkeypatch):
 
 
 def test_bad_request_is_not_retried(fake, tmp_path):
-    """A 400 (here: budget >= max_tokens, which the config check would normally stop) is final."""
-    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=2, test=0, ood=0)
-    cfg.teacher.max_tokens = 4000  # bypass the config check to make the server refuse
+    """A 400 for some prompts is final for those prompts only: the others are bought, the run says so."""
+    fake.state.behaviour = Behaviour(invalid_every=4)
+    cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=12, test=0, ood=0)
     res = run(cfg, tmp_path)
-    assert len(_bodies(fake)) == 2  # one request each, no retries
-    assert res.summary["failed"] == 2 and res.summary["failure_reasons"] == {"400": 2}
+    n_bad = res.summary["failed"]
+    assert 0 < n_bad < 12 and res.summary["failure_reasons"] == {"400": n_bad}
+    assert len(_bodies(fake)) == 12  # one request each, no retries
+    assert len(load_rows(tmp_path / "ds")) == 12 - n_bad
+    assert res.incomplete is not None and res.incomplete[0] == 3 and "re-run the same command" in res.incomplete[1]
     fails = [json.loads(x) for x in (tmp_path / "ds" / "shards" / "failures.jsonl").read_text().splitlines()]
-    assert all("max_tokens" in f["reason"] and "not retryable" in f["reason"] for f in fails)
+    assert len(fails) == n_bad and all("not retryable" in f["reason"] for f in fails)
+
+
+def test_the_same_400_for_every_request_stops_the_run(fake, tmp_path):
+    """The API refusing a setting for every request: 3 requests, then the run stops; no dataset is written."""
+    cfg = gen_config("anthropic_opus45", fake.url, tmp_path / "ds", "generate.concurrency=1", size=40, test=0, ood=0)
+    cfg.teacher.max_tokens = 4000  # bypass the config check to make the server refuse (budget >= max_tokens)
+    with pytest.raises(GenerationFailed, match="refused the first 3 requests.*max_tokens"):
+        run(cfg, tmp_path)
+    assert len(_bodies(fake)) == 3
+    assert not (tmp_path / "ds" / "rows.jsonl").exists() and not (tmp_path / "ds" / "hf").exists()
 
 
 def test_refused_key_stops_before_any_message(fake, tmp_path):
@@ -178,7 +199,7 @@ def test_refused_key_stops_before_any_message(fake, tmp_path):
     cfg = gen_config("anthropic", fake.url, tmp_path / "ds", size=3, test=0, ood=0)
     with pytest.raises(ConfigError, match="refused the key in ANTHROPIC_API_KEY"):
         run(cfg, tmp_path)
-    assert [r["path"] for r in fake.state.requests] == ["/v1/models/claude-opus-4-5"]
+    assert [r["path"] for r in fake.state.requests] == ["/v1/models/claude-opus-5-5"]
     assert SECRET not in str(fake.state.requests[0]["path"])
 
 

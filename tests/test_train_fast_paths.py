@@ -1,10 +1,10 @@
 """The trainer's fast paths compute exactly what the plain HF + peft path computes.
 
-- row-segment attention (``train/attention.py``) for packed and padding-free batches, and padded
+- row-segment attention (``backends/cpu/attention.py``) for packed and padding-free batches, and padded
   batches without a dense mask;
-- the fused LoRA op (``train/fused_lora.py``), forward and every gradient;
-- the fused RMSNorm op (``train/fused_norm.py``);
-- the fused SwiGLU op (``train/fused_mlp.py``);
+- the fused LoRA op (``backends/cpu/fused_lora.py``), forward and every gradient;
+- the fused RMSNorm op (``backends/cpu/fused_norm.py``);
+- the fused SwiGLU op (``backends/cpu/fused_mlp.py``);
 - gradient checkpointing through both.
 """
 
@@ -14,15 +14,15 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+from distill_lab.backends.cpu import fused_lora
+from distill_lab.backends.cpu.attention import NAME, use_segment_attention
+from distill_lab.backends.cpu.fused_lora import fuse_lora_layers
+from distill_lab.backends.cpu.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
+from distill_lab.backends.cpu.fused_norm import RMSNormFn, fuse_rms_norms
+from distill_lab.backends.forward import token_loss_sum
 from distill_lab.stages.train.datamodule import collate, layout_for
-from distill_lab.stages.train.module import token_loss_sum
 from distill_lab.stages.train.packing import IGNORE, Example, pack_batch, pad_batch
 from distill_lab.students import load_student
-from distill_lab.train import fused_lora
-from distill_lab.train.attention import NAME, use_segment_attention
-from distill_lab.train.fused_lora import fuse_lora_layers
-from distill_lab.train.fused_mlp import SwiGLUFn, fuse_swiglu_mlps
-from distill_lab.train.fused_norm import RMSNormFn, fuse_rms_norms
 from tests.conftest import compose_config
 
 
@@ -118,7 +118,7 @@ def test_cpu_row_attention_op_is_per_row_sdpa_bit_for_bit(monkeypatch, dtype):
     same q/k/v gradients, bit for bit; grouped-query heads; two sequences, the second with padding after
     its rows, which gets zero output and zero gradient. The path of other devices (one block-diagonal
     SDPA call, ``backends/cuda/varlen.py::spans_attention``) agrees up to rounding."""
-    from distill_lab.train import attention
+    from distill_lab.backends.cpu import attention
 
     monkeypatch.setenv("DISTILL_LAB_CPU_KERNELS", "0")  # the C++ kernel: tests/test_cpu_row_kernel.py
     g = torch.Generator().manual_seed(0)
@@ -162,7 +162,7 @@ def test_cpu_row_attention_op_is_per_row_sdpa_bit_for_bit(monkeypatch, dtype):
 
 
 def test_segments_that_do_not_tile_the_sequence_are_refused():
-    from distill_lab.train.attention import segment_attention
+    from distill_lab.backends.cpu.attention import segment_attention
 
     q = torch.zeros(1, 2, 10, 8)
     for bad in ([[(0, 4), (5, 10)]], [[(0, 4), (4, 11)]], [[(0, 0)]], [[(0, 4)], [(0, 4)]]):
@@ -171,7 +171,7 @@ def test_segments_that_do_not_tile_the_sequence_are_refused():
 
 
 def _kw(model, batch):
-    from distill_lab.stages.train.module import model_inputs
+    from distill_lab.backends.forward import model_inputs
 
     return model_inputs(model, batch)
 
@@ -257,9 +257,59 @@ def test_fused_lora_steps_aside_where_it_would_differ():
     layer2 = peft_net2.base_model.model[0]
     assert fused_lora._fusable_now(layer2) == "default"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert fused_lora._fusable_now(layer2) is None  # autocast: peft's own forward
+        assert fused_lora._fusable_now(layer2) == "default"  # autocast: the op's autocast path
     with peft_net2.disable_adapter():
         assert fused_lora._fusable_now(layer2) is None
+
+
+def test_fused_lora_under_bf16_autocast_matches_peft_and_casts_the_frozen_weight_once():
+    """bf16-mixed: the op computes what autocast computes for peft's linears (bf16 products of bf16-rounded
+    inputs), gradients reach the fp32 adapter, and the frozen base weight is cast once, not per call."""
+    torch.manual_seed(0)
+    net = get_peft_model(torch.nn.Sequential(torch.nn.Linear(64, 48)), LoraConfig(r=4, lora_alpha=8, target_modules=["0"]))
+    layer = net.base_model.model[0]
+    torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.1)
+    x = torch.randn(3, 10, 64)
+
+    def run(fused: bool):
+        net.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(xi) if fused else layer._distill_own_forward(xi)
+        (y.float() ** 2).sum().backward()
+        return y, xi.grad, {n: p.grad.clone() for n, p in net.named_parameters() if p.requires_grad}
+
+    assert fuse_lora_layers(net) == 1
+    (y0, gx0, g0), (y1, gx1, g1) = run(False), run(True)
+    assert y1.dtype == y0.dtype == torch.bfloat16 and gx1.dtype == torch.float32
+    assert torch.allclose(y0.float(), y1.float(), rtol=2e-2, atol=2e-2)
+    assert torch.allclose(gx0, gx1, rtol=3e-2, atol=3e-2)
+    for n in g0:
+        assert g1[n].dtype == torch.float32
+        assert float((g0[n] - g1[n]).abs().max()) <= 3e-2 * float(g0[n].abs().max()), n
+    cached = layer.base_layer._distill_half_weight[2]
+    run(True)
+    assert layer.base_layer._distill_half_weight[2] is cached  # not cast again
+    with torch.no_grad():
+        layer.base_layer.weight.add_(1.0)  # a write bumps the version: the cast copy is renewed
+    run(True)
+    assert torch.equal(layer.base_layer._distill_half_weight[2], layer.base_layer.weight.bfloat16())
+
+
+def test_segment_attention_under_bf16_autocast_takes_mixed_q_k_v_dtypes():
+    """The `make demo` crash: under bf16 autocast q and k leave their norms in fp32 while v is bf16; the
+    op computes in autocast's dtype, as SDPA does under autocast."""
+    from distill_lab.backends.cpu.attention import segment_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 24, 32, generator=g) for _ in range(3))
+    segments = [[(0, 10), (10, 24)]]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = segment_attention(None, q, k, v.bfloat16(), None, scaling=0.2, segments=segments)
+        ref = [torch.nn.functional.scaled_dot_product_attention(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e],
+                                                                is_causal=True, scale=0.2) for s, e in segments[0]]
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), torch.cat(ref, 2).transpose(1, 2).float(), atol=2e-2)
 
 
 @pytest.mark.parametrize("norm_class", ["qwen3", "llama"])
@@ -392,10 +442,10 @@ def test_the_stage_model_trains_in_training_mode_with_checkpointing_active():
 
     cfg = compose_config(["student=tiny", "train.gradient_checkpointing=true", "student.lora.dropout=0.1"],
                          stage="train")
-    model, _ = _setup_model(cfg)
+    model, _, backend, _ = _setup_model(cfg, "32-true")
     assert all(m.training for m in model.modules())
     n: list[int] = []
     model.get_base_model().model.layers[0].self_attn.register_forward_hook(lambda *a: n.append(1))
-    s, k = token_loss_sum(model, collate(_examples([30, 41]), "padding_free", 0, 0))
+    s, k = backend.loss_sum(model, collate(_examples([30, 41]), "padding_free", 0, 0))
     (s / k).backward()
     assert len(n) == 2  # the layer ran again in the backward: checkpointing is on

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from distill_lab.stages.train.module import token_loss_sum
+from distill_lab.backends.forward import token_loss_sum
 from distill_lab.stages.train.packing import IGNORE, Example, first_fit_decreasing, pack_batch, pad_batch
 from distill_lab.students import load_student
 from tests.conftest import compose_config

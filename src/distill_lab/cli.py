@@ -32,29 +32,6 @@ examples:
 """
 
 
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--experimental-rerun"}
-_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
-def _split_hydra_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """Hydra's flags (with their values) apart from the overrides: argparse wants overrides together."""
-    flags, overrides, i = [], [], 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("-"):
-            flags.append(a)
-            takes_value = a in _VALUE_FLAGS or (a in ("--info", "-i") and i + 1 < len(args)
-                                                  and args[i + 1] in _INFO_CHOICES)
-            if takes_value and i + 1 < len(args):
-                flags.append(args[i + 1])
-                i += 1
-        else:
-            overrides.append(a)
-        i += 1
-    return flags, overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -66,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if stage not in STAGE_PACKAGES:
         print(f"distill-lab: unknown stage {stage!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    flags, overrides = _split_hydra_args(rest)
+    from distill_lab.app import split_hydra_args
+
+    flags, overrides = split_hydra_args(rest)
     module = f"distill_lab.stages.{STAGE_PACKAGES[stage]}"
     sys.stdout.flush()
     sys.stderr.flush()

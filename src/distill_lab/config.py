@@ -117,6 +117,9 @@ def validate(cfg: DictConfig | Config) -> Config:
     """Composed DictConfig -> typed ``Config``; raises ``ConfigError`` naming the bad field."""
     if isinstance(cfg, Config):
         return cfg
+    from distill_lab.config_checks import check_known_keys
+
+    check_known_keys(cfg)  # keys added with +key=value that no dataclass field takes
     try:
         obj = OmegaConf.to_object(cfg)
     except ConfigError:

@@ -30,11 +30,16 @@ from tests.fake_api.common import Faults, ThreadedServer, drop_connection
 _SUM = re.compile(r"(\d+)\s*\+\s*(\d+)")
 # model -> (thinking types, effort levels, lifecycle), after the public model pages
 MODELS = {
+    "claude-opus-5-5": (("adaptive",), ("low", "medium", "high", "xhigh", "max"), "active"),
+    "claude-opus-5": (("adaptive",), ("low", "medium", "high", "xhigh", "max"), "legacy"),
+    "claude-opus-4-8": (("adaptive",), ("low", "medium", "high", "xhigh", "max"), "legacy"),
     "claude-opus-4-5": (("enabled",), ("low", "medium", "high"), "deprecated"),
     "claude-sonnet-4-6": (("enabled", "adaptive"), ("low", "medium", "high"), "active"),
     "claude-opus-4-7": (("adaptive",), ("low", "medium", "high", "xhigh", "max"), "active"),
     "claude-haiku-4-5": (("enabled",), (), "active"),
 }
+# models that take output_config.effort only with this beta header (as the API did at the effort launch)
+EFFORT_BETA = {"claude-opus-4-5": "effort-2025-11-24"}
 EFFORT_LINES = {"low": 1, "medium": 3, "high": 6, "xhigh": 8, "max": 10}
 
 
@@ -47,7 +52,7 @@ class Behaviour:
     redacted_every: int = 0  # an extra redacted_thinking block
     empty_answer_every: int = 0  # no text block
     invalid_every: int = 0  # a 400 invalid_request_error (never succeeds)
-    omit_thinking_models: tuple[str, ...] = ("claude-opus-4-7",)  # models that omit thinking unless asked
+    omit_thinking_models: tuple[str, ...] = ("claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-opus-5-5")  # models that omit thinking unless asked
 
 
 @dataclass
@@ -60,6 +65,8 @@ class State:
     batch_fail_first: float = 0.0  # share of custom_ids whose first batch result is errored/expired
     record: bool = True
     rejected_keys: set[str] = field(default_factory=set)  # keys the server answers 401 to
+    models_api: bool = True  # False: /v1/models answers a bare 404, as some proxies do
+    batches_api: bool = True  # False: /v1/messages/batches answers a bare 404 (a proxy without batches)
     requests: list[dict[str, Any]] = field(default_factory=list)
     ok: int = 0
     faults_served: dict[str, int] = field(default_factory=dict)
@@ -212,14 +219,26 @@ async def stream_message(request: web.Request, msg: dict[str, Any], rid: str, fa
     return resp
 
 
-def validate_body(body: Any) -> str | None:
-    """The API's checks that matter here (a 400 otherwise)."""
+def validate_body(body: Any, betas: str | None = None) -> str | None:
+    """The API's checks that matter here (a 400 otherwise); ``betas``: the ``anthropic-beta`` header."""
     if not isinstance(body, dict):
         return "body: expected an object"
     for k in ("model", "max_tokens", "messages"):
         if k not in body:
             return f"{k}: Field required"
     th = body.get("thinking")
+    cap = MODELS.get(body["model"])
+    effort = (body.get("output_config") or {}).get("effort")
+    if cap is not None:
+        types, efforts, _ = cap
+        if th and th.get("type") not in types:
+            return (f'"thinking.type.{th.get("type")}" is not supported for this model. Use '
+                    f'{" or ".join(types)}.')
+        if effort is not None and effort not in efforts:
+            return f"output_config.effort: {effort!r} is not supported for this model"
+        need = EFFORT_BETA.get(body["model"])
+        if effort is not None and need and need not in [b.strip() for b in (betas or "").split(",")]:
+            return "output_config: Extra inputs are not permitted"
     if th and th.get("type") == "enabled":
         if th.get("budget_tokens", 0) < 1024:
             return "thinking.budget_tokens: must be >= 1024"
@@ -239,10 +258,13 @@ def make_app(state: State) -> web.Application:
             return error_response(400, "invalid_request_error", "body is not JSON", state)
         if state.record:
             state.requests.append({"path": request.path, "api_key": key,
-                                   "anthropic_version": request.headers.get("anthropic-version"), "body": body})
+                                   "anthropic_version": request.headers.get("anthropic-version"),
+                                   "anthropic_beta": request.headers.get("anthropic-beta"), "body": body})
         if not key or key in state.rejected_keys:
             return error_response(401, "authentication_error", "invalid x-api-key", state)
-        bad = validate_body(body)
+        if isinstance(body, dict) and body.get("model") not in MODELS:  # as the API: an unknown model is a 404
+            return error_response(404, "not_found_error", f"model: {body.get('model')}", state)
+        bad = validate_body(body, request.headers.get("anthropic-beta"))
         m = _SUM.search(_text_of(body["messages"][-1]["content"])) if not bad else None
         every = state.behaviour.invalid_every
         if m and every and (int(m.group(1)) + int(m.group(2))) % every == 0:
@@ -309,19 +331,22 @@ def make_app(state: State) -> web.Application:
         return f"http://{request.host}"
 
     async def create_batch(request: web.Request) -> web.Response:
+        if not state.batches_api:
+            raise web.HTTPNotFound()
         if not api_key_of(request):
             return error_response(401, "authentication_error", "x-api-key header is required", state)
         body = await request.json()
         reqs = body.get("requests") or []
         if state.record:
-            state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": body})
+            state.requests.append({"path": request.path, "api_key": api_key_of(request),
+                                   "anthropic_beta": request.headers.get("anthropic-beta"), "body": body})
         ids = [r["custom_id"] for r in reqs]
         if len(set(ids)) != len(ids):
             return error_response(400, "invalid_request_error", "custom_id values must be unique", state)
         results = []
         for r in reqs:
             cid, params = r["custom_id"], r["params"]
-            bad = validate_body(params)
+            bad = validate_body(params, request.headers.get("anthropic-beta"))
             first = cid not in state.batch_seen
             state.batch_seen.add(cid)
             if bad:
@@ -360,6 +385,8 @@ def make_app(state: State) -> web.Application:
     async def get_model(request: web.Request) -> web.Response:
         if state.record:
             state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": None})
+        if not state.models_api:
+            raise web.HTTPNotFound()
         if not api_key_of(request) or api_key_of(request) in state.rejected_keys:
             return error_response(401, "authentication_error", "invalid x-api-key", state)
         mid = request.match_info["model"]
@@ -383,6 +410,17 @@ def make_app(state: State) -> web.Application:
                                                           ("enabled", "adaptive", "disabled", "between_tools")}}}},
             headers={"request-id": _rid(state)})
 
+    async def list_models(request: web.Request) -> web.Response:
+        if state.record:
+            state.requests.append({"path": request.path, "api_key": api_key_of(request), "body": None})
+        if not state.models_api:
+            raise web.HTTPNotFound()
+        if not api_key_of(request) or api_key_of(request) in state.rejected_keys:
+            return error_response(401, "authentication_error", "invalid x-api-key", state)
+        data = [{"id": m, "type": "model", "display_name": m, "created_at": "2025-11-01T00:00:00Z"} for m in MODELS]
+        return web.json_response({"data": data, "has_more": False, "first_id": data[0]["id"],
+                                  "last_id": data[-1]["id"]}, headers={"request-id": _rid(state)})
+
     # ------------------------------------------------------------------ test control
     async def control(request: web.Request) -> web.Response:
         what = request.match_info["what"]
@@ -396,6 +434,7 @@ def make_app(state: State) -> web.Application:
     app.router.add_post("/v1/messages/batches", create_batch)
     app.router.add_get("/v1/messages/batches/{bid}", get_batch)
     app.router.add_get("/v1/messages/batches/{bid}/results", batch_results)
+    app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/_control/{what}", control)
     return app

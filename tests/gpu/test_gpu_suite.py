@@ -50,11 +50,16 @@ def student_dir(tmp_path_factory):
 def _setup(path, **kw):
     """The student as the train stage prepares it (``stages/train/run.py::_setup_model``), on this rank's device."""
     from distill_lab.stages.train.run import _setup_model
+    from distill_lab.stages.train.strategy import effective_precision
 
     torch.manual_seed(0)  # the same LoRA initialisation for every load
     cfg = train_config(path, **kw)
-    model, tok = _setup_model(cfg)
+    model, tok, backend, _ = _setup_model(cfg, effective_precision(cfg.hardware))
+    _BACKENDS[id(model)] = backend
     return cfg, model, tok
+
+
+_BACKENDS: dict[int, object] = {}  # the backend each _setup model was prepared with (backends/select.py)
 
 
 def _lora_grads(model) -> torch.Tensor:
@@ -174,7 +179,7 @@ def parity_model(student_dir):
 
 
 def _loss_and_grads(model, batch):
-    from distill_lab.stages.train.module import token_loss_sum
+    from distill_lab.backends.forward import token_loss_sum
 
     model.zero_grad(set_to_none=True)
     with _autocast():
@@ -291,7 +296,8 @@ def test_twelve_training_steps_end_to_end(report, student_dir, tmp_path):
     exs = examples(rows * steps, lo, hi, seed=3)
     dm = SFTDataModule(exs, [], batch_size=rows, grad_accum=1, total_steps=steps, seed=0, pad_id=int(tok.pad_token_id),
                        layout="packed", max_length=max_len)
-    module = SFTModule(cfg, model, total_steps=steps, step_log=tmp_path / "train_log.jsonl")
+    module = SFTModule(cfg, model, total_steps=steps, backend=_BACKENDS[id(model)],
+                       step_log=tmp_path / "train_log.jsonl")
     trainer = L.Trainer(**trainer_kwargs(cfg.hardware), max_steps=steps, max_epochs=-1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0)
@@ -333,7 +339,7 @@ def _four_bit_bytes(model) -> dict[str, torch.Tensor]:
 
 
 def _three_steps(model, batches):
-    from distill_lab.stages.train.module import token_loss_sum
+    from distill_lab.backends.forward import token_loss_sum
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, foreach=False)
     losses = []
@@ -358,14 +364,11 @@ def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adap
 
     from distill_lab.stages.train.export import save_adapter
     from distill_lab.stages.train.packing import pack_batch
-    from distill_lab.stages.train.run import _setup_model
     from distill_lab.students import load_student
 
-    cfg = train_config(student_dir)
     batches = [pack_batch(examples(*sizes((8, 200, 800), (4, 20, 60)), seed=10 + i), 0, sizes(4096, 128))
                for i in range(3)]
-    torch.manual_seed(0)
-    ref_model, _ = _setup_model(cfg)
+    cfg, ref_model, _ = _setup(student_dir)  # seeds the LoRA init as before
     ref_losses = _three_steps(ref_model, batches)
     del ref_model
 

@@ -7,7 +7,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -64,6 +63,12 @@ def git_commit() -> dict[str, Any]:
     return {"commit": sha or None, "dirty": bool(dirty) if sha else None}
 
 
+def command_line() -> str:
+    from distill_lab.invocation import command_line as _command_line
+
+    return _command_line()
+
+
 def write_manifest(run_dir: Path, *, stage: str, config: dict[str, Any], artifacts: dict[str, str],
                    timings: dict[str, float], summary: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None) -> Path:
@@ -73,7 +78,7 @@ def write_manifest(run_dir: Path, *, stage: str, config: dict[str, Any], artifac
     data = {
         "stage": stage,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": redact(" ".join(["distill-lab", *sys.argv[1:]])),
+        "command": redact(command_line()),
         "config": redact(config),
         "versions": package_versions(),
         "git": git_commit(),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distill_lab.artifacts.manifest import config_dict, write_manifest
+from distill_lab.exit_codes import StageStop
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -49,10 +50,13 @@ class StageResult:
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path
     summary: dict[str, Any] = field(default_factory=dict)  # small, JSON-able
     objective: float | None = None  # what a sweeper (Optuna) maximises, when the stage has one
+    # (exit code, "cause; fix") when the stage wrote its artifacts but not all that was asked (see exit_codes)
+    incomplete: tuple[int, str] | None = None
 
 
-class StageStopped(RuntimeError):
-    """An expected stop (spend cap, interrupted generation...): the CLI prints it without a traceback."""
+class StageStopped(StageStop):
+    """An expected stop (spend cap, interrupted generation...): the CLI prints it without a traceback and
+    exits with its ``exit_code`` (``distill_lab.exit_codes``)."""
 
 
 def stage_function(stage: str):

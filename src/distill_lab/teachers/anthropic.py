@@ -11,6 +11,7 @@ retries, so that every retry honours the run's limits and is counted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -20,9 +21,11 @@ import anthropic
 
 from distill_lab.errors import ConfigError
 from distill_lab.tasks.base import Problem
+from distill_lab.teachers.anthropic_models import betas_for, check_betas, check_teacher
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
 from distill_lab.teachers.config import TeacherConfig
 from distill_lab.teachers.retry import parse_retry_after
+from distill_lab.teachers.transport import connection_cause, short_text
 
 log = logging.getLogger(__name__)
 # the HTTP library under the SDK (httpx2 in anthropic 2.x): a connection lost while a stream is being
@@ -55,7 +58,7 @@ def classify_status_error(e: anthropic.APIStatusError) -> TeacherError:
     code = (err.get("details") or {}).get("error_code") if isinstance(err.get("details"), dict) else None
     rid = getattr(e, "request_id", None) or e.response.headers.get("request-id")
     retry_after = parse_retry_after(e.response.headers.get("retry-after"))
-    text = f"{etype or 'error'}: {msg}"
+    text = f"{etype or 'error'}: {short_text(msg)}"
     if code in SPEND_CODES or (status in (400, 429) and "spend limit" in msg.lower()):
         return TeacherError(text, kind="spend_limit", status=status, request_id=rid)
     if status == 200:  # an `error` event inside a stream
@@ -84,29 +87,41 @@ class AnthropicTeacher(Teacher):
                                                timeout=cfg.timeout_s)
         if not cfg.stream and not cfg.batch:
             check_nonstreaming(cfg)
+        # the beta header this model needs for these settings (the model table), sent through the SDK's beta
+        # surface, which adds ``anthropic-beta``; none: the stable surface
+        self.betas = betas_for(cfg.model, cfg.output_effort, cfg.betas)
+
+    def _create(self, **params: Any):
+        """``messages.create``, or ``beta.messages.create(betas=...)`` where a beta header is needed."""
+        if self.betas:
+            return self.client.beta.messages.create(**params, betas=self.betas)
+        return self.client.messages.create(**params)
+
+    def create_batch(self, requests: list[dict[str, Any]]):
+        """``messages.batches.create`` on the same surface as single requests (betas included)."""
+        if self.betas:
+            return self.client.beta.messages.batches.create(requests=requests, betas=self.betas)
+        return self.client.messages.batches.create(requests=requests)
 
     async def aclose(self) -> None:
         await self.client.close()
 
+    def endpoint(self) -> str:
+        return "POST " + str(self.client.base_url).rstrip("/") + "/v1/messages"
+
     async def preflight(self) -> None:
         """Ask the Models API (free) whether the key works and the model takes this config.
 
-        A refused key stops the run before anything is billed; a thinking mode, effort level or batch
-        mode the model does not support is a ``ConfigError`` naming the field; a deprecated model is a
-        warning. Servers without the Models API (some proxies) skip the check.
+        A refused key stops the run before anything is billed; a thinking mode, effort level, max_tokens
+        or batch mode the model does not take is a ``ConfigError`` naming the field; a deprecated model is
+        a warning. What the Models API reports decides; what it does not report (or a server without the
+        Models API) is decided by the model table (``anthropic_models.py``).
         """
         c = self.cfg
-        try:
-            info = (await self.client.models.retrieve(c.model)).model_dump()
-        except anthropic.APIStatusError as e:
-            err = classify_status_error(e)
-            if e.status_code in (401, 403):
-                env = c.api_key_env or "ANTHROPIC_API_KEY"
-                raise ConfigError(f"teacher.api_key_env: the API refused the key in {env} ({err})") from None
-            log.warning("teacher: could not check %s with the Models API (%s); going on", c.model, err)
-            return
-        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
-            log.warning("teacher: could not reach the Models API (%s); going on", e)
+        info = await self._model_info()  # an unknown model stops here when the server lists models
+        check_betas(c)
+        if info is None:
+            check_teacher(c)  # no Models API here: the table alone
             return
         if info.get("lifecycle") in ("deprecated", "retired"):
             if info["lifecycle"] == "retired":
@@ -122,18 +137,59 @@ class AnthropicTeacher(Teacher):
                 node = node[k]
             return bool(node.get("supported")) if isinstance(node, dict) else None
 
-        if supported("thinking", "types", c.thinking_mode) is False:
-            modes = [m for m in ("enabled", "adaptive") if supported("thinking", "types", m)]
-            raise ConfigError(f"teacher.thinking_mode: {c.model} does not take thinking type {c.thinking_mode!r}; "
-                              f"it takes {modes}")
-        if c.output_effort and supported("effort") is False:
-            raise ConfigError(f"teacher.output_effort: {c.model} does not take output_config.effort; set it false")
-        if c.output_effort and supported("effort", c.effort_name) is False:
-            raise ConfigError(f"teacher.effort: {c.model} does not take effort {c.effort_name!r}")
+        check_teacher(c, reported=supported, max_output=info.get("max_tokens"))
         if c.batch and supported("batch") is False:
             raise ConfigError(f"teacher.batch: {c.model} is not available through the Message Batches API")
-        if info.get("max_tokens") and c.max_tokens > info["max_tokens"]:
-            raise ConfigError(f"teacher.max_tokens: {c.max_tokens} is above {c.model}'s limit of {info['max_tokens']}")
+
+    async def _model_info(self) -> dict[str, Any] | None:
+        """The Models API's record of ``teacher.model``; None where this server has no Models API.
+
+        Fatal here (a ``ConfigError`` naming the field, before anything is billed): nothing listening at
+        the base URL (after 3 tries 0.5 s apart), a refused key, and a model the Models API does not list
+        (told apart from "no Models API here" by listing the models: a server that lists models but
+        not this one does not serve it).
+        """
+        c = self.cfg
+        for attempt in range(3):
+            try:
+                return (await self.client.models.retrieve(c.model)).model_dump()
+            except anthropic.APIStatusError as e:
+                err = classify_status_error(e)
+                if e.status_code in (401, 403):
+                    env = c.api_key_env or "ANTHROPIC_API_KEY"
+                    raise ConfigError(f"teacher.api_key_env: the API refused the key in {env} ({err}); "
+                                      f"set a valid key in {env}") from None
+                if e.status_code == 404:
+                    await self._unknown_model(err)
+                    return None
+                log.warning("teacher: could not check %s with the Models API (%s); going on", c.model, err)
+                return None
+            except anthropic.APIConnectionError as e:
+                if connection_cause(e) != "connect":
+                    log.warning("teacher: the Models API did not answer (%s); going on", e)
+                    return None
+                if attempt == 2:
+                    raise ConfigError(f"teacher.base_url: nothing answers at {self.client.base_url} "
+                                      f"({type(e.__cause__ or e).__name__}: {e.__cause__ or e}); start the "
+                                      "server or fix teacher.base_url") from None
+                await asyncio.sleep(0.5)
+            except (anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
+                log.warning("teacher: unreadable Models API reply (%s); going on", e)
+                return None
+        return None
+
+    async def _unknown_model(self, err: TeacherError) -> None:
+        """A 404 for the model: a ``ConfigError`` when this server does list models, else return."""
+        c = self.cfg
+        try:
+            page = await self.client.models.list(limit=100)
+        except (anthropic.APIError, json.JSONDecodeError):
+            log.warning("teacher: %s has no Models API (404 for %s: %s); the first request will tell",
+                        self.client.base_url, c.model, err)
+            return
+        known = [m.id for m in page.data]
+        raise ConfigError(f"teacher.model: the API at {self.client.base_url} does not serve {c.model!r} ({err}); "
+                          f"it lists {known}")
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -180,14 +236,15 @@ class AnthropicTeacher(Teacher):
         try:
             if self.cfg.stream:
                 return parse_message(*await self._stream(params))
-            msg = await self.client.messages.create(**params)
+            msg = await self._create(**params)
             rid = getattr(msg, "_request_id", None)
         except anthropic.APIStatusError as e:
             raise classify_status_error(e) from e
         except (anthropic.APIConnectionError, _HTTP.TransportError) as e:  # timeouts, dropped connections
-            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable",
+                               cause=connection_cause(e)) from e
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as e:
-            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable", cause="malformed") from e
         return parse_message(msg.model_dump(), rid)
 
     async def _stream(self, params: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -197,7 +254,7 @@ class AnthropicTeacher(Teacher):
         deltas' text, at a third less client CPU per request. An ``error`` event raises the SDK's
         ``APIStatusError``; a stream that ends before ``message_stop`` is a retryable error.
         """
-        stream = await self.client.messages.create(**params, stream=True)
+        stream = await self._create(**params, stream=True)
         rid = stream.response.headers.get("request-id")
         msg: dict[str, Any] = {}
         blocks: dict[int, dict[str, Any]] = {}
@@ -226,7 +283,7 @@ class AnthropicTeacher(Teacher):
                     done = True
         if not done:
             raise TeacherError("unreadable reply: the stream ended before message_stop", kind="retryable",
-                               request_id=rid)
+                               request_id=rid, cause="dropped")
         content = []
         for i in sorted(blocks):
             blk = blocks[i]

@@ -27,17 +27,26 @@ class TeacherError(Exception):
     ``kind``: ``retryable`` (429, 529, 5xx, timeouts, dropped connections, unreadable replies),
     ``fatal`` (400/401/403/404...: retrying cannot help) or ``spend_limit`` (the account's spend cap:
     the whole run must stop).
+    ``cause`` names what happened when there is no HTTP status: ``connect`` (nothing answered at the
+    base URL: refused, DNS), ``timeout``, ``dropped`` (the connection was lost mid-request) or
+    ``malformed`` (a reply that could not be read); failure records count them apart.
     """
 
     def __init__(self, message: str, *, kind: str = "retryable", status: int | None = None,
-                 retry_after: float | None = None, request_id: str | None = None):
+                 retry_after: float | None = None, request_id: str | None = None, cause: str | None = None):
         assert kind in ("retryable", "fatal", "spend_limit"), kind
         super().__init__(message)
         self.kind, self.status, self.retry_after, self.request_id = kind, status, retry_after, request_id
+        self.cause = cause
+
+    @property
+    def label(self) -> str:
+        """The failure class: the HTTP status, else the cause (``connect``, ``timeout``, ``dropped``, ``malformed``)."""
+        return str(self.status or self.cause or "error")
 
     @property
     def reason(self) -> str:
-        return f"{self.status or 'no-status'}: {self}"
+        return f"{self.label}: {self}"
 
 
 class Teacher(ABC):
@@ -71,6 +80,11 @@ class Teacher(ABC):
     @abstractmethod
     async def complete(self, problem: Problem, sample_index: int) -> TeacherReply:
         """One sample of the teacher on ``problem.messages()``."""
+
+    def endpoint(self) -> str:
+        """Where requests go, for messages (the client's base URL, or the provider name)."""
+        client = getattr(self, "client", None)
+        return str(getattr(client, "base_url", None) or self.cfg.base_url or self.cfg.provider)
 
     async def preflight(self) -> None:  # noqa: B027 (optional hook)
         """Free checks before the first paid request (key accepted, model takes these settings)."""

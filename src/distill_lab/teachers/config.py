@@ -49,6 +49,8 @@ class TeacherConfig:
         default_factory=lambda: {"low": 2048, "medium": 8192, "high": 16000, "xhigh": 32000, "max": 64000}
     )
     output_effort: bool = False  # also send output_config.effort
+    # anthropic-beta header values; null: what the model table says (teachers/anthropic_models.py)
+    betas: Optional[list[str]] = None
     stream: bool = True
     batch: bool = False
     batch_poll_seconds: float = 30.0

@@ -20,6 +20,7 @@ from distill_lab.tasks.base import Problem
 from distill_lab.teachers.base import Teacher, TeacherError, TeacherReply
 from distill_lab.teachers.config import TeacherConfig
 from distill_lab.teachers.retry import parse_retry_after
+from distill_lab.teachers.transport import connection_cause, short_text
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
 SPEND_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
@@ -48,7 +49,7 @@ def classify_status_error(e: openai.APIStatusError) -> TeacherError:
     code, msg = err.get("code") or err.get("type"), str(err.get("message") or e.message)
     rid = getattr(e, "request_id", None)
     retry_after = parse_retry_after(e.response.headers.get("retry-after"))
-    text = f"{code or 'error'}: {msg}"
+    text = f"{code or 'error'}: {short_text(msg)}"
     if status == 402 or code in SPEND_CODES:
         return TeacherError(text, kind="spend_limit", status=status, request_id=rid)
     if status in (408, 409, 429) or status >= 500:
@@ -69,6 +70,9 @@ class OpenAICompatTeacher(Teacher):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    def endpoint(self) -> str:
+        return "POST " + str(self.client.base_url).rstrip("/") + "/chat/completions"
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -92,11 +96,13 @@ class OpenAICompatTeacher(Teacher):
         except openai.APIStatusError as e:
             raise classify_status_error(e) from e
         except openai.APIConnectionError as e:
-            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"connection: {type(e).__name__}: {e}", kind="retryable",
+                               cause=connection_cause(e)) from e
         except (openai.APIResponseValidationError, json.JSONDecodeError) as e:
-            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable") from e
+            raise TeacherError(f"unreadable reply: {type(e).__name__}: {e}", kind="retryable", cause="malformed") from e
         if not resp.choices:
-            raise TeacherError("unreadable reply: no choices", kind="retryable", request_id=resp._request_id)
+            raise TeacherError("unreadable reply: no choices", kind="retryable", request_id=resp._request_id,
+                               cause="malformed")
         return parse_completion(resp.model_dump(), resp._request_id)
 
 

@@ -203,12 +203,30 @@ class StageLogger:
         if self.run is not None:
             self.run.finish()
             self.run = None
+            settle_wandb()
 
     def __enter__(self) -> StageLogger:
         return self
 
     def __exit__(self, *exc) -> None:
         self.finish()
+
+
+def settle_wandb() -> None:
+    """Return only once W&B has closed the record logs of the runs finished in this process.
+
+    ``Run.finish()`` tells the W&B service process that the run is over and returns; the service closes
+    (and so flushes) the run's ``.wandb`` file afterwards, on its own time. A reader that opens the file
+    right after ``finish()`` can find it nearly empty (no run record, no history) when the machine is
+    busy. ``wandb.teardown()`` waits for the service process to exit, which closes every file it wrote.
+    It is only called when no run is active in this process (a run still logging keeps its service).
+    """
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is None or getattr(wandb, "run", None) is not None:
+        return
+    wandb.teardown()
 
 
 def open_run(cfg: Config, stage: str, run_dir: Path) -> StageLogger:

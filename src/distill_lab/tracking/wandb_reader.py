@@ -104,6 +104,9 @@ def read_run(path: str | Path) -> OfflineRun:
     """Parse one ``run-<id>.wandb`` file (or the ``offline-run-*`` folder holding it)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
+    from distill_lab.tracking.loggers import settle_wandb
+
+    settle_wandb()  # a run finished in this process: wait until its writer has closed the file
     path = Path(path)
     if path.is_dir():
         found = sorted(path.glob("run-*.wandb"))

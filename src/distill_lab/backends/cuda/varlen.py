@@ -20,7 +20,7 @@ model's ``config._attn_implementation`` records which one a run uses; ``choose_b
 
 None of them loops over rows in Python. Without ``cu_seq_lens_q`` (padded batches, generation) each
 is transformers' sdpa attention with the mask transformers built. On CPU training keeps its own row
-attention (``train/attention.py``); flex attention has no backward on CPU, so tests there check the
+attention (``backends/cpu/attention.py``); flex attention has no backward on CPU, so tests there check the
 flex path's forward and the SDPA path's forward and backward against per-row SDPA.
 """
 
@@ -111,7 +111,7 @@ def _sdpa_varlen(query, key, value, cu, scaling, dropout):
 
 def spans_attention(query, key, value, spans: list[tuple[int, int, int]], scaling):
     """[B, H, T, D] q/k/v and ``(sequence, start, end)`` rows (contiguous from 0 in each sequence, as
-    ``train/attention.py`` checks) -> [B, T, H, D]: the batch flattened to one sequence, every row and
+    ``backends/cpu/attention.py`` checks) -> [B, T, H, D]: the batch flattened to one sequence, every row and
     every trailing padding its own segment, one ``_sdpa_varlen`` call; padding after a sequence's last
     row gets zero output (and so passes no gradient), as on CPU."""
     b_, _, t, d = query.shape
@@ -202,7 +202,7 @@ def register(backend: str) -> str:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    from distill_lab.train.attention import _MASKLESS
+    from distill_lab.backends.cpu.attention import _MASKLESS
 
     def mask(*args, **kwargs):  # inside maskless() the segments are authoritative: no [N, N] mask built
         return None if _MASKLESS.active else sdpa_mask(*args, **kwargs)

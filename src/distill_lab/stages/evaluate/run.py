@@ -188,7 +188,7 @@ def use_bf16(cfg: Config) -> bool:
     if cfg.eval.precision != "auto":
         return cfg.eval.precision == "bf16"
     on_gpu = cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available()
-    return on_gpu and cfg.hardware.precision in ("bf16-mixed", "bf16-true")
+    return on_gpu and cfg.hardware.precision in ("auto", "bf16-mixed", "bf16-true")  # auto: bf16-mixed on GPU
 
 
 def _place(model: Any, cfg: Config) -> Any:

@@ -167,7 +167,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             new = []
             for chunk in chunks([{"custom_id": it.id, "params": teacher.request_params(it.problem)}
                                  for it in admitted]):
-                b = await _call(lambda chunk=chunk: client.messages.batches.create(requests=chunk),
+                b = await _call(lambda chunk=chunk: teacher.create_batch(chunk),
                                 t.max_retries, backoff, res)
                 entry = {"id": b.id, "custom_ids": [q["custom_id"] for q in chunk], "collected": False,
                          "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -101,11 +101,13 @@ class GenerateConfig:
     requests_per_minute: Optional[float] = None
     input_tokens_per_minute: Optional[float] = None
     output_tokens_per_minute: Optional[float] = None
-    # cap on the dataset's teacher spend: a resumed run counts what its journal already cost; each request
-    # is admitted only if its worst case (max_tokens out) still fits, so the cap is never crossed
+    # cap on the dataset folder's teacher spend: a re-run counts what its journal already cost (every teacher
+    # setting in it); each request is admitted only if its worst case (max_tokens out) still fits, so the cap
+    # is never crossed; a cap that cannot buy one row of every split is refused up front
     max_cost_usd: Optional[float] = None
     shard_rows: int = 1000
     progress: bool = True
+    progress_every_s: float = 10.0  # without a terminal (Slurm, CI): a progress line in the log this often
     # retries (teacher.max_retries is the count): exponential backoff with jitter, >= retry-after
     retry_base_s: float = 1.0
     retry_cap_s: float = 60.0
@@ -119,6 +121,9 @@ class GenerateConfig:
     # eval measures the teacher on them too
     filter_splits: list[str] = field(default_factory=lambda: ["train"])
     batch_max_rounds: int = 3  # batch mode: resubmissions of errored/expired requests
+    # a dataset folder holding rows of these prompts from another teacher setting (another effort, model...):
+    # false refuses to buy them again beside those; true adds the new setting's rows to the same folder
+    mix_teacher_settings: bool = False
 
     def __post_init__(self) -> None:
         from distill_lab.stages.generate.filters import FILTERS
@@ -129,6 +134,7 @@ class GenerateConfig:
         _check(self.retry_cap_s >= self.retry_base_s, "generate.retry_cap_s", "must be >= generate.retry_base_s")
         _check(self.shard_rows >= 1, "generate.shard_rows", "must be >= 1")
         _check(self.fsync_interval_s >= 0, "generate.fsync_interval_s", "must be >= 0")
+        _check(self.progress_every_s >= 0, "generate.progress_every_s", "must be >= 0")
         _check(self.batch_max_rounds >= 1, "generate.batch_max_rounds", "must be >= 1")
         for sp in self.filter_splits:
             _check(sp in SPLITS, "generate.filter_splits", f"unknown split {sp!r}")

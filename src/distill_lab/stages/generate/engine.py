@@ -24,6 +24,8 @@ from distill_lab.teachers.retry import Backoff
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
+from distill_lab.stages.generate.breaker import Breaker
+from distill_lab.teachers.transport import short_text
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class WorkItem:
 class EngineResult:
     tally: Tally
     stopped: str | None = None  # why new requests stopped early (cost cap, spend limit), else None
+    fatal: str | None = None  # a run-wide failure (refused key, wrong URL or model...): "cause; fix"
     skipped: int = 0  # items never sent because the run stopped
     failures: Counter = field(default_factory=Counter)  # reason -> count (this run)
     wall_s: float = 0.0
@@ -70,7 +73,15 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
     for it in items:
         queue.put_nowait(it)
     stop = asyncio.Event()
-    bar = Progress(len(items), g.progress)
+    bar = Progress(len(items), g.progress, every_s=g.progress_every_s)
+    breaker = Breaker(t, teacher.endpoint(), n_items=len(items))
+
+    async def pause(delay: float) -> None:
+        """Back off for ``delay`` seconds, or less when the run is stopping meanwhile."""
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
 
     def fail(item: WorkItem, reason: str, attempts: int, err: TeacherError | None) -> None:
         journal.record_failure({"id": item.id, "prompt_id": item.problem.prompt_id, "sample_index": item.sample_index,
@@ -79,6 +90,10 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         tally.failed += 1
         res.failures[reason.split(":")[0]] += 1
+        tally.failure_reasons[reason.split(":")[0]] += 1
+        if tally.failure_reasons[reason.split(":")[0]] == 1:  # the first of its kind is shown, the rest counted
+            log.warning("generate: a request failed: %s (further failures of this kind are counted in the "
+                        "progress line and the summary)", short_text(reason))
 
     async def one(item: WorkItem) -> None:
         est_in = teacher.estimate_input_tokens(item.problem)
@@ -100,6 +115,12 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                     reply = await teacher.complete(item.problem, item.sample_index)
                 except TeacherError as e:
                     limiter.settle(input_reserved=est_in, input_used=0, output_reserved=t.max_tokens, output_used=0)
+                    fatal = breaker.failed(e)
+                    if fatal:  # every request would fail the same way: stop the run, not just this item
+                        res.fatal = res.fatal or fatal
+                        fail(item, f"{e.reason} (stopped the run after {attempt} attempt(s))", attempt, e)
+                        stop.set()
+                        return
                     if e.kind == "spend_limit":
                         res.stopped = f"the API reports the spend limit is reached ({e.reason})"
                         stop.set()
@@ -110,18 +131,26 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                         return
                     if e.kind == "retryable" and attempt <= t.max_retries:
                         tally.retries += 1
+                        tally.retry_reasons[e.label] += 1
+                        if tally.retry_reasons[e.label] == 1:
+                            log.warning("generate: retrying after %s (further retries of this kind are counted in "
+                                        "the progress line)", short_text(e.reason))
                         if e.retry_after:
                             limiter.block_for(e.retry_after)
-                        await asyncio.sleep(backoff.delay(attempt, e.retry_after))
+                        await pause(backoff.delay(attempt, e.retry_after))
+                        if stop.is_set():  # stopped while backing off: leave it for a re-run
+                            queue.put_nowait(item)
+                            return
                         continue
                     why = "retries exhausted" if e.kind == "retryable" else "not retryable"
-                    fail(item, f"{e.status or type(e).__name__}: {e} ({why} after {attempt} attempt(s))", attempt, e)
+                    fail(item, f"{e.reason} ({why} after {attempt} attempt(s))", attempt, e)
                     return
                 finally:
                     tally.in_flight -= 1
                 used_in = reply.usage.get("input_tokens", 0) + reply.usage.get("cache_creation_input_tokens", 0)
                 limiter.settle(input_reserved=est_in, input_used=used_in, output_reserved=t.max_tokens,
                                output_used=reply.usage.get("output_tokens", 0))
+                breaker.ok()
                 cost = usage_cost(reply.usage, t.prices)
                 row = build_row(item.problem, item.sample_index, fp, reply, cfg.recipe.verify, cost)
                 journal.append(row)

@@ -30,7 +30,7 @@ from typing import Any
 from distill_lab.errors import ConfigError
 from distill_lab.stages.generate.config import RecipeConfig
 from distill_lab.stages.generate.decontam import NearDupIndex, NgramIndex, normalize
-from distill_lab.stages.generate.sources import SourceItems, load_source
+from distill_lab.stages.generate.sources import SourceItems, context_text, load_source
 from distill_lab.tasks.base import Problem, TaskFamily, family_names, get_family
 from distill_lab.vocab import HELD_OUT_SPLITS, SPLITS
 
@@ -112,7 +112,7 @@ def _members(recipe: RecipeConfig) -> tuple[list[_Member], dict[str, SourceItems
         items: dict[str, Iterator[_Item]] = {}
         for s in SPLITS:
             if spec.kind == "teacher_dataset":
-                items[s] = iter([_Item(prompt=r["messages"][-2]["content"], dtext=r["messages"][-2]["content"], row=r)
+                items[s] = iter([_Item(prompt=context_text(r["messages"]), dtext=context_text(r["messages"]), row=r)
                                  for r in src.rows[s]])
             else:
                 items[s] = iter([_Item(prompt=p.prompt, dtext=p.prompt, problem=p) for p in src.problems[s]])
@@ -167,6 +167,10 @@ def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, s
                 ) -> tuple[list[_Item], dict[str, Any]]:
     active = [m for m in members if m.has[split]]
     if not active or total == 0:
+        if total > 0:
+            key = {"train": "size", "test": "test_size", "ood": "ood_size"}[split]
+            log.warning("recipe: recipe.%s=%d asked for %s prompts, but no family or source of the recipe offers "
+                        "any: the %s split stays empty", key, total, split, split)
         return [], {"requested": total, "realised": 0, "short": []}
     weights = [m.weight for m in active]
     got: list[list[_Item]] = [[] for _ in active]
@@ -220,6 +224,13 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
                 problems[split].append(it.problem)
             else:
                 imported.append(it.row)  # type: ignore[arg-type]
+    for label, src in sources.items():  # a size that keeps fewer rows than a source offers: say so
+        for split, key in (("train", "size"), ("test", "test_size"), ("ood", "ood_size")):
+            offered, kept = src.count(split), shortfall[split].get("got", {}).get(label, 0)
+            if kept < offered:
+                log.warning("recipe: %s offers %d %s %s; recipe.%s=%d and the mix keep %d of them (raise recipe.%s "
+                            "to take more)", label, offered, split, "rows" if src.rows[split] else "prompts", key,
+                            sizes[split], kept, key)
     coverage = {}
     for spec in recipe.families:
         fam = get_family(spec.name, **dict(spec.params))

@@ -18,10 +18,14 @@ from typing import TYPE_CHECKING, Any
 from distill_lab.artifacts.dataset import DatasetInfo
 from distill_lab.artifacts.rows import row_id, save_dataset
 from distill_lab.errors import ConfigError
+from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed
 from distill_lab.stages.common import StageResult, StageStopped
+from distill_lab.stages.generate.budget import check_cap, check_folder, interleave_splits
 from distill_lab.stages.generate.card import write_card
+from distill_lab.stages.generate.checks import check_oracle_can_answer
 from distill_lab.stages.generate.engine import EngineResult, WorkItem, run_requests
 from distill_lab.stages.generate.filters import apply_filters
+from distill_lab.stages.generate.progress import quiet_http_logs
 from distill_lab.stages.generate.recipe import build_problems
 from distill_lab.stages.generate.shards import Journal, read_failures, read_rows
 from distill_lab.teachers.base import Teacher
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 class GenerationStopped(StageStopped):
     """The API refused to go on (spend limit): what was generated is saved; re-run to resume."""
 
+    exit_code = EXIT_STOPPED
+
 
 def check_api_key(cfg: Config) -> None:
     """A remote teacher needs its key in the environment: fail before anything starts."""
@@ -46,6 +52,20 @@ def check_api_key(cfg: Config) -> None:
     if not os.environ.get(t.api_key_env, "").strip():
         raise ConfigError(f"teacher.api_key_env: the environment variable {t.api_key_env} is not set "
                           f"(the {t.provider} teacher reads its API key from it)")
+
+
+def _remove_empty(out_dir: Path) -> None:
+    shards = out_dir / "shards"
+    if shards.is_dir() and not any(p for p in shards.iterdir() if p.name != ".lock" and p.stat().st_size):
+        for p in shards.iterdir():
+            p.unlink()
+        shards.rmdir()
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+
+
+def split_of(item: WorkItem) -> str:
+    return item.problem.split
 
 
 def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[WorkItem]:
@@ -59,36 +79,67 @@ async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journa
         await teacher.preflight()  # free checks (key, model capabilities) before any paid request
         if cfg.teacher.batch:
             from distill_lab.stages.generate.batch import run_batches
+            from distill_lab.teachers.base import TeacherError
 
-            return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+            try:
+                return await run_batches(cfg, teacher, items, journal, spent_before=spent_before)
+            except TeacherError as e:  # a Message Batches endpoint refused: one line, not a traceback
+                url = str(getattr(teacher, "client", None) and teacher.client.base_url).rstrip("/")
+                if e.status in (404, 405):
+                    fix = (f"{url}/v1/messages/batches answered {e.status} ({e}): this server has no Message "
+                           "Batches API; set teacher.batch=false (or point teacher.base_url at the Anthropic API)")
+                elif e.status in (401, 403):
+                    env = cfg.teacher.api_key_env or "the API key variable"
+                    fix = f"the Message Batches API refused the key in {env} ({e.status} {e}); set a valid key"
+                else:
+                    fix = (f"the Message Batches API failed ({e.reason}); batches already created are recorded "
+                           "and collected by a re-run of the same command")
+                raise GenerationFailed(fix) from None
         return await run_requests(cfg, teacher, items, journal, spent_before=spent_before)
     finally:
         await teacher.aclose()
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
+    quiet_http_logs()
     check_api_key(cfg)
     if cfg.teacher.batch and cfg.teacher.provider != "anthropic":
         raise ConfigError(f"teacher.batch: batch mode needs the anthropic teacher, not {cfg.teacher.provider}")
     out_dir = Path(cfg.generate.output_dir or Path(run_dir) / "dataset")
     recipe = build_problems(cfg.recipe)
     problems = [p for s in cfg.generate.splits for p in recipe.problems[s]]
+    check_oracle_can_answer(cfg, problems)
     teacher = build_teacher(cfg.teacher)
     items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
     wanted = {it.id for it in items}
 
-    journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
-                      fsync_interval_s=cfg.generate.fsync_interval_s)
+    fresh = not (out_dir / "shards").exists()
+    try:
+        journal = Journal(out_dir / "shards", shard_rows=cfg.generate.shard_rows,
+                          fsync_interval_s=cfg.generate.fsync_interval_s)
+    except RuntimeError as e:  # another generate holds the folder's lock
+        raise ConfigError(f"generate.output_dir: {e}") from None
     try:
         before = journal.rows()
         done = {r["id"] for r in before}
-        todo = [it for it in items if it.id not in done]
-        spent_before = sum(r["cost_usd"] for r in before if r["id"] in wanted)
+        check_folder(cfg, teacher.fingerprint(), before, {p.prompt_id for p in problems}, wanted, out_dir)
+        # sent so that a run the cap stops holds every split in proportion
+        todo = interleave_splits([it for it in items if it.id not in done], split_of)
+        spent_before = sum(float(r.get("cost_usd") or 0) for r in before)  # the folder's spend, all settings
+        check_cap(cfg, teacher, todo, spent_before, split_of)
         log.info("generate: %d requests wanted, %d already in %s, %d to send", len(items), len(items) - len(todo),
                  journal.root, len(todo))
         res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
+    except ConfigError:
+        journal.close()
+        if fresh:  # refused before anything was sent: leave no empty dataset folder behind
+            _remove_empty(out_dir)
+        raise
     finally:
         journal.close()
+    if res.fatal:  # before anything is written: no dataset, no card, no manifest that a re-run could trust
+        raise GenerationFailed(f"{res.fatal} (nothing was saved as rows; the failed requests are listed in "
+                               f"{journal.root / 'failures.jsonl'})")
 
     # rows in the recipe's order (as prompts were listed, not as replies arrived); rows of other
     # teachers or recipes stay in the shards only
@@ -99,8 +150,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     for f in read_failures(journal.root):
         if f["id"] in wanted and f["id"] not in have:
             last_failure[f["id"]] = f["reason"]
-    rows, outcome = apply_filters(raw, cfg.generate.filters, cfg.recipe.verify, cfg.generate.filter_splits)
-    rows += recipe.imported_rows
+    # imported teacher rows pass the same filters as generated ones (no thinking, a failed check...)
+    rows, outcome = apply_filters(raw + recipe.imported_rows, cfg.generate.filters, cfg.recipe.verify,
+                                  cfg.generate.filter_splits)
     counts = save_dataset(rows, out_dir)
     card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
@@ -114,11 +166,20 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     if res.stopped and "spend limit" in res.stopped:
         raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
                                 "re-run the same command to resume once the limit allows.")
+    incomplete = None
     if res.stopped:
         log.warning("generate stopped early: %s (%d requests not sent; re-run with a higher cap to resume)",
                     res.stopped, res.skipped)
+        incomplete = (EXIT_STOPPED, f"stopped early: {res.stopped}; {len(raw)} of {len(items)} rows are saved in "
+                      f"{out_dir}; re-run with a higher generate.max_cost_usd to buy the {len(items) - len(raw)} "
+                      "missing ones")
+    elif last_failure:
+        incomplete = (EXIT_FAILED, f"{len(last_failure)} of {len(items)} requests failed "
+                      f"({summary['failure_reasons']}; details in {journal.root / 'failures.jsonl'}); the "
+                      f"{len(raw)} rows received are saved in {out_dir}; re-run the same command to retry the "
+                      "failed ones")
     return StageResult(artifacts={"dataset": str(out_dir), "journal": str(journal.root), "card": str(card)},
-                       summary=summary)
+                       summary=summary, incomplete=incomplete)
 
 
 def dataset_info(cfg: Config, counts: dict[str, int], cost_usd: float) -> DatasetInfo:

@@ -22,6 +22,7 @@ bad records are skipped and counted (``SourceItems.bad``). An empty source alway
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from collections import Counter
@@ -30,12 +31,23 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.artifacts.rows import USAGE_KEYS, normalize_message, row_id
+from distill_lab.errors import ConfigError
 from distill_lab.stages.generate.config import SourceSpec
 from distill_lab.tasks.base import CATEGORIES, SPLITS, Problem, family_names, get_family, make_prompt_id
 
+log = logging.getLogger(__name__)
 
-class SourceError(ValueError):
-    """A source or one of its records is unusable; the message names the file, line and field."""
+
+class SourceError(ConfigError):
+    """A source or one of its records is unusable; the message names the file, line and field.
+
+    A ``ConfigError``: the CLI reports it in one line and exits 2, before anything is sent."""
+
+
+# the split of the DatasetDict a record came from (or the one ``hf_split`` named), carried on the record
+HF_SPLIT_KEY = "__distill_lab_hf_split__"
+# DatasetDict split names -> recipe splits: held-out splits stay held out, never train
+HF_SPLITS = {"train": "train", "test": "test", "validation": "test", "valid": "test", "dev": "test", "ood": "ood"}
 
 
 @dataclass
@@ -95,8 +107,12 @@ def _read_hf(path: str, hf_split: str | None) -> list[tuple[str, Any]]:
             parts = {hf_split: ds[hf_split]}
         else:
             parts = dict(ds)
-        return [(f"{path} [{s}] row {i}", rec) for s, d in parts.items() for i, rec in enumerate(d)]
-    return [(f"{path} row {i}", rec) for i, rec in enumerate(ds)]
+        return [(f"{path} [{s}] row {i}", {**rec, HF_SPLIT_KEY: s}) for s, d in parts.items() for i, rec in enumerate(d)]
+    if hf_split is not None and p.is_dir():  # a saved single Dataset has no splits to choose from
+        raise SourceError(f"{path}: recipe.sources.hf_split={hf_split!r}, but this is a single Dataset without "
+                          f"splits; remove hf_split, and set recipe.sources.split={HF_SPLITS.get(hf_split, 'test')} "
+                          "to put its rows in that split")
+    return [(f"{path} row {i}", {**rec, HF_SPLIT_KEY: hf_split} if hf_split else rec) for i, rec in enumerate(ds)]
 
 
 def read_records(spec: SourceSpec) -> list[tuple[str, Any]]:
@@ -166,6 +182,14 @@ def split_thinking(message: dict[str, Any], where: str) -> tuple[str, str | None
     for key in ("reasoning_content", "thinking", "reasoning"):
         if thinking is None and isinstance(message.get(key), str) and message[key].strip():
             thinking = message[key]
+    if thinking is not None and ("<think>" in content or "</think>" in content):
+        # the thinking twice: a field and tags in the content (a row would train two think blocks)
+        m = _THINK.match(content)
+        inner = (m.group(1) if m.group(1) is not None else m.group(2)) if m else None
+        if inner is None or " ".join(inner.split()) != " ".join(thinking.split()):
+            raise SourceError(f"{where}: the assistant turn has a reasoning field and different <think> text in its "
+                              "content; keep one of them")
+        content = m.group(3)
     if thinking is None and "<think>" in content and "</think>" not in content:
         raise SourceError(f"{where}: '<think>' in the assistant content is never closed (a truncated answer?)")
     if thinking is None and "</think>" in content:
@@ -191,8 +215,8 @@ def _split_of(spec: SourceSpec, rec: dict[str, Any], where: str) -> str:
     if spec.split:
         return spec.split
     s = rec.get(spec.split_field) if spec.split_field else None
-    if s is None:
-        return "train"
+    if s is None:  # a DatasetDict's test / validation split stays held out
+        return HF_SPLITS.get(str(rec.get(HF_SPLIT_KEY)), "train")
     if s not in SPLITS:
         raise SourceError(f"{where}: field {spec.split_field!r} is {s!r}; expected one of {SPLITS}")
     return s
@@ -211,7 +235,7 @@ def to_problem(spec: SourceSpec, rec: dict[str, Any], where: str, known: list[st
     prompt = get_field(rec, spec.prompt_field)
     if prompt is _MISSING:
         raise SourceError(f"{where}: missing field {spec.prompt_field!r} (recipe.sources.prompt_field); "
-                          f"fields present: {sorted(rec)}")
+                          f"fields present: {sorted(k for k in rec if k != HF_SPLIT_KEY)}")
     if not isinstance(prompt, str) or not prompt.strip():
         raise SourceError(f"{where}: field {spec.prompt_field!r} must be a non-empty string")
     task, split = _task_of(spec, rec, known), _split_of(spec, rec, where)
@@ -220,30 +244,51 @@ def to_problem(spec: SourceSpec, rec: dict[str, Any], where: str, known: list[st
                    prompt=prompt.strip(), reference=_reference(spec, rec), meta={"source": where})
 
 
+def context_text(messages: list[dict[str, Any]]) -> str:
+    """What a row's last answer responds to: the last user turn alone for a single exchange, else every
+    user and assistant turn before the last answer (so two conversations ending alike stay apart)."""
+    turns = [m for m in messages if m["role"] != "system"][:-1]
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in turns)
+
+
 def to_row(spec: SourceSpec, rec: dict[str, Any], where: str, known: list[str], verify: bool) -> dict[str, Any]:
     msgs = get_field(rec, spec.messages_field)
     if msgs is _MISSING:
         raise SourceError(f"{where}: missing field {spec.messages_field!r} (recipe.sources.messages_field); "
-                          f"fields present: {sorted(rec)}")
+                          f"fields present: {sorted(k for k in rec if k != HF_SPLIT_KEY)}")
     if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m for m in msgs):
         raise SourceError(f"{where}: field {spec.messages_field!r} must be a list of messages with a 'role'")
     users = [m for m in msgs if m["role"] == "user"]
     if not users or msgs[-1]["role"] != "assistant":
         raise SourceError(f"{where}: messages need a user turn and must end with an assistant turn")
-    content, thinking = split_thinking(msgs[-1], where)
+    other = sorted({str(m["role"]) for m in msgs} - {"system", "user", "assistant"})
+    if other:
+        raise SourceError(f"{where}: messages with role(s) {other} cannot be imported (system, user and assistant "
+                          "turns can)")
+    turns = [m for m in msgs if m["role"] != "system"]
+    kept: list[dict[str, Any]] = []  # every turn, earlier ones too: a last answer may depend on them
+    for k, m in enumerate(turns):
+        here = where if k == len(turns) - 1 else f"{where} (turn {k + 1} of {len(turns)})"
+        if m["role"] == "user":
+            text = m.get("content")
+            if not isinstance(text, str) or not text.strip():
+                raise SourceError(f"{here}: the user turn has no text")
+            kept.append(normalize_message({"role": "user", "content": text.strip()}))
+        else:
+            answer, thought = split_thinking(m, here)
+            kept.append(normalize_message({"role": "assistant", "content": answer, "reasoning_content": thought}))
+    content = kept[-1]["content"]
     system = next((m.get("content") for m in msgs if m["role"] == "system"), None)
-    prompt = users[-1].get("content")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise SourceError(f"{where}: the user turn has no text")
     task, split = _task_of(spec, rec, known), _split_of(spec, rec, where)
     cat = rec.get("category") if rec.get("category") in CATEGORIES else spec.category
     reference = _reference(spec, rec)
     fp = rec.get("teacher") if isinstance(rec.get("teacher"), dict) else {
         "provider": "import", "model": rec.get("model"), "effort": rec.get("effort"), "budget_tokens": None}
-    prompt_id = make_prompt_id(task, split, prompt.strip())
+    prompt_id = make_prompt_id(task, split, context_text(kept))
     messages = [normalize_message({"role": "system", "content": system})] if system else []
-    messages += [normalize_message({"role": "user", "content": prompt.strip()}),
-                 normalize_message({"role": "assistant", "content": content, "reasoning_content": thinking})]
+    messages += kept
     usage_in = rec.get("usage") if isinstance(rec.get("usage"), dict) else {}
     verified = rec.get("verified") if isinstance(rec.get("verified"), bool) else None
     if verify and reference is not None and task in known:
@@ -298,6 +343,9 @@ def load_source(spec: SourceSpec, *, index: int = 0, seed: int = 0, strict: bool
             items.bad.append(str(e))
     if not any(items.count(s) for s in SPLITS):
         raise SourceError(f"{label}: no usable records ({len(items.bad)} bad: {items.bad[:3]})")
+    if items.bad:  # recipe.strict=false: skipped, and said so
+        log.warning("%s: skipped %d of %d records (recipe.strict=false), e.g. %s", label, len(items.bad),
+                    items.read, items.bad[0])
     for s in SPLITS:  # a repeated prompt is another sample of it; ids follow the contract
         seen: Counter[str] = Counter()
         for row in items.rows[s]:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def run(cfg: Config, run_dir: Path) -> StageResult:
     gen = run_stage("generate", replace(cfg, stage="generate"), run_dir / "generate")
     dataset = gen.artifacts["dataset"]
+    if gen.incomplete is not None:  # train on a partial dataset only when asked to re-run: stop here
+        return StageResult(artifacts=gen.artifacts, summary={"generate": gen.summary}, incomplete=gen.incomplete)
 
     cfg_train = replace(cfg, stage="train", train=replace(cfg.train, dataset_dir=dataset))
     train = run_stage("train", cfg_train, run_dir / "train")

@@ -247,8 +247,9 @@ def read_run(job_dir: Path) -> Run:
     # effort / size / cost: the dataset's own record (dataset.json), found through the eval or train config
     dataset_dir = ((metrics.dataset_dir if metrics else None) or _get(cfg, "eval", "dataset_dir")
                    or _get(cfg, "train", "dataset_dir"))
-    if not dataset_dir and (job_dir / "generate" / "dataset").is_dir():
-        dataset_dir = str(job_dir / "generate" / "dataset")
+    if not dataset_dir:  # a generate job's own dataset, or a pipeline's generate sub-stage's
+        dataset_dir = _get(manifest, "artifacts", "dataset") or next(
+            (str(d) for d in (job_dir / "dataset", job_dir / "generate" / "dataset") if d.is_dir()), None)
     try:
         info = DatasetInfo.load(dataset_dir)
     except DatasetInfoError as e:

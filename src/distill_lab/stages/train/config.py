@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from distill_lab.errors import check as _check
+from distill_lab.stages.train.checks import check_hardware, check_resume
 
 
 @dataclass
@@ -74,6 +75,7 @@ class TrainConfig:
         _check(self.val_every_n_steps >= 0, "train.val_every_n_steps", "must be >= 0")
         _check(self.checkpoint_every_n_steps >= 0, "train.checkpoint_every_n_steps", "must be >= 0")
         _check(self.log_every_n_steps >= 1, "train.log_every_n_steps", "must be >= 1")
+        check_resume(self.resume)
 
 
 GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")
@@ -97,14 +99,14 @@ class HardwareConfig:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | fsdp2
-    precision: str = "32-true"  # 32-true | bf16-mixed | bf16-true | 16-mixed
+    precision: str = "32-true"  # auto | 32-true | bf16-mixed | bf16-true (backends/precision.py)
     threads: Optional[int] = None  # torch.set_num_threads
+    kernels: str = "auto"  # auto | reference | cpu_fast | cuda_varlen: the training backend (backends/select.py)
 
     def __post_init__(self) -> None:
         _check(self.accelerator in ("cpu", "gpu", "auto"), "hardware.accelerator", "must be cpu, gpu or auto")
         _check(self.devices >= 1, "hardware.devices", "must be >= 1")
         _check(self.num_nodes >= 1, "hardware.num_nodes", "must be >= 1")
         _check(self.strategy in ("auto", "ddp", "fsdp2"), "hardware.strategy", "must be auto, ddp or fsdp2")
-        _check(self.precision in ("32-true", "bf16-mixed", "bf16-true", "16-mixed"), "hardware.precision",
-               "must be 32-true, bf16-mixed, bf16-true or 16-mixed")
+        check_hardware(self.accelerator, self.strategy, self.precision, self.kernels)
         _check(self.threads is None or self.threads >= 1, "hardware.threads", "must be >= 1 or null")

@@ -13,62 +13,20 @@ import json
 import math
 import resource
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 
-from distill_lab.backends.cuda.varlen import is_varlen, varlen_inputs
-from distill_lab.backends.loss import supervised_loss_sum
+from distill_lab.backends.forward import unwrap
+from distill_lab.backends.select import Backend
 from distill_lab.stages.train.optimizers import build_optimizer
-from distill_lab.stages.train.packing import IGNORE
-from distill_lab.train.attention import NAME as SEGMENT_ATTENTION
-from distill_lab.train.attention import maskless
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
 
-
-def _unwrap(model):
-    """The ``*ForCausalLM`` inside a peft wrapper (LoRA layers are injected in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def model_inputs(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Forward kwargs of a training batch (``stages/train/packing.py``), without any dense attention mask.
-
-    Padded batches are right-padded, so causal attention alone keeps real tokens off the padding (see
-    ``train/attention.py``): their ``attention_mask`` is not passed. Packed batches pass their restarting
-    ``position_ids`` and, when the model runs ``distill_segments`` attention, their row ``segments``
-    (otherwise transformers derives a block-diagonal mask from the position restarts).
-    """
-    if "cu_seqlens" in batch and is_varlen(model):  # CUDA: one varlen sequence (backends/cuda/varlen.py)
-        return varlen_inputs(batch)
-    kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "position_ids") if k in batch}
-    if "segments" in batch and _unwrap(model).config._attn_implementation == SEGMENT_ATTENTION:
-        per_seq: list[list[tuple[int, int]]] = [[] for _ in range(batch["input_ids"].shape[0])]
-        for s, start, end in batch["segments"].tolist():
-            per_seq[s].append((start, end))
-        kwargs["segments"] = per_seq
-    return kwargs
-
-
-def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Sum of next-token cross-entropies over supervised targets, and their count.
-
-    The decoder runs, then the LM head and loss only at supervised positions, in chunks, inside the
-    root module's forward (``backends/loss.py``: bounded memory, FSDP2 gathers the head's weights).
-    """
-    labels = batch["labels"]  # [B, T]
-    targets = labels[:, 1:]  # [B, T-1]
-    sel = targets != IGNORE  # [B, T-1]
-    n = int(sel.sum())
-    kwargs = model_inputs(model, batch)
-    with maskless() if "segments" in kwargs or "cu_seq_lens_q" in kwargs else nullcontext():
-        loss = supervised_loss_sum(model, kwargs, sel, targets[sel])
-    return loss, n
+_unwrap = unwrap
 
 
 def lr_lambda(name: str, warmup: int, total: int):
@@ -91,10 +49,11 @@ def peak_memory_mb() -> float:
 
 
 class SFTModule(L.LightningModule):
-    def __init__(self, cfg: Config, model, total_steps: int, step_log: Path | None = None):
+    def __init__(self, cfg: Config, model, total_steps: int, backend: Backend, step_log: Path | None = None):
         super().__init__()
         self.cfg = cfg
         self.model = model
+        self.backend = backend  # backends/select.py: chosen and prepared once, by the stage
         self.total_steps = total_steps
         self.automatic_optimization = False
         self.strict_loading = cfg.student.adapter == "full"  # adapters: checkpoints hold trainable weights only
@@ -117,7 +76,7 @@ class SFTModule(L.LightningModule):
 
         mesh = self.device_mesh["data_parallel"]
         mp = None
-        if self.cfg.hardware.precision == "bf16-true":
+        if self.backend.traits.precision == "bf16-true":  # the precision that runs
             mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         kw = {"mesh": mesh, **({"mp_policy": mp} if mp else {})}
         for layer in _unwrap(self.model).model.layers:
@@ -150,7 +109,7 @@ class SFTModule(L.LightningModule):
         local_n = 0
         for mb in batch["micro"]:
             mb = {k: v.to(self.device) for k, v in mb.items()}
-            s, n = token_loss_sum(self.model, mb)
+            s, n = self.backend.loss_sum(self.model, mb)
             self.manual_backward(s * (world / max(total, 1)))
             local_sum += s.detach().double()
             local_n += n
@@ -198,7 +157,7 @@ class SFTModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        s, n = token_loss_sum(self.model, batch)
+        s, n = self.backend.loss_sum(self.model, batch)
         self._val_sum += float(s)
         self._val_n += n
 

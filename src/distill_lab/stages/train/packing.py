@@ -2,7 +2,7 @@
 
 Packed: the rows of one optimizer step are placed into as few sequences of at most ``max_length``
 tokens as first-fit decreasing allows. ``position_ids`` restart at 0 for every row, and ``segments``
-lists every row's ``(sequence, start, end)``: the trainer's CPU attention (``train/attention.py``) runs
+lists every row's ``(sequence, start, end)``: the trainer's CPU attention (``backends/cpu/attention.py``) runs
 causal attention inside each row, so a token never attends across rows. ``cu_seqlens`` and
 ``max_seqlen`` give the same boundaries in the flattened [S x T] stream: the varlen contract of the
 CUDA attention (``backends/cuda/varlen.py``).

@@ -53,27 +53,18 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
     return examples, val, stats
 
 
-def _setup_model(cfg: Config):
-    from distill_lab.stages.train.module import _unwrap
+def _setup_model(cfg: Config, precision: str):
+    """The student, with the run's backend (``backends/select.py``) chosen and prepared once."""
+    from distill_lab.backends.select import RunTraits, device_of, select_backend
     from distill_lab.students import load_student
     from distill_lab.students.loader import rank_device
-    from distill_lab.train.attention import use_segment_attention
-    from distill_lab.train.fused_lora import fuse_lora_layers
-    from distill_lab.train.fused_mlp import fuse_swiglu_mlps
-    from distill_lab.train.fused_norm import fuse_rms_norms
 
-    device = rank_device(cfg.hardware.accelerator)
-    model, tok = load_student(cfg.student, for_training=True, device=device)
-    if device is not None and device.startswith("cuda"):  # one varlen call over all rows of a packed batch
-        from distill_lab.backends.cuda.varlen import choose_backend, use_varlen_attention
-
-        use_varlen_attention(model, choose_backend(device))
-    elif _unwrap(model).config._attn_implementation in ("sdpa", "eager"):
-        use_segment_attention(model)
-    if cfg.hardware.strategy != "fsdp2":  # FSDP2 swaps parameters around forward: keep the modules' own paths
-        fuse_lora_layers(model)
-        fuse_rms_norms(model)
-        fuse_swiglu_mlps(model)
+    model, tok = load_student(cfg.student, for_training=True, device=rank_device(cfg.hardware.accelerator))
+    traits = RunTraits(device=device_of(cfg.hardware.accelerator), precision=precision,
+                       quantized=cfg.student.adapter == "qlora", strategy=cfg.hardware.strategy)
+    backend = select_backend(cfg.hardware.kernels, traits)
+    report = backend.prepare(model)
+    log.info("train: %s", report.line())
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -82,7 +73,7 @@ def _setup_model(cfg: Config):
     # from_pretrained returns eval mode and Lightning keeps module modes as they are: without this,
     # LoRA dropout and gradient checkpointing (both active only in training mode) would silently be off
     model.train()
-    return model, tok
+    return model, tok, backend, report
 
 
 def find_checkpoint(out_dir: Path, resume: str) -> str | None:
@@ -115,7 +106,7 @@ def _trim_step_log(step_log: Path, ckpt: str) -> None:
     step_log.write_text("".join(ln + "\n" for ln in lines))
 
 
-def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, has_val: bool):
+def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, has_val: bool, precision: str):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -135,7 +126,7 @@ def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, 
     except ImportError:  # pragma: no cover - the loggers module ships with the package
         logger = None
     return L.Trainer(
-        **trainer_kwargs(cfg.hardware), max_steps=total_steps, max_epochs=-1, logger=logger or False,
+        **trainer_kwargs(cfg.hardware, precision), max_steps=total_steps, max_epochs=-1, logger=logger or False,
         callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
         val_check_interval=cfg.train.val_every_n_steps if has_val else None,
@@ -168,6 +159,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.stages.train.export import export_merged, save_adapter
     from distill_lab.stages.train.gguf_export import check_supported, write_gguf
     from distill_lab.stages.train.module import SFTModule, _unwrap
+    from distill_lab.stages.train.strategy import effective_precision
 
     if cfg.hardware.threads:
         torch.set_num_threads(cfg.hardware.threads)
@@ -176,7 +168,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir = Path(cfg.train.output_dir or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model, tok = _setup_model(cfg)
+    precision = effective_precision(cfg.hardware)  # the precision that runs (backends/precision.py)
+    model, tok, backend, report = _setup_model(cfg, precision)
     if cfg.export.gguf:
         check_supported(model.config)  # an architecture without GGUF export fails now, not after training
     train_ex, val_ex, stats = _setup_data(cfg, tok)
@@ -193,8 +186,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         step_log.unlink()
     elif ckpt is not None:
         _trim_step_log(step_log, ckpt)
-    module = SFTModule(cfg, model, total_steps=total, step_log=step_log)
-    trainer = _setup_trainer(cfg, out_dir, run_dir, total, has_val=bool(val_ex))
+    module = SFTModule(cfg, model, total_steps=total, backend=backend, step_log=step_log)
+    trainer = _setup_trainer(cfg, out_dir, run_dir, total, has_val=bool(val_ex), precision=precision)
     log.info("train: %d rows (%d val), %d steps of %d rows, layout %s, resume from %s", len(train_ex),
              len(val_ex), total, dm.schedule.rows_per_step, dm.layout, ckpt)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
@@ -236,7 +229,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "peak_mem_mb": max((h["peak_mem_mb"] for h in steps), default=None),
         "val_loss": vals[-1] if vals else None,
         "world_size": int(trainer.world_size),
-        "precision": str(trainer.precision),
+        "precision": precision,  # what ran; hardware.precision is what was asked for
+        "precision_configured": cfg.hardware.precision,
+        "backend": report.as_dict(),
         "attention": str(_unwrap(module.model).config._attn_implementation),
     }
     _finish_logger(trainer)

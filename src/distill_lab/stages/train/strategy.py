@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from distill_lab.stages.train.config import HardwareConfig
@@ -12,32 +10,26 @@ from distill_lab.stages.train.config import HardwareConfig
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it, torch emulates bf16
-    and a bf16-autocast SmolLM2 step was measured 10-20x slower than fp32 (AVX2-only EPYC VM)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True  # not Linux: trust the configured precision
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def effective_precision(hw: HardwareConfig) -> str:
-    """``hardware.precision``, except bf16 on a CPU without native bf16, which falls back to 32-true."""
-    if hw.accelerator == "cpu" and hw.precision.startswith("bf16") and not cpu_has_native_bf16():
-        log.warning("hardware.precision=%s: this CPU has no native bf16 (no avx512_bf16/amx_bf16 flag); "
-                    "training in 32-true instead (bf16 would be emulated, many times slower)", hw.precision)
-        return "32-true"
-    return hw.precision
+    """The precision that runs (``backends/precision.py``): ``auto`` resolved for this machine, and bf16
+    on a CPU without native bf16 replaced by 32-true, with a warning."""
+    from distill_lab.backends.precision import cpu_flags, decide
+    from distill_lab.backends.select import device_of
+
+    precision, warning = decide(hw.precision, device_of(hw.accelerator), cpu_flags())
+    if warning:
+        log.warning(warning)
+    return precision
 
 
-def trainer_kwargs(hw: HardwareConfig) -> dict[str, Any]:
-    if hw.precision == "16-mixed":
+def trainer_kwargs(hw: HardwareConfig, precision: str | None = None) -> dict[str, Any]:
+    """``precision``: the one that runs (``effective_precision``, computed once by the stage)."""
+    precision = precision or effective_precision(hw)
+    if precision == "16-mixed":
         raise ValueError("hardware.precision: 16-mixed needs a grad scaler, which the trainer does not use; "
                          "use bf16-mixed or bf16-true")
     kw: dict[str, Any] = {"accelerator": hw.accelerator, "devices": hw.devices, "num_nodes": hw.num_nodes,
-                          "precision": effective_precision(hw)}
+                          "precision": precision}
     if hw.strategy == "fsdp2":
         from distill_lab.stages.train.fsdp_checkpoint import TrainableModelParallelStrategy
 

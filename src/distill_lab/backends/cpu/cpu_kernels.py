@@ -1,4 +1,4 @@
-"""Builds and loads the project's C++ CPU kernels (``train/kernels/*.cpp``) as plain shared libraries.
+"""Builds and loads the project's C++ CPU kernels (``backends/cpu/kernels/*.cpp``) as plain shared libraries.
 
 The sources use no torch headers, so one ``c++`` call builds a kernel in a few seconds, once per
 machine type. The library is cached under ``$DISTILL_LAB_CACHE/kernels`` (default
@@ -64,7 +64,7 @@ def _torch_uses_libgomp() -> bool:
 
 
 def _build(name: str, signatures: dict[str, list]) -> ctypes.CDLL:
-    folder = resources.files("distill_lab.train") / "kernels"
+    folder = resources.files("distill_lab.backends.cpu") / "kernels"
     # the kernel and the shared headers (vec.h), by name
     files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name == f"{name}.cpp" or f.name.endswith(".h")}
     cxx = shutil.which(os.environ.get("CXX", "c++"))

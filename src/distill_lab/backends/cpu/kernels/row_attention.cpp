@@ -1,7 +1,7 @@
 // Causal attention inside each row of a training batch, fp32, forward and backward, for CPU.
 //
-// Built at first use by distill_lab/train/cpu_kernels.py (plain c++, no torch headers) and called
-// through ctypes; see distill_lab/train/attention.py for how rows ("spans") come from the batch.
+// Built at first use by distill_lab/backends/cpu/cpu_kernels.py (plain c++, no torch headers) and called
+// through ctypes; see distill_lab/backends/cpu/attention.py for how rows ("spans") come from the batch.
 //
 // Why: PyTorch's CPU flash-attention kernel reaches about a quarter of this CPU's fp32 peak with the
 // small head sizes of small students (head_dim 32-64), because its tile products go through BLAS calls

@@ -10,8 +10,9 @@ so on a small student this is a visible share of a training step.
 candidate (a ``*RMSNorm`` with a ``weight`` and a ``variance_epsilon``) is first run on a probe input and
 kept only when its own forward agrees. Variants such as Gemma's ``x * (1 + w)`` fail the probe and keep
 their own forward. At run time the op steps aside (the module's own forward runs) unless input and
-weight are fp32 and autocast is off: transformers' half-precision norm rounds in a particular order that
-this op does not reproduce.
+weight are fp32: transformers' half-precision norm rounds in a particular order that this op does not
+reproduce. Under bf16 autocast the decoder's norms read the fp32 residual stream and fuse; norms fed a
+bf16 projection (Qwen3's q_norm and k_norm) keep their own forward.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distill_lab.train.forward_swap import swap_forwards
+from distill_lab.backends.cpu.forward_swap import swap_forwards
 
 
 class RMSNormFn(torch.autograd.Function):
@@ -45,8 +46,9 @@ class RMSNormFn(torch.autograd.Function):
 
 
 def _fusable_now(norm, x: torch.Tensor) -> bool:
-    return (x.dtype == torch.float32 and norm.weight.dtype == torch.float32
-            and not torch.is_autocast_enabled(x.device.type))
+    """fp32 input and weight. Under autocast too: transformers' norm computes in fp32 and rounds only to
+    the input's dtype, so for an fp32 input (the residual stream under bf16 autocast) both agree."""
+    return x.dtype == torch.float32 and norm.weight.dtype == torch.float32
 
 
 def _fused_forward(norm, own_forward, x: torch.Tensor) -> torch.Tensor:

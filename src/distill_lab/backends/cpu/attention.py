@@ -14,10 +14,11 @@ per call here). Training never needs those masks:
 
 On CPU all rows of a layer run through one autograd op:
 
-- ``KernelRowAttention`` in fp32: the project's C++ kernel (``train/kernels/row_attention.cpp``, built
-  at first use by ``train/cpu_kernels.py``). With the head sizes of small students it runs about twice
+- ``KernelRowAttention`` in fp32, and for bf16 (autocast) on fp32 copies of q, k and v, its output cast
+  back: the project's C++ kernel (``backends/cpu/kernels/row_attention.cpp``, built
+  at first use by ``backends/cpu/cpu_kernels.py``). With the head sizes of small students it runs about twice
   as fast as PyTorch's CPU flash attention; it agrees with SDPA up to fp32 rounding.
-- ``RowAttention`` otherwise (bf16, head sizes that are not a multiple of 16, no compiler, or
+- ``RowAttention`` otherwise (head sizes that are not a multiple of 16, no compiler, or
   ``DISTILL_LAB_CPU_KERNELS=0``): PyTorch's flash-attention kernels for CPU, called directly. They are the
   kernels ``scaled_dot_product_attention`` picks there (results are bit-identical), without a slice per
   row for q, k and v, whose backward would allocate and zero a full-size gradient for each row, and
@@ -102,16 +103,27 @@ _KERNEL_SIGNATURES = {
 
 
 def _row_kernel():
-    """The C++ row-attention library, or None (``train/cpu_kernels.py``)."""
-    from distill_lab.train import cpu_kernels
+    """The C++ row-attention library, or None (``backends/cpu/cpu_kernels.py``)."""
+    from distill_lab.backends.cpu import cpu_kernels
 
     return cpu_kernels.load("row_attention", _KERNEL_SIGNATURES)
 
 
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # half: computed in fp32 on upcast copies
+
+
 def _kernel_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     d = q.shape[-1]
-    return (q.device.type == "cpu" and all(x.dtype == torch.float32 for x in (q, k, v)) and d % 16 == 0
+    return (q.device.type == "cpu" and all(x.dtype in _KERNEL_DTYPES for x in (q, k, v)) and d % 16 == 0
             and d <= 1024 and q.shape[1] % k.shape[1] == 0 and _row_kernel() is not None)
+
+
+def row_kernel_takes(config) -> bool:
+    """Will segment attention of a model with this config run the C++ kernel (built or loaded now)?"""
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    d = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return d % 16 == 0 and d <= 1024 and heads % kv == 0 and _row_kernel() is not None
 
 
 def _strided(x: torch.Tensor) -> list:
@@ -131,7 +143,7 @@ def _zero_tails(x: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Ten
 
 
 class KernelRowAttention(torch.autograd.Function):
-    """``RowAttention`` in fp32 through the C++ kernel (``train/kernels/row_attention.cpp``): scores,
+    """``RowAttention`` in fp32 through the C++ kernel (``backends/cpu/kernels/row_attention.cpp``): scores,
     softmax and products in one register-tiled pass per 4 query rows. Same contract and results as
     ``RowAttention`` up to fp32 rounding (the sums run in another order)."""
 
@@ -166,6 +178,18 @@ class KernelRowAttention(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _common_dtype(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """q, k and v in the dtype SDPA would compute in: autocast's dtype when autocast is on for their
+    device (SDPA is one of autocast's lower-precision ops), else their promoted dtype. Under bf16
+    autocast a model's q and k can leave their norms and rotary embedding in fp32 while v is bf16."""
+    device = q.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    else:
+        dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    return tuple(x if x.dtype == dtype else x.to(dtype) for x in (q, k, v))
+
+
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       segments: list[list[tuple[int, int]]] | None = None, **kwargs):
@@ -180,8 +204,14 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
     spans = _spans(segments, query.shape[2])
+    query, key, value = _common_dtype(query, key, value)
     if _kernel_fits(query, key, value):
-        return KernelRowAttention.apply(query, key, value, spans, scaling), None
+        if query.dtype == torch.float32:
+            return KernelRowAttention.apply(query, key, value, spans, scaling), None
+        # bf16 autocast: the fp32 kernel on upcast copies (three casts a layer, each way); PyTorch's bf16
+        # kernels copy and zero-fill every row's slices, which cost more than the casts here
+        out = KernelRowAttention.apply(query.float(), key.float(), value.float(), spans, scaling)
+        return out.to(query.dtype), None
     if query.device.type == "cpu" and _CPU_FLASH is not None:
         return RowAttention.apply(query, key, value, spans, scaling), None
     from distill_lab.backends.cuda.varlen import spans_attention

@@ -1,7 +1,7 @@
 // SwiGLU gate of a gated MLP, h = silu(g) * u, forward and backward in one pass each, fp32, for CPU.
 //
-// Built and loaded like row_attention.cpp (distill_lab/train/cpu_kernels.py); used by
-// distill_lab/train/fused_mlp.py. PyTorch runs silu and the product as separate ops, and autograd
+// Built and loaded like row_attention.cpp (distill_lab/backends/cpu/cpu_kernels.py); used by
+// distill_lab/backends/cpu/fused_mlp.py. PyTorch runs silu and the product as separate ops, and autograd
 // differentiates each: five passes over the [tokens, intermediate] activations forward and backward
 // together become two here.
 //

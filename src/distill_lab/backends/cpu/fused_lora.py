@@ -10,9 +10,13 @@ output instead (``addmm_``, alpha = s), and the gradient of ``x`` likewise (``g 
 adapter's own gradients, ``s (g B)^T x`` and ``s g^T (x A^T)``, are rank-sized either way.
 
 Parameters, state dicts and peft adapters are unchanged: only each layer's ``forward`` is swapped, and
-the layer falls back to peft's own forward whenever the fused op does not apply (autocast, adapters
-disabled or merged, several adapters, a LoRA variant such as DoRA, dropout, a non-``nn.Linear`` base
-such as bitsandbytes 4-bit).
+the layer falls back to peft's own forward whenever the fused op does not apply (adapters disabled or
+merged, several adapters, a LoRA variant such as DoRA, dropout, a non-``nn.Linear`` base such as
+bitsandbytes 4-bit; ``backends/cpu/backend.py`` installs it only where the run's settings allow it).
+
+Under autocast (bf16-mixed) the op computes what autocast does with peft's linears, in the autocast
+dtype, without re-casting the frozen base weight at every forward (its cast copy is kept) and without
+peft's full-size scale-and-add.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill_lab.train.forward_swap import swap_forwards
+from distill_lab.backends.cpu.forward_swap import swap_forwards
 
 
 class LoraLinearFn(torch.autograd.Function):
@@ -63,8 +67,8 @@ class LoraLinearFn(torch.autograd.Function):
 
 
 def _fusable_now(layer, device_type: str = "cpu") -> str | None:
-    """The active adapter when the fused op computes exactly what peft would, else None."""
-    if layer.disable_adapters or layer.merged or torch.is_autocast_enabled(device_type):
+    """The active adapter when the fused op computes what peft would, else None."""
+    if layer.disable_adapters or layer.merged:
         return None
     active = [n for n in layer.active_adapters if n in layer.lora_A]
     if len(active) != 1 or active[0] in getattr(layer, "lora_variant", {}):
@@ -81,9 +85,39 @@ def _fused_forward(layer, peft_forward, x: torch.Tensor, *args: Any, **kwargs: A
         return peft_forward(x, *args, **kwargs)
     base = layer.base_layer
     a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
+    scale = float(layer.scaling[name])
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return _autocast_forward(x, base, a, b, scale, torch.get_autocast_dtype(device))
     if x.dtype != a.dtype or base.weight.dtype != a.dtype:
         return peft_forward(x, *args, **kwargs)
-    return LoraLinearFn.apply(x, base.weight, base.bias, a, b, float(layer.scaling[name]))
+    return LoraLinearFn.apply(x, base.weight, base.bias, a, b, scale)
+
+
+_HALF = "_distill_half_weight"  # (dtype, weight version, the weight in that dtype) on a frozen base layer
+
+
+def _half_weight(base: nn.Linear, dtype: torch.dtype) -> torch.Tensor:
+    """The base weight in ``dtype``. A frozen weight is cast once and kept (until it is written to, which
+    bumps its version): autocast would cast it again at every forward."""
+    w = base.weight
+    if w.requires_grad:
+        return w.to(dtype)
+    cached = getattr(base, _HALF, None)
+    if cached is None or cached[0] != dtype or cached[1] != w._version:
+        cached = (dtype, w._version, w.detach().to(dtype))
+        setattr(base, _HALF, cached)
+    return cached[2]
+
+
+def _autocast_forward(x, base: nn.Linear, a, b, scale: float, dtype: torch.dtype) -> torch.Tensor:
+    """What autocast computes for peft's three linears (inputs and weights rounded to ``dtype``, products
+    in ``dtype``), as one op: the adapter's product accumulates into the base GEMM's output, as in the
+    half-precision path of ``LoraLinearFn``. The casts of ``a`` and ``b`` are differentiable: their fp32
+    parameters get the gradients."""
+    bias = None if base.bias is None else base.bias.to(dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        return LoraLinearFn.apply(x.to(dtype), _half_weight(base, dtype), bias, a.to(dtype), b.to(dtype), scale)
 
 
 def fuse_lora_layers(model) -> int:

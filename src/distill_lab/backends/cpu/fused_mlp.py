@@ -2,7 +2,7 @@
 
 PyTorch computes ``silu(g) * u`` as two ops and autograd differentiates each of them, five passes over
 the [tokens, intermediate] activations (the widest in the model) for forward and backward.
-``SwiGLUFn`` makes them two, with the C++ kernel ``train/kernels/swiglu.cpp``.
+``SwiGLUFn`` makes them two, with the C++ kernel ``backends/cpu/kernels/swiglu.cpp``.
 
 ``fuse_swiglu_mlps`` swaps the ``forward`` only of modules with ``gate_proj``, ``up_proj`` and
 ``down_proj`` whose own forward agrees with the fused one on a probe input (an MLP with another
@@ -17,8 +17,8 @@ import ctypes
 import torch
 from torch import nn
 
-from distill_lab.train import cpu_kernels
-from distill_lab.train.forward_swap import swap_forwards
+from distill_lab.backends.cpu import cpu_kernels
+from distill_lab.backends.cpu.forward_swap import swap_forwards
 
 _P, _N, _I = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
 _SIGNATURES = {"swiglu_forward": [_P, _P, _P, _N, _I], "swiglu_backward": [_P, _P, _P, _P, _P, _N, _I]}

@@ -1,0 +1,130 @@
+"""Precision and backend choice of a training run: bf16-mixed trains on CPU through ``distill-lab train``
+in every batch layout; ``hardware.precision=auto`` picks per CPU kind; the summary and the manifest
+record what ran; bad precisions, backends and resume values fail at validation, before any model loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distill_lab.backends.precision import CPU_AUTO_NATIVE_BF16, decide
+from distill_lab.backends.select import BackendError, RunTraits, choose
+from distill_lab.config import ConfigError
+from tests.conftest import REPO, compose_config
+from tests.train_support import make_dataset
+
+NATIVE = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+AVX2_ONLY = frozenset({"avx2", "fma", "f16c"})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("prec-data"), size=16)
+
+
+def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_path):
+    """The `make demo` crash (RuntimeError in the CPU row attention under bf16 autocast) cannot come back:
+    one `distill-lab train -m` over padded, padding-free and packed batches, forced bf16-mixed."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "distill_lab.cli", "train", "-m", "student=tiny", "hardware=cpu",
+           "hardware.precision=bf16-mixed", f"train.dataset_dir={dataset}", "train.max_steps=3",
+           "train.batch_size=4", "optimizer.warmup_steps=0", "data.packing=false,true",
+           "data.padding_free=false,true", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    layouts = {}
+    for manifest in sorted(sweep.glob("*/manifest.json")):
+        m = json.loads(manifest.read_text())
+        s, data = m["summary"], m["config"]["data"]
+        layout = "packed" if data["packing"] else "padding_free" if data["padding_free"] else "padded"
+        layouts[layout] = s
+        assert s["precision"] == s["precision_configured"] == "bf16-mixed"
+        assert s["backend"]["backend"] == "cpu_fast" and s["backend"]["precision"] == "bf16-mixed"
+        assert s["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9}  # tiny: 2 layers
+        assert s["steps"] == 3 and s["final_loss"] == s["final_loss"] and s["final_loss"] < 10  # not NaN
+    assert set(layouts) == {"padded", "padding_free", "packed"}
+    # the same rows in each layout: the same per-step loss up to bf16 rounding
+    first = [layouts[k]["first_loss"] for k in ("padded", "padding_free", "packed")]
+    assert max(first) - min(first) < 0.05 * first[0], first
+
+
+@pytest.mark.parametrize("flags, expected", [(NATIVE, CPU_AUTO_NATIVE_BF16), (AVX2_ONLY, "32-true"),
+                                             (None, "32-true")])
+def test_auto_precision_on_cpu_follows_the_measured_choice_and_never_emulates_bf16(flags, expected):
+    assert decide("auto", "cpu", flags) == (expected, None)
+    assert CPU_AUTO_NATIVE_BF16 in ("32-true", "bf16-mixed")
+
+
+def test_auto_on_a_native_bf16_cpu_would_pick_bf16_if_it_were_measured_faster(monkeypatch):
+    from distill_lab.backends import precision
+
+    monkeypatch.setattr(precision, "CPU_AUTO_NATIVE_BF16", "bf16-mixed")
+    assert decide("auto", "cpu", NATIVE) == ("bf16-mixed", None)
+    assert decide("auto", "cpu", AVX2_ONLY) == ("32-true", None)
+
+
+def test_explicit_bf16_on_an_avx2_only_cpu_falls_back_to_fp32_with_a_warning():
+    precision, warning = decide("bf16-mixed", "cpu", AVX2_ONLY)
+    assert precision == "32-true" and "no native bf16" in warning and "hardware.precision=bf16-mixed" in warning
+    assert decide("bf16-true", "cpu", AVX2_ONLY)[0] == "32-true"
+    assert decide("bf16-mixed", "cpu", NATIVE) == ("bf16-mixed", None)
+    assert decide("32-true", "cpu", NATIVE) == ("32-true", None)
+    assert decide("auto", "cuda", None) == ("bf16-mixed", None)
+    assert decide("bf16-true", "cuda", None) == ("bf16-true", None)
+
+
+def test_the_stage_records_the_precision_that_ran_not_the_one_asked_for(dataset, tmp_path, monkeypatch):
+    """On a CPU without native bf16 (simulated) `hardware=cpu hardware.precision=bf16-mixed` trains in fp32:
+    summary and manifest say 32-true, and the backend report says which fast ops ran."""
+    from distill_lab.backends import precision as prec
+    from tests.train_support import train
+
+    monkeypatch.setattr(prec, "cpu_flags", lambda: AVX2_ONLY)
+    res = train(dataset, tmp_path, "hardware=cpu", "hardware.precision=bf16-mixed", "train.max_steps=2")
+    assert res.summary["precision"] == "32-true" and res.summary["precision_configured"] == "bf16-mixed"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["summary"]["precision"] == "32-true"
+    assert manifest["summary"]["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9,
+                                                          "swiglu": 2}
+
+
+def test_choice_of_backend():
+    cpu = RunTraits("cpu", "32-true", False, "auto")
+    assert choose("auto", cpu)[0] == "cpu_fast"
+    assert choose("reference", cpu)[0] == "reference"
+    assert choose("auto", RunTraits("cuda", "bf16-mixed", False, "fsdp2"))[0] == "cuda_varlen"
+    name, notes = choose("auto", RunTraits("mps", "32-true", False, "auto"))
+    assert name == "reference" and "no fast backend for mps" in notes[0]
+    with pytest.raises(BackendError, match="cpu_fast: runs on CPU only"):
+        choose("cpu_fast", RunTraits("cuda", "bf16-mixed", False, "auto"))
+    with pytest.raises(BackendError, match="cuda_varlen: runs on CUDA only"):
+        choose("cuda_varlen", cpu)
+
+
+@pytest.mark.parametrize("override, field, words", [
+    ("hardware.precision=16-mixed", "hardware.precision", "gradient scaler"),
+    ("hardware.precision=fp8", "hardware.precision", "must be one of"),
+    ("hardware.kernels=triton", "hardware.kernels", "must be one of auto, reference, cpu_fast, cuda_varlen"),
+    ("hardware=gpu1", "hardware.kernels", "cpu_fast runs on CPU only"),
+    ("hardware.kernels=cuda_varlen", "hardware.kernels", "cuda_varlen runs on GPUs only"),
+    ("train.resume=sometimes", "train.resume", "must be never, auto or the path"),
+    ("train.resume=/nonexistent/step-000010.ckpt", "train.resume", "must be never, auto or the path"),
+])
+def test_validation_rejects_what_the_run_cannot_do_before_loading_anything(override, field, words):
+    extra = ["hardware.kernels=cpu_fast"] if override == "hardware=gpu1" else []
+    with pytest.raises(ConfigError, match=rf"^{field}: .*{words}"):
+        compose_config(["student=tiny", override, *extra], stage="train")
+
+
+def test_resume_from_an_existing_path_and_auto_validate(tmp_path):
+    ckpt = tmp_path / "step-000001.ckpt"
+    ckpt.write_bytes(b"x")
+    assert compose_config([f"train.resume={ckpt}"], stage="train").train.resume == str(ckpt)
+    assert compose_config(["train.resume=auto"], stage="train").train.resume == "auto"

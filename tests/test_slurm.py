@@ -202,3 +202,25 @@ def test_sigusr1_requeues_and_resumes_to_the_same_final_loss(slurm, dataset, tmp
                    cwd=tmp_path, env={k: v for k, v in _env().items() if not k.startswith("SLURM_")})
     assert _summary(ref)["steps_this_run"] == 24
     assert s["final_loss"] == pytest.approx(_summary(ref)["final_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_rerun_of_a_slurm_sweep_skips_finished_jobs_and_redoes_the_rest(slurm, tmp_path):
+    """The same `-m launcher=slurm` command twice (sweep_name fixes the folder): the second array's
+    task for the finished job returns at once without writing; the job whose manifest is gone (as after a
+    kill) runs again."""
+    from distill_lab.stages.report.sweep import expected_jobs
+
+    args = ("generate", "-m", "launcher=slurm", "student=tiny", "debug=fast", "seed=0,1", "sweep_name=resumed")
+    _cli(*args, cwd=tmp_path, timeout=600)
+    sweep = tmp_path / "multirun" / "generate" / "resumed"
+    done = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (sweep / "0").rglob("*")
+            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+    (sweep / "1" / "manifest.json").unlink()  # job 1 "killed" before its manifest
+    _cli(*args, cwd=tmp_path, timeout=600)
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in done} == done
+    assert json.loads((sweep / "1" / "manifest.json").read_text())["config"]["seed"] == 1
+    arrays = {p.name.split("_")[0] for p in (sweep / ".submitit").iterdir() if p.is_dir() and "_" in p.name}
+    assert len(arrays) == 2 and expected_jobs(sweep) == 2  # two submissions of the same two tasks
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_0_log.*"))
+    assert "generate already completed in" in logs and "/resumed/0 with this config" in logs

@@ -143,6 +143,12 @@ def stage_main(stage: str) -> Callable[[], Any]:
         except ConfigError as e:
             print(f"distill-lab {stage}: invalid config: {e}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
+        if cfg.skip_completed is None:  # resume by default inside -m sweeps (stages/resume.py)
+            from dataclasses import replace
+
+            from hydra.types import RunMode
+
+            cfg = replace(cfg, skip_completed=HydraConfig.get().mode == RunMode.MULTIRUN)
         if cfg.print_config:
             from omegaconf import OmegaConf
             print(OmegaConf.to_yaml(dcfg, resolve=True))

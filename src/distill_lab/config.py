@@ -55,6 +55,11 @@ class Config:
     seed: int = 0
     print_config: bool = False
     run_dir: Optional[str] = None  # default: Hydra's output dir
+    # the -m sweep's folder under multirun/<stage>/ (conf/config.yaml: the launch time by default);
+    # name it to re-run the same sweep into the same folder (stages/resume.py)
+    sweep_name: Optional[str] = None
+    # skip a stage already completed in its run dir with the same config: null = only inside -m sweeps
+    skip_completed: Optional[bool] = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
@@ -70,6 +75,9 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.stage == MISSING or self.stage in STAGES, "stage", f"unknown stage {self.stage!r}; expected one of {STAGES}")
+        _check(self.sweep_name is None or (bool(self.sweep_name.strip()) and not self.sweep_name.startswith("/")
+                                           and ".." not in self.sweep_name.split("/")),
+               "sweep_name", f"{self.sweep_name!r}: a non-empty relative folder name without '..'")
         check_training_policy(self.student, self.hardware)
 
 

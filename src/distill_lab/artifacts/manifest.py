@@ -70,8 +70,10 @@ def command_line() -> str:
 
 
 def write_manifest(run_dir: Path, *, stage: str, config: dict[str, Any], artifacts: dict[str, str],
-                   timings: dict[str, float], summary: dict[str, Any] | None = None) -> Path:
-    """Write ``run_dir/manifest.json`` atomically and return its path."""
+                   timings: dict[str, float], summary: dict[str, Any] | None = None,
+                   extra: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/manifest.json`` atomically and return its path (``extra``: more top-level keys,
+    e.g. the runner's ``config_sha256`` and ``objective``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "stage": stage,
@@ -84,6 +86,7 @@ def write_manifest(run_dir: Path, *, stage: str, config: dict[str, Any], artifac
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "summary": redact(summary or {}),
         "host": platform.node(),
+        **(extra or {}),
     }
     path = run_dir / "manifest.json"
     tmp = path.with_suffix(".json.tmp")

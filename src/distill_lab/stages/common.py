@@ -64,12 +64,26 @@ def stage_function(stage: str):
 
 
 def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
+    """Run ``stage`` into ``run_dir`` and write its manifest; with ``cfg.skip_completed`` a stage that
+    already completed there with the same config is skipped (``stages/resume.py``)."""
+    from distill_lab.stages import resume
+
     run_dir = Path(run_dir)
+    config = stage_config(stage, cfg)
+    if getattr(cfg, "skip_completed", None):
+        done = resume.completed(stage, config, run_dir)
+        if done is not None:
+            log.info("%s already completed in %s with this config (manifest.json): skipped", stage, run_dir)
+            return StageResult(artifacts=done.get("artifacts") or {}, summary=done.get("summary") or {},
+                               objective=done.get("objective"))
+    resume.forget(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     result: StageResult = stage_function(stage)(cfg, run_dir)
     elapsed = time.perf_counter() - t0
-    path = write_manifest(run_dir, stage=stage, config=stage_config(stage, cfg), artifacts=result.artifacts,
-                          timings={"total": elapsed}, summary=result.summary)
+    path = write_manifest(run_dir, stage=stage, config=config, artifacts=result.artifacts,
+                          timings={"total": elapsed}, summary=result.summary,
+                          extra={"config_sha256": resume.config_sha256(config), "objective": result.objective,
+                                 "incomplete": list(result.incomplete) if result.incomplete else None})
     log.info("%s finished in %.1fs; manifest: %s", stage, elapsed, path)
     return result

@@ -43,3 +43,30 @@ def with_default_system(template: str, system: str) -> str:
     """``template`` with ``default_system`` bound to ``system`` (a jinja ``set`` prepended)."""
     escaped = system.replace("\\", "\\\\").replace("'", "\\'")
     return "{%- set default_system = '" + escaped + "' -%}" + template
+
+# Gemma's turn format, for Gemma-3 base models (no chat template of their own): the vocabulary's own
+# <start_of_turn> / <end_of_turn> tokens, the assistant's role named "model", a system message folded
+# into the first user turn (Gemma has no system role), BOS first (tokenization adds no special tokens),
+# the reasoning as <think> like CHATML_THINK. The tokenizer's eos becomes <end_of_turn> (students/gguf.py)
+# so training supervises it and generation stops on it.
+GEMMA_THINK = (
+    "{%- set think = enable_thinking if enable_thinking is defined else true -%}"
+    "{{- bos_token -}}"
+    "{%- set system = messages[0]['content'] if messages and messages[0]['role'] == 'system' else '' -%}"
+    "{%- for m in messages if m['role'] != 'system' -%}"
+    "{{- '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' -}}"
+    "{%- if m['role'] == 'user' and system and loop.first -%}{{- system + '\\n\\n' -}}{%- endif -%}"
+    "{%- if m['role'] == 'assistant' -%}"
+    "{%- if think and m.get('reasoning_content') -%}"
+    "{{- '<think>\\n' + m['reasoning_content'] + '\\n</think>\\n\\n' -}}"
+    "{%- elif not think -%}"
+    "{{- '<think>\\n\\n</think>\\n\\n' -}}"
+    "{%- endif -%}"
+    "{%- endif -%}"
+    "{{- (m['content'] or '') + '<end_of_turn>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- '<start_of_turn>model\\n' -}}"
+    "{%- if not think -%}{{- '<think>\\n\\n</think>\\n\\n' -}}{%- endif -%}"
+    "{%- endif -%}"
+)

@@ -15,6 +15,11 @@ Aggregation: one cell per (effort, size) — or per combination of whatever else
 mean over seeds and a Student-t confidence interval over seeds; cost per accuracy point where the
 teacher was paid. Outputs: ``sweep_runs.csv``, ``sweep_summary.csv``, ``sweep.json``, ``sweep.md``
 and plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars).
+
+Partial sweeps: the grid the sweep was launched with (``multirun.yaml``, ``report/grid.py``) is
+compared with the runs on disk, and every job not yet finished is named, with the cells short of seeds.
+Each run's config hash (without the seed and the swept keys) and git commit are listed; runs whose
+other settings differ are named in the report, never averaged together silently.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ from typing import Any
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
 from distill_lab.stages.report.common import seed_cell
+from distill_lab.stages.report.families import (
+    aggregate_families,
+    families_markdown,
+    run_contrasts,
+    run_families,
+)
+from distill_lab.stages.report.grid import GridError, expected_grid, grid_status, missing_markdown
 from distill_lab.vocab import HELD_OUT_SPLITS, effort_rank
 
 log = logging.getLogger(__name__)
@@ -109,26 +121,44 @@ class Run:
     student: str | None = None
     # accuracy per model and split: {"student": {"test": 0.8, "ood": 0.2}, "base": ..., "teacher": ...}
     accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # the eval's bootstrap interval over prompts, per model and split (the per-run interval)
+    accuracy_ci: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
     retention: dict[str, float | None] = field(default_factory=dict)  # student/teacher per split
     # per split and capability category: {"test": {"reasoning": {"student": .3, "teacher": 1., "retention": .3}}}
     categories: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     cost_usd: float | None = None
     train_loss: float | None = None
+    train_tokens: float | None = None  # supervised tokens the training stepped over (train summary)
     wall_s: float | None = None
+    # per split/family: {model}_accuracy, {model}_score, {model}_format (report/families.py); contrasts
+    families: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    contrasts: dict[str, dict[str, float]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
+    git_commit: str | None = None
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
-               if k not in ("params", "accuracy", "retention", "categories")}
+               if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
+                            "contrasts")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
             for split, v in by_split.items():
                 out[f"{model}_{split}_accuracy"] = v
+                ci = self.accuracy_ci.get(model, {}).get(split)
+                if ci:
+                    out[f"{model}_{split}_accuracy_ci"] = f"[{ci[0]:.4f}, {ci[1]:.4f}]"
         for split, v in self.retention.items():
             out[f"retention_{split}"] = v
         for split, cats in self.categories.items():
             for cat, vals in cats.items():
                 out[f"retention_{split}_{cat}"] = vals.get("retention")
+        for key, vals in self.families.items():
+            for what in ("student_accuracy", "student_score", "student_format", "base_accuracy"):
+                if vals.get(what) is not None:
+                    out[f"{key}:{what}"] = vals[what]
+        for name, diffs in self.contrasts.items():
+            out[f"contrast:{name}:student"] = diffs.get("student")
         return out
 
 
@@ -171,14 +201,18 @@ def _find(job_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _train_loss(job_dir: Path) -> float | None:
+def _train_summary(job_dir: Path, key: str) -> float | None:
     p = job_dir / "train" / "manifest.json"
     if not p.is_file():
         p = job_dir / "manifest.json"
         if not p.is_file():
             return None
-    loss = (_read_json(p).get("summary") or {}).get("final_loss")  # what the train stage reports
-    return float(loss) if isinstance(loss, int | float) else None
+    v = (_read_json(p).get("summary") or {}).get(key)  # what the train stage reports
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _train_loss(job_dir: Path) -> float | None:
+    return _train_summary(job_dir, "final_loss")
 
 
 def read_run(job_dir: Path) -> Run:
@@ -201,6 +235,8 @@ def read_run(job_dir: Path) -> Run:
     run.seed = cfg.get("seed")
     run.student = _get(cfg, "student", "name")
     run.wall_s = _get(manifest, "timings_s", "total")
+    run.config = cfg if manifest else {}
+    run.git_commit = _get(manifest, "git", "commit")
 
     metrics_path = _find(job_dir, "metrics.json")
     try:
@@ -228,6 +264,7 @@ def read_run(job_dir: Path) -> Run:
         run.teacher = "/".join(str(x) for x in (_get(cfg, "teacher", "provider"), _get(cfg, "teacher", "model"))
                                if x)
     run.train_loss = _train_loss(job_dir)
+    run.train_tokens = _train_summary(job_dir, "supervised_tokens")
 
     if metrics is None:
         run.status = "missing"
@@ -236,6 +273,8 @@ def read_run(job_dir: Path) -> Run:
         return run
     for model in metrics.model_names():
         run.accuracy[model] = {s: metrics.accuracy(model, s) for s in SPLITS if metrics.block(model, s)}
+        run.accuracy_ci[model] = {s: (metrics.block(model, s) or {}).get("accuracy_ci") for s in SPLITS
+                                  if metrics.block(model, s)}
     for s in SPLITS:
         st = metrics.retention_stat("student", s)
         if st is not None:
@@ -244,9 +283,12 @@ def read_run(job_dir: Path) -> Run:
             stat = metrics.retention_stat("student", s, cat)
             if stat is None:
                 continue
+            scored = metrics.retention_stat("student", s, cat, score=True)  # on the families' graded scores
             run.categories.setdefault(s, {})[cat] = {
                 "student": metrics.accuracy("student", s, cat), "teacher": metrics.accuracy("teacher", s, cat),
-                "retention": stat["value"]}
+                "retention": stat["value"], "score_retention": scored["value"] if scored else None}
+    run.families = run_families(metrics.models)
+    run.contrasts = run_contrasts(run.families)
     if "student" not in run.accuracy:
         run.status, run.reason = "missing", f"{metrics_path}: no 'student' model in metrics"
     return run
@@ -270,8 +312,38 @@ def expected_jobs(sweep_dir: Path) -> int | None:
     sub = Path(sweep_dir) / ".submitit"
     if not sub.is_dir():
         return None
-    ids = {p.name for p in sub.iterdir() if p.is_dir() and "_" in p.name}
+    # <array job>_<task index>: a re-run of the same sweep is a new array over the same task indices
+    ids = {p.name.rpartition("_")[2] for p in sub.iterdir() if p.is_dir() and "_" in p.name}
     return len(ids) or None
+
+
+def _drop(config: dict[str, Any], dotted: str) -> None:
+    node = config
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def config_groups(runs: list[Run]) -> dict[str, list[str]]:
+    """Finished runs grouped by the hash of their config without the seed and the swept keys: one group
+    when every run shares its other settings (the only case whose cells may be compared)."""
+    import copy
+
+    from distill_lab.stages.resume import config_sha256
+
+    ok = [r for r in runs if r.status == "ok" and r.config]
+    swept = set(swept_keys(ok)) | {"seed"}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for r in ok:
+        cfg = copy.deepcopy(r.config)
+        for k in swept:
+            _drop(cfg, k)
+        groups[config_sha256(cfg)[:12]].append(r.job)
+    return dict(groups)
 
 
 def collect(sweep_dir: str | Path) -> list[Run]:
@@ -281,11 +353,10 @@ def collect(sweep_dir: str | Path) -> list[Run]:
 
 # --------------------------------------------------------------------------------- aggregation
 def swept_keys(runs: list[Run]) -> list[str]:
-    """Override keys whose value differs between runs (seed excluded)."""
-    values: dict[str, set[str]] = defaultdict(set)
-    for r in runs:
-        for k, v in r.params.items():
-            values[k].add(v)
+    """Override keys whose value differs between runs (seed excluded). A key that some runs set and others
+    leave at its default differs too (a later sitting that added an override is not pooled with the rest)."""
+    keys = {k for r in runs for k in r.params}
+    values: dict[str, set[str | None]] = {k: {r.params.get(k) for r in runs} for k in keys}
     return sorted(k for k, vs in values.items() if len(vs) > 1 and k != "seed")
 
 
@@ -298,7 +369,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         cells[(r.effort, r.size, tuple(r.params.get(k) for k in other))].append(r)
     rows = []
     for (effort, size, rest), rs in sorted(cells.items(), key=lambda kv: (effort_rank(kv[0][0]),
-                                                                          kv[0][1] or 0, kv[0][2])):
+                                                                          kv[0][1] or 0,
+                                                                          tuple(v or "" for v in kv[0][2]))):
         row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
                                "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
         for model in ("student", "base", "teacher"):
@@ -319,7 +391,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                         if v is not None:
                             cats[f"{s}/{cat}"][what].append(v)
         if cats:
-            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what == "retention" else 1.0)
+            row["categories"] = {k: {what: seed_interval(v, confidence, 0.0, None if what.endswith("retention") else 1.0)
                                      for what, v in d.items()}
                                  for k, d in sorted(cats.items())}
         costs = [r.cost_usd for r in rs if r.cost_usd is not None]
@@ -332,6 +404,10 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         row["cost_per_gain_point"] = row["cost_usd"] / (100 * gain) if paid and gain and gain > 0 else None
         losses = [r.train_loss for r in rs if r.train_loss is not None]
         row["train_loss"] = mean(losses) if losses else None
+        tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
+        row["train_tokens"] = mean(tokens) if tokens else None
+        fam = aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi))
+        row.update({k: v for k, v in fam.items() if v})
         rows.append(row)
     return rows
 
@@ -354,7 +430,8 @@ def _fmt(cell: Any, pct: bool = True) -> str:
     return str(cell)
 
 
-def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float) -> str:
+def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float,
+             grid: Any = None) -> str:
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"])
              if k not in ("teacher.effort", "recipe.size")]
     cols = [("effort", "effort"), ("size", "size"), *[(k, k) for k in other], ("n_runs", "seeds"),
@@ -377,23 +454,45 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
                                        else _fmt(row.get(k)) for k, _ in cols) + " |")
     if any(row.get("categories") for row in rows):
         lines += ["", "## Retention by capability category (student / teacher)", "",
-                  "| effort | size | split | category | student % | teacher % | retention % | seed's figure |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "
+                  "for json_fields / sorted_words the content; per family below).", "",
+                  "| effort | size | split | category | student % | teacher % | retention % | retention on score % "
+                  "| seed's figure |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             for key, st in (row.get("categories") or {}).items():
                 split, cat = key.split("/", 1)
                 lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
-                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | {seed_cell(cat)} |")
+                             f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | "
+                             f"{_fmt(st.get('score_retention'))} | {seed_cell(cat)} |")
+    lines += families_markdown(rows, lambda row: ", ".join(
+        f"{row.get(k)}" for k in ("effort", "size", *other) if row.get(k) is not None))
     missing = [r for r in runs if r.status != "ok"]
     if missing:
         lines += ["", "## Runs without results", ""]
         lines += [f"- job `{r.job}` ({', '.join(f'{k}={v}' for k, v in r.params.items())}): {r.reason}"
                   for r in missing]
+    if grid is not None:
+        lines += ["", "## Sweep grid", "", *missing_markdown(grid)]
+    groups = config_groups(runs)
+    commits = sorted({r.git_commit[:10] for r in runs if r.status == "ok" and r.git_commit})
+    if len(groups) > 1 or len(commits) > 1:
+        lines += ["", "## Runs made with different settings", ""]
+        if len(groups) > 1:
+            lines.append("Finished runs differ in settings other than the seed and the swept keys (config hash "
+                         "without them: jobs); compare cells only within one group:")
+            lines += [f"- `{h}`: jobs {', '.join(jobs)}" for h, jobs in groups.items()]
+        if len(commits) > 1:
+            lines.append(f"Finished runs were made from {len(commits)} git commits: {', '.join(commits)} "
+                         "(`git_commit` in sweep_runs.csv).")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, title: str) -> Path | None:
-    """``<prefix>_test`` and ``<prefix>_ood`` against size, one line per effort, CI error bars."""
+def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, title: str,
+         x: str = "size") -> Path | None:
+    """``<prefix>_test`` and ``<prefix>_ood`` against ``x`` (the dataset size, or ``train_tokens``: the
+    supervised tokens trained on, the fair axis when efforts make rows of different lengths), one line
+    per effort, CI error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -401,27 +500,28 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
 
     splits = [s for s in SPLITS if any(r.get(f"{key_prefix}_{s}" if key_prefix == "retention"
                                              else f"{key_prefix}_{s}_accuracy") for r in rows)]
-    if not splits or not any(r.get("size") is not None for r in rows):
+    if not splits or not any(r.get(x) is not None for r in rows):
         return None
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4), squeeze=False)
     for ax, s in zip(axes[0], splits, strict=True):
         key = f"{key_prefix}_{s}" if key_prefix == "retention" else f"{key_prefix}_{s}_accuracy"
         by_effort: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            if r.get(key) and r[key]["mean"] is not None and r.get("size") is not None:
+            if r.get(key) and r[key]["mean"] is not None and r.get(x) is not None:
                 by_effort[str(r["effort"])].append(r)
         for effort in sorted(by_effort, key=effort_rank):
-            pts = sorted(by_effort[effort], key=lambda r: r["size"])
-            xs = [r["size"] for r in pts]
+            pts = sorted(by_effort[effort], key=lambda r: r[x])
+            xs = [r[x] for r in pts]
             ys = [100 * r[key]["mean"] for r in pts]
             lo = [100 * (r[key]["mean"] - r[key]["ci"][0]) if r[key]["ci"] else 0 for r in pts]
             hi = [100 * (r[key]["ci"][1] - r[key]["mean"]) if r[key]["ci"] else 0 for r in pts]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"effort={effort}")
         ax.set_xscale("log")
-        sizes = sorted({r["size"] for r in rows if r.get("size") is not None})
-        ax.set_xticks(sizes, [str(x) for x in sizes])
-        ax.minorticks_off()
-        ax.set_xlabel("train prompts (recipe.size)")
+        if x == "size":
+            sizes = sorted({r["size"] for r in rows if r.get("size") is not None})
+            ax.set_xticks(sizes, [str(v) for v in sizes])
+            ax.minorticks_off()
+        ax.set_xlabel("train prompts (recipe.size)" if x == "size" else "supervised tokens trained on")
         ax.set_ylabel(ylabel)
         ax.set_title({"test": "in-distribution (test)", "ood": "out-of-distribution (ood)"}[s])
         ax.grid(alpha=0.3)
@@ -439,7 +539,12 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
     rows = aggregate(runs, confidence)
-    expected = expected_jobs(sweep_dir)
+    try:
+        grid_jobs = expected_grid(sweep_dir)
+    except GridError as e:
+        raise SweepError(str(e)) from None
+    grid = grid_status(grid_jobs, runs) if grid_jobs is not None else None
+    expected = grid.expected if grid is not None else expected_jobs(sweep_dir)
 
     flat = [r.flat() for r in runs]
     fields = sorted({k for f in flat for k in f}, key=lambda k: (k.startswith("param:"), k))
@@ -447,17 +552,18 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(flat)
-    summary_fields = sorted({k for r in rows for k in r if k != "categories"})
+    summary_fields = sorted({k for r in rows for k in r if k not in ("categories", "families", "contrasts")})
     with (out_dir / "sweep_summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=summary_fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: (_get(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
-                        if k != "categories"})
+                        if k not in ("categories", "families", "contrasts")})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
-            "runs": [asdict(r) for r in runs], "cells": rows}
+            "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
+            "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs)}
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence))
+    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid))
     artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
@@ -465,12 +571,17 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
              "Student accuracy vs dataset size (mean over seeds, CI bars)")
     if p:
         artifacts["accuracy_plot"] = str(p)
+    if len({r.get("effort") for r in rows}) > 1:  # efforts differ in row length: also per training token
+        p = plot(rows, "student", "student accuracy (%)", out_dir / "accuracy_vs_tokens.png",
+                 "Student accuracy vs supervised training tokens (mean over seeds, CI bars)", x="train_tokens")
+        if p:
+            artifacts["accuracy_tokens_plot"] = str(p)
     p = plot(rows, "retention", "retention = student / teacher (%)", out_dir / "retention_vs_size.png",
              "Retention vs dataset size (mean over seeds, CI bars)")
     if p:
         artifacts["retention_plot"] = str(p)
     summary = {"runs": len(runs), "finished": sum(r.status == "ok" for r in runs), "expected_jobs": expected,
-               "cells": len(rows)}
+               "cells": len(rows), "missing_jobs": len(grid.missing_jobs) if grid is not None else None}
     return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs}
 
 

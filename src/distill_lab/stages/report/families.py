@@ -1,0 +1,119 @@
+"""Per-family figures of a sweep, with format compliance and content apart, and the probes' contrasts.
+
+Each run's ``metrics.json`` holds a BLOCK per split and task family (``models.<m>.splits.<s>.families``):
+``accuracy`` (the family's verify), ``score`` (its graded score) and ``format.answer_parsed`` (its strict
+extractor found an answer). For the probe families (``tasks/__init__.py``: ``PROBE_FAMILIES``) these
+are the three figures their docstrings define: for ``json_fields`` / ``sorted_words`` format compliance
+(``answer_parsed``), content (``score``) and both (``accuracy``); for ``style_rules`` the voice
+(``score``) and the content (``accuracy``).
+
+Contrasts: per run, the difference between a probe and its control on the same split, then the mean
+over seeds with a Student-t interval (an interval that excludes zero separates them at this budget):
+taught minus untaught facts (what teaching did), forward minus reverse (the reversal curse apart),
+announced minus unannounced edge cases (how much the hint carries), in-distribution minus composed
+reasoning (test minus ood of ``composition``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+MODELS = ("student", "base", "teacher")
+# (name, (family, split) minus (family, split), what it tells)
+CONTRASTS = (
+    ("taught - untaught facts", ("capital_facts", "test"), ("capital_facts_untaught", "test"),
+     "what teaching the facts did (the untaught facts are the prior / guessing floor)"),
+    ("forward - reverse (ood)", ("capital_facts", "ood"), ("capital_facts_reverse", "ood"),
+     "the reversal curse, apart from forgetting"),
+    ("announced - unannounced edge cases (test)", ("edge_checks", "test"), ("edge_checks_unannounced", "test"),
+     "how much of the edge-case score the hint in the prompt carries"),
+    ("announced - unannounced edge cases (ood)", ("edge_checks", "ood"), ("edge_checks_unannounced", "ood"),
+     "the same, out of distribution"),
+    ("single skills - composition", ("composition", "test"), ("composition", "ood"),
+     "what chaining two trained skills costs, at trained sizes"),
+)
+
+
+def run_families(models: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{"test/json_fields": {"student_accuracy": .., "student_score": .., "student_format": .., ...}}``."""
+    out: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for model in MODELS:
+        for split, block in ((models.get(model) or {}).get("splits") or {}).items():
+            for fam, b in (block.get("families") or {}).items():
+                cell = out[f"{split}/{fam}"]
+                cell[f"{model}_accuracy"] = b.get("accuracy")
+                cell[f"{model}_score"] = b.get("score")
+                cell[f"{model}_format"] = (b.get("format") or {}).get("answer_parsed")
+                cell["n"] = b.get("n")
+    return dict(out)
+
+
+def run_contrasts(families: dict[str, dict[str, float | None]]) -> dict[str, dict[str, float]]:
+    """The contrasts of one run, per model, where both sides were measured."""
+    out: dict[str, dict[str, float]] = {}
+    for name, (fa, sa), (fb, sb), _ in CONTRASTS:
+        a, b = families.get(f"{sa}/{fa}"), families.get(f"{sb}/{fb}")
+        if not a or not b:
+            continue
+        diffs = {m: a[f"{m}_accuracy"] - b[f"{m}_accuracy"] for m in MODELS
+                 if a.get(f"{m}_accuracy") is not None and b.get(f"{m}_accuracy") is not None}
+        if diffs:
+            out[name] = diffs
+    return out
+
+
+def aggregate_families(runs: list[Any], interval) -> dict[str, Any]:
+    """Mean and seed interval of every per-family figure and contrast over ``runs`` (one cell)."""
+    fams: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    cons: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        for key, vals in r.families.items():
+            for what, v in vals.items():
+                if v is not None and what != "n":
+                    fams[key][what].append(v)
+        for name, diffs in r.contrasts.items():
+            for m, v in diffs.items():
+                cons[name][m].append(v)
+    return {"families": {k: {w: interval(v, 0.0, 1.0) for w, v in d.items()} for k, d in sorted(fams.items())},
+            "contrasts": {k: {m: interval(v, -1.0, 1.0) for m, v in d.items()} for k, d in cons.items()}}
+
+
+def _pct(cell: dict[str, Any] | None) -> str:
+    if not cell or cell.get("mean") is None:
+        return "–"
+    txt = f"{100 * cell['mean']:.1f}"
+    if cell.get("ci"):
+        txt += f" [{100 * cell['ci'][0]:.1f}, {100 * cell['ci'][1]:.1f}]"
+    return txt
+
+
+def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
+    """Sections for ``sweep.md``: per family figures and the contrasts, one block per cell."""
+    lines: list[str] = []
+    if any(row.get("families") for row in rows):
+        lines += ["", "## By task family: accuracy, content and format apart", "",
+                  "accuracy = the family's verify; content = its `score` (for json_fields / sorted_words the "
+                  "content whatever the format, for style_rules the voice); format = its strict extractor "
+                  "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %.", "",
+                  "| cell | split | family | student acc. | student content/score | student format | "
+                  "base acc. | base content/score | teacher acc. | teacher content/score |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            for key, st in (row.get("families") or {}).items():
+                split, fam = key.split("/", 1)
+                lines.append(f"| {label(row)} | {split} | {fam} | {_pct(st.get('student_accuracy'))} | "
+                             f"{_pct(st.get('student_score'))} | {_pct(st.get('student_format'))} | "
+                             f"{_pct(st.get('base_accuracy'))} | {_pct(st.get('base_score'))} | "
+                             f"{_pct(st.get('teacher_accuracy'))} | {_pct(st.get('teacher_score'))} |")
+    if any(row.get("contrasts") for row in rows):
+        lines += ["", "## Contrasts between probes and their controls", "",
+                  "Per run the difference in accuracy (points), then mean over seeds [Student-t interval over "
+                  "seeds]; an interval that excludes 0 separates the two at this budget.", "",
+                  "| cell | contrast | student | base | teacher | what it tells |", "|---|---|---|---|---|---|"]
+        tells = {name: what for name, _, _, what in CONTRASTS}
+        for row in rows:
+            for name, st in (row.get("contrasts") or {}).items():
+                lines.append(f"| {label(row)} | {name} | {_pct(st.get('student'))} | {_pct(st.get('base'))} | "
+                             f"{_pct(st.get('teacher'))} | {tells.get(name, '')} |")
+    return lines

@@ -1,0 +1,128 @@
+"""Style as rules of voice that hold across varied answers, not one answer frame.
+
+``house_style`` (``style.py``) scores six layout features of a single fixed frame (``In short:``, three
+labelled bullets, ``Bottom line:``), which measures a template, close to format. ``style_rules``
+keeps the everyday "explain a thing" prompts but the teacher's answers vary in wording, sentence
+order and length (several phrasings per part, chosen per prompt), while five rules of its voice,
+never stated in any prompt, hold in every answer:
+
+1. ``no_contractions``: "it is", never "it's" / "don't";
+2. ``second_person``: it speaks to the reader ("you");
+3. ``short_sentences``: no sentence longer than 20 words;
+4. ``prose``: no bullets, numbered lists, headings or bold;
+5. ``closing_question``: it ends with a question to the reader.
+
+Scores: ``score`` = share of the five rules an answer follows (the style; ``score_retention`` in the
+metrics is style retention); ``verify`` (accuracy) = content only: the answer names the thing and at
+least one content word of what it is, where it is found or what it is for. So a student that copies
+the voice but says nothing, and one that knows the thing in another voice, are told apart. Held-out
+things are never seen in training (test: other things; ood: other things in new phrasings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterator
+
+from distill_lab.tasks.base import Problem, TaskFamily, effort_level, register
+from distill_lab.tasks.style import AUDIENCES, OOD_PHRASINGS, OOD_THINGS, THINGS, TRAIN_PHRASINGS, article
+
+RULES = ("no_contractions", "second_person", "short_sentences", "prose", "closing_question")
+_CONTRACTION = re.compile(r"\b\w+'(?:t|s|re|ve|ll|d|m)\b", re.I)
+_LIST = re.compile(r"^\s*(?:[-*•]\s|\d+[.)]\s|#)", re.M)
+_SENT = re.compile(r"[^.!?]+[.!?]?")
+_STOP = {"that", "with", "from", "your", "they", "them", "into", "without", "often", "most", "their", "which",
+         "where", "when", "what", "keep", "make", "made", "have", "been", "this", "near"}
+
+WHAT = ("{A} {t} is {what}.", "Picture {what}: that is {a} {t}.", "You can think of {a} {t} as {what}.")
+WHERE = ("You will usually find one {where}.", "Most of them sit {where}.", "You can spot one {where}.")
+WHY = ("People use it {why}.", "Its whole point is {why}.", "You would reach for one {why}.")
+CLOSE = ("Have you seen one lately?", "Would you like to know how it works?", "Where have you come across one?",
+         "Do you own one yourself?")
+
+
+def rule_checks(text: str) -> dict[str, bool]:
+    """Which of the five voice rules ``text`` follows."""
+    body = text.strip()
+    sentences = [s.strip() for s in _SENT.findall(body) if s.strip()]
+    return {
+        "no_contractions": bool(body) and not _CONTRACTION.search(body.replace("’", "'")),
+        "second_person": bool(re.search(r"\byou(r|rs|rself)?\b", body, re.I)),
+        "short_sentences": bool(sentences) and all(len(s.split()) <= 20 for s in sentences),
+        "prose": bool(body) and not _LIST.search(body) and "**" not in body,
+        "closing_question": body.endswith("?"),
+    }
+
+
+def content_words(thing: str) -> set[str]:
+    what, where, why = THINGS.get(thing) or OOD_THINGS[thing]
+    words = re.findall(r"[a-z]+", f"{what} {where} {why}".lower())
+    return {w for w in words if len(w) > 3 and w not in _STOP}
+
+
+def _pick(options: tuple[str, ...], key: str) -> str:
+    return options[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(options)]
+
+
+@register
+class StyleRules(TaskFamily):
+    name = "style_rules"
+    category = "style"
+
+    def __init__(self) -> None:
+        names = sorted(THINGS)
+        self.split_things = {"train": names[::2] + names[1::4], "test": names[3::4], "ood": sorted(OOD_THINGS)}
+
+    def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
+        phrasings = OOD_PHRASINGS if split == "ood" else TRAIN_PHRASINGS
+        triples = [(t, p, a) for t in self.split_things[split] for p in phrasings for a in AUDIENCES]
+        rng.shuffle(triples)
+        for thing, tpl, audience in triples:
+            yield self._problem(split, tpl.format(t=thing, a=article(thing)) + audience, thing, thing=thing)
+
+    def answer(self, problem: Problem) -> str:
+        """The teacher's answer: varied per prompt in wording and order, constant in the five rules."""
+        t = problem.meta["thing"]
+        what, where, why = THINGS.get(t) or OOD_THINGS[t]
+        a = article(t)
+        key = problem.prompt
+        fill = {"t": t, "a": a, "A": a.capitalize(), "what": what, "where": where, "why": why}
+        parts = [_pick(WHAT, key + "/what").format(**fill)]
+        rest = [_pick(WHERE, key + "/where").format(**fill), _pick(WHY, key + "/why").format(**fill)]
+        if int(hashlib.sha256((key + "/order").encode()).hexdigest(), 16) % 2:
+            rest.reverse()
+        return " ".join([*parts, *rest, _pick(CLOSE, key + "/close")])
+
+    def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
+        t, level = problem.meta["thing"], effort_level(effort)
+        answer = self.answer(problem)
+        if level == "low":
+            return f"Explain {t}: what, where, why.", answer
+        plan = [f"Topic: {t}. Say what it is, where it is found and what it is for.",
+                "Voice: plain prose that speaks to the reader, short sentences, no contractions, "
+                "and a closing question."]
+        if level == "high":
+            what, where, why = THINGS.get(t) or OOD_THINGS[t]
+            plan += [f"What: {what}.", f"Where: {where}.", f"Why: {why}.",
+                     "Check: every sentence under 20 words, no list, ends with '?'."]
+        return "\n".join(plan), answer
+
+    def extract(self, text: str) -> str | None:
+        """The thing the answer is about: the first known thing it names, or None."""
+        low = text.lower()
+        hits = [(low.find(t), t) for t in (*THINGS, *OOD_THINGS) if t in low]
+        return min(hits)[1] if hits else None
+
+    def verify(self, text: str, reference: str | None) -> bool:
+        """Content: names the thing and at least one content word of what / where / why."""
+        if not reference or reference not in (*THINGS, *OOD_THINGS):
+            return False
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        return reference in words and bool(words & content_words(reference))
+
+    def score(self, text: str, reference: str | None, teacher_text: str | None = None) -> float:
+        """Style: the share of the five voice rules followed (the same target for every prompt)."""
+        checks = rule_checks(text)
+        return sum(checks.values()) / len(checks)

@@ -49,6 +49,7 @@ def test_a_second_generate_on_a_locked_dataset_is_a_config_error(fake, tmp_path)
     assert not [r for r in fake.state.requests if r["path"] == "/v1/messages"]
 
 
+@pytest.mark.slow  # a CLI subprocess of ~15 s on 2 cores (make test-slow runs it)
 def test_ctrl_c_saves_the_rows_and_says_how_to_resume(fake, tmp_path):
     fake.state.latency_s = 0.2
     ds = tmp_path / "ds"
@@ -57,7 +58,10 @@ def test_ctrl_c_saves_the_rows_and_says_how_to_resume(fake, tmp_path):
             "recipe.size=60", "recipe.test_size=0", "recipe.ood_size=0", "generate.concurrency=2",
             "generate.progress=false", f"generate.output_dir={ds}", f"run_dir={tmp_path / 'run'}"]
     env = {**os.environ, "ANTHROPIC_API_KEY": SECRET}
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child starts with SIGINT at its default, as under a terminal (an ignored SIGINT would be inherited
+    # across exec, and Python would then never raise KeyboardInterrupt)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         shards = list((ds / "shards").glob("*.jsonl")) if (ds / "shards").exists() else []

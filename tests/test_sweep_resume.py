@@ -163,6 +163,7 @@ def test_runs_of_different_settings_are_named_not_pooled(tmp_path):
     assert "made from 2 git commits" in md
 
 
+@pytest.mark.slow  # a CLI subprocess of ~15 s on 2 cores (make test-slow runs it)
 def test_generate_sweep_killed_with_sigkill_resumes(tmp_path):
     """The fast path of the kill -9 test (the generate stage only): killed as job 1 starts, re-run, job 0
     untouched, jobs 1 and 2 complete (the partial report: test_partial_sweep_report_names_...)."""

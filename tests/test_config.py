@@ -121,6 +121,7 @@ def test_cli_stage_writes_manifest_without_secrets(tmp_path):
             assert secret not in f.read_bytes().decode(errors="ignore"), f"secret leaked into {f}"
 
 
+@pytest.mark.slow  # CLI subprocesses of ~10-20 s on 2 cores (make test-slow runs it)
 def test_cli_multirun_sweeps_locally(tmp_path):
     out = _cli(["generate", "-m", "student=tiny", "recipe.size=4", "recipe.test_size=1", "recipe.ood_size=1",
                 "teacher.effort=low,high", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)

@@ -152,6 +152,7 @@ def test_cli_fatal_404_exits_3_with_one_line(fake, tmp_path):
     assert not (run_dir / "manifest.json").exists() and not list(tmp_path.rglob("rows.jsonl"))
 
 
+@pytest.mark.slow  # CLI subprocesses of ~10-20 s on 2 cores (make test-slow runs it)
 def test_cli_unresolved_failures_exit_3_and_a_cap_exits_4(fake, tmp_path):
     fake.state.behaviour = Behaviour(invalid_every=3)
     base = ["generate", "teacher=anthropic", f"teacher.base_url={fake.url}", "student=tiny", "recipe.size=12",

@@ -191,6 +191,7 @@ def test_bad_sweep_dirs_are_named(tmp_path):
         collect(tmp_path / "bad")
 
 
+@pytest.mark.slow  # CLI subprocesses of ~10-20 s on 2 cores (make test-slow runs it)
 def test_report_cli_dispatches_a_sweep_and_logs_it_to_wandb_offline(tmp_path):
     """`distill-lab report report.sweep_dir=...` with logger=wandb: files on disk and the W&B run agree."""
     import os

@@ -134,6 +134,7 @@ def test_group_name_of_a_sweep_dir():
     assert group_for_sweep(Path("/tmp/my sweeps/effort")) == "tmp-my_sweeps-effort"
 
 
+@pytest.mark.slow  # CLI subprocesses of ~10-20 s on 2 cores (make test-slow runs it)
 def test_every_job_of_a_multirun_shares_the_sweep_group(offline, tmp_path):
     """A real Hydra -m sweep (basic launcher) over the shipped configs: each job opens a run; one group for all."""
     script = tmp_path / "app.py"

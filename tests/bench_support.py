@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 from distill_lab.config import StudentConfig
+from tests.eval_support import train_memorizer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 FILES = {"gsm8k": "gsm8k.jsonl", "math500": "math500.jsonl", "aime24": "aime24.jsonl", "aime25": "aime25.jsonl",
@@ -28,35 +27,7 @@ def fixture(name: str) -> Path:
 
 def train_bench_memorizer(student_cfg: StudentConfig, out_dir: Path, questions: list[str], steps: int = 40) -> Path:
     """Full fine-tuning of the tiny student until it answers MEMORIZED to the given user messages."""
-    from distill_lab.students import load_student
-
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    try:
-        model, tok = load_student(student_cfg)
-        model.requires_grad_(True)
-        answer = {"role": "assistant", "content": ANSWER, "reasoning_content": THINKING}
-        texts = [tok.apply_chat_template([{"role": "user", "content": q}, answer], tokenize=False) for q in questions]
-        tok.padding_side = "right"
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        labels = enc["input_ids"].clone()  # [B, T]
-        labels[enc["attention_mask"] == 0] = -100
-        start = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-        for i, row in enumerate(enc["input_ids"].tolist()):  # loss on the assistant turn only
-            j = next(j for j in range(len(row)) if row[j:j + len(start)] == start)
-            labels[i, :j + len(start)] = -100
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-        model.train()
-        for _ in range(steps):
-            model(**enc, labels=labels).loss.backward()
-            opt.step()
-            opt.zero_grad()
-        model.eval()
-        model.save_pretrained(str(out_dir))
-    finally:
-        torch.set_num_threads(old_threads)
-    return out_dir
+    return train_memorizer(student_cfg, out_dir, steps, questions=questions, content=ANSWER, thinking=THINKING)
 
 
 def bench_memorizer_dir(student_cfg: StudentConfig) -> Path:

@@ -50,9 +50,16 @@ def write_oracle_dataset(out: Path, *, wrong_teacher: int = 1) -> dict[str, list
     return probs
 
 
-def train_memorizer(student_cfg: StudentConfig, out_dir: Path, steps: int = 40) -> Path:
-    """Full fine-tuning of the tiny student until it answers MEMORIZED to any prompt; saves the
-    checkpoint into ``out_dir`` (a ``full`` adapter dir that ``load_student`` reloads)."""
+DEFAULT_QUESTIONS = [f"What is {a} + {b}?" for a, b in [(345, 678), (12, 34), (999, 1), (52341, 12), (7, 7),
+                                                           (100, 923), (5, 6), (31415, 92653)]]
+DEFAULT_QUESTIONS += ["Hi", "Explain the carry step by step, please, for 4 + 9.", "?"]
+
+
+def train_memorizer(student_cfg: StudentConfig, out_dir: Path, steps: int = 40, *,
+                    questions: list[str] | None = None, content: str = MEMORIZED, thinking: str = "ok") -> Path:
+    """Full fine-tuning of the tiny student until it answers ``thinking`` + ``content`` (default: MEMORIZED)
+    to ``questions`` (default: any prompt); saves the checkpoint into ``out_dir`` (a ``full`` adapter dir
+    that ``load_student`` reloads)."""
     from distill_lab.students import load_student
 
     old_threads = torch.get_num_threads()
@@ -61,10 +68,8 @@ def train_memorizer(student_cfg: StudentConfig, out_dir: Path, steps: int = 40) 
     try:
         model, tok = load_student(student_cfg)
         model.requires_grad_(True)
-        answer = {"role": "assistant", "content": MEMORIZED, "reasoning_content": "ok"}
-        questions = [f"What is {a} + {b}?" for a, b in [(345, 678), (12, 34), (999, 1), (52341, 12), (7, 7),
-                                                         (100, 923), (5, 6), (31415, 92653)]]
-        questions += ["Hi", "Explain the carry step by step, please, for 4 + 9.", "?"]
+        answer = {"role": "assistant", "content": content, "reasoning_content": thinking}
+        questions = DEFAULT_QUESTIONS if questions is None else questions
         texts = [tok.apply_chat_template([{"role": "user", "content": q}, answer], tokenize=False) for q in questions]
         tok.padding_side = "right"
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -58,8 +58,10 @@ def test_ctrl_c_saves_the_rows_and_says_how_to_resume(fake, tmp_path):
             "recipe.size=60", "recipe.test_size=0", "recipe.ood_size=0", "generate.concurrency=2",
             "generate.progress=false", f"generate.output_dir={ds}", f"run_dir={tmp_path / 'run'}"]
     env = {**os.environ, "ANTHROPIC_API_KEY": SECRET}
-    # the child starts with SIGINT at its default, as under a terminal (an ignored SIGINT would be inherited
-    # across exec, and Python would then never raise KeyboardInterrupt)
+    # the child starts with SIGINT at its default, as under a terminal. A job started in the background of a
+    # non-interactive shell (`sh -c 'make test &'`, which is how CI and scripts often start suites) has SIGINT
+    # ignored; that is inherited by every child across exec, Python then installs no KeyboardInterrupt handler,
+    # and the interrupted generate ran to the end (exit 0, not 130): the failure seen in loaded full-suite runs
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60

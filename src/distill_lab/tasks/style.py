@@ -83,9 +83,11 @@ HOUSE_STYLE = {"opens_in_short": True, "bullets": 3, "labelled_bullets": True, "
                "blank_line_sections": 2}
 
 
-@register
-class HouseStyle(TaskFamily):
-    name = "house_style"
+class ThingQuestions(TaskFamily):
+    """Questions about the things above: split by thing (the test and OOD things are never trained on),
+    asked in the train or the OOD phrasings, to one of the audiences. Style families grade the answers'
+    voice or layout (``house_style`` here, ``style_rules``)."""
+
     category = "style"
 
     def __init__(self) -> None:
@@ -98,6 +100,11 @@ class HouseStyle(TaskFamily):
         rng.shuffle(triples)
         for thing, tpl, audience in triples:
             yield self._problem(split, tpl.format(t=thing, a=article(thing)) + audience, thing, thing=thing)
+
+
+@register
+class HouseStyle(ThingQuestions):
+    name = "house_style"
 
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
         thing = problem.meta["thing"]

@@ -22,12 +22,10 @@ things are never seen in training (test: other things; ood: other things in new 
 from __future__ import annotations
 
 import hashlib
-import random
 import re
-from collections.abc import Iterator
 
-from distill_lab.tasks.base import Problem, TaskFamily, effort_level, register
-from distill_lab.tasks.style import AUDIENCES, OOD_PHRASINGS, OOD_THINGS, THINGS, TRAIN_PHRASINGS, article
+from distill_lab.tasks.base import Problem, effort_level, register
+from distill_lab.tasks.style import OOD_THINGS, THINGS, ThingQuestions, article
 
 RULES = ("no_contractions", "second_person", "short_sentences", "prose", "closing_question")
 _CONTRACTION = re.compile(r"\b\w+'(?:t|s|re|ve|ll|d|m)\b", re.I)
@@ -67,20 +65,10 @@ def _pick(options: tuple[str, ...], key: str) -> str:
 
 
 @register
-class StyleRules(TaskFamily):
+class StyleRules(ThingQuestions):
+    """The prompts of ``house_style`` (same things, splits and phrasings); graded by the voice rules."""
+
     name = "style_rules"
-    category = "style"
-
-    def __init__(self) -> None:
-        names = sorted(THINGS)
-        self.split_things = {"train": names[::2] + names[1::4], "test": names[3::4], "ood": sorted(OOD_THINGS)}
-
-    def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
-        phrasings = OOD_PHRASINGS if split == "ood" else TRAIN_PHRASINGS
-        triples = [(t, p, a) for t in self.split_things[split] for p in phrasings for a in AUDIENCES]
-        rng.shuffle(triples)
-        for thing, tpl, audience in triples:
-            yield self._problem(split, tpl.format(t=thing, a=article(thing)) + audience, thing, thing=thing)
 
     def answer(self, problem: Problem) -> str:
         """The teacher's answer: varied per prompt in wording and order, constant in the five rules."""

@@ -216,6 +216,13 @@ METHOD = """## Method
 
 
 # ------------------------------------------------------------------------------------------ plots
+def _bars(ax, points: list[tuple[int, float, list[float] | None]], offset: float, width: float, **kw) -> None:
+    """One bar series: ``(slot, value, [lo, hi] or None)`` per bar, at ``slot + offset``, CI whiskers."""
+    lo = [max(0.0, v - ci[0]) if ci else 0.0 for _, v, ci in points]
+    hi = [max(0.0, ci[1] - v) if ci else 0.0 for _, v, ci in points]
+    ax.bar([j + offset for j, _, _ in points], [v for _, v, _ in points], width, yerr=[lo, hi], capsize=3, **kw)
+
+
 def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) -> list[str]:
     """Accuracy by split (base / student / teacher, Wilson bars) and retention per category
     (bootstrap bars, the seed's range as a grey band). Returns the PNG paths."""
@@ -231,16 +238,9 @@ def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) 
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(splits), 3.2))
     width = 0.8 / max(1, len(present))
     for i, x in enumerate(present):
-        xs, ys, lo, hi = [], [], [], []
-        for j, s in enumerate(splits):
-            a = summ["accuracy"][s].get(x)
-            if a and a["accuracy"] is not None:
-                xs.append(j + (i - (len(present) - 1) / 2) * width)
-                ys.append(a["accuracy"])
-                ci = a["ci"] or [a["accuracy"], a["accuracy"]]
-                lo.append(max(0.0, a["accuracy"] - ci[0]))
-                hi.append(max(0.0, ci[1] - a["accuracy"]))
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=x)
+        points = [(j, a["accuracy"], a["ci"]) for j, s in enumerate(splits)
+                  if (a := summ["accuracy"][s].get(x)) and a["accuracy"] is not None]
+        _bars(ax, points, (i - (len(present) - 1) / 2) * width, width, label=x)
     ax.set_xticks(range(len(splits)), splits)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy (greedy)")
@@ -262,16 +262,9 @@ def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) 
                 ax.fill_between([j - 0.45, j + 0.45], seed[1], seed[2], color="0.85", zorder=0,
                                 label="seed's figure" if j == 0 else None)
         for i, s in enumerate(splits):
-            xs, ys, lo, hi = [], [], [], []
-            for j, c in enumerate(cats):
-                st = summ["retention"].get(s, {}).get(c)
-                if st and st["value"] is not None:
-                    xs.append(j + (i - (len(splits) - 1) / 2) * width)
-                    ys.append(st["value"])
-                    ci = st["ci"] or [st["value"], st["value"]]
-                    lo.append(max(0.0, st["value"] - ci[0]))
-                    hi.append(max(0.0, ci[1] - st["value"]))
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=s, zorder=2)
+            points = [(j, st["value"], st["ci"]) for j, c in enumerate(cats)
+                      if (st := summ["retention"].get(s, {}).get(c)) and st["value"] is not None]
+            _bars(ax, points, (i - (len(splits) - 1) / 2) * width, width, label=s, zorder=2)
         ax.axhline(1.0, color="k", lw=0.6, ls="--")
         ax.set_xticks(range(len(cats)), cats)
         ax.set_ylabel("retention (student / teacher)")

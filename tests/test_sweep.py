@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from distill_lab.artifacts.dataset import DatasetInfo
-from distill_lab.stages.report.sweep import (
-    SweepError,
-    aggregate,
-    collect,
-    seed_interval,
-    t_quantile,
-    write_report,
-)
+from distill_lab.stages.report.sweep import SweepError, aggregate, collect, write_report
+from distill_lab.stats import seed_interval, t_quantile
 
 
 def _metrics(student: dict[str, float], teacher: dict[str, float], base: dict[str, float],

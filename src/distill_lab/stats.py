@@ -10,7 +10,8 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from statistics import NormalDist
+from statistics import NormalDist, stdev
+from typing import Any
 
 
 def z_value(confidence: float) -> float:
@@ -156,3 +157,50 @@ def rouge_l_f1(candidate: str, reference: str) -> float:
         return 0.0
     p, rec = lcs / len(c), lcs / len(r)
     return 2 * p * rec / (p + rec)
+
+
+# ------------------------------------------------------------------ intervals over seeds (Student t)
+def _t_cdf(x: float, df: int) -> float:
+    """CDF of Student's t with ``df`` degrees of freedom (Simpson integration of the density)."""
+    if x < 0:
+        return 1.0 - _t_cdf(-x, df)
+    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def pdf(t: float) -> float:
+        return math.exp(logc - (df + 1) / 2 * math.log1p(t * t / df))
+
+    n = 2000  # even
+    h = x / n
+    s = pdf(0.0) + pdf(x) + sum((4 if i % 2 else 2) * pdf(i * h) for i in range(1, n))
+    return 0.5 + s * h / 3
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t (bisection on the CDF); ``t_quantile(0.975, 2)`` = 4.303."""
+    if not 0.5 <= p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def seed_interval(values: list[float], confidence: float = 0.95, lo: float | None = 0.0,
+                  hi: float | None = None) -> dict[str, Any]:
+    """Mean over seeds with a Student-t interval (null for fewer than two seeds), clipped to the
+    quantity's range [lo, hi] (an accuracy cannot fall below 0 or rise above 1)."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0, "ci": None}
+    m = mean(vals)
+    if len(vals) < 2:
+        return {"mean": m, "std": None, "n": 1, "ci": None}
+    sd = stdev(vals)
+    half = t_quantile(0.5 + confidence / 2, len(vals) - 1) * sd / math.sqrt(len(vals))
+    low, high = m - half, m + half
+    low = max(low, lo) if lo is not None else low
+    high = min(high, hi) if hi is not None else high
+    return {"mean": m, "std": sd, "n": len(vals), "ci": [low, high]}

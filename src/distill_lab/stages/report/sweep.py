@@ -27,16 +27,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Any
 
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
 from distill_lab.stages.report.common import seed_cell
+from distill_lab.stages.report.contrasts import contrasts_markdown, sweep_contrasts
 from distill_lab.stages.report.families import (
     aggregate_families,
     families_markdown,
@@ -44,6 +44,7 @@ from distill_lab.stages.report.families import (
     run_families,
 )
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status, missing_markdown
+from distill_lab.stats import seed_interval
 from distill_lab.vocab import HELD_OUT_SPLITS, effort_rank
 
 log = logging.getLogger(__name__)
@@ -53,53 +54,6 @@ SPLITS = HELD_OUT_SPLITS
 
 class SweepError(ValueError):
     """The sweep directory cannot be read; the message names the folder or file."""
-
-
-# ----------------------------------------------------------------------------------- statistics
-def _t_cdf(x: float, df: int) -> float:
-    """CDF of Student's t with ``df`` degrees of freedom (Simpson integration of the density)."""
-    if x < 0:
-        return 1.0 - _t_cdf(-x, df)
-    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def pdf(t: float) -> float:
-        return math.exp(logc - (df + 1) / 2 * math.log1p(t * t / df))
-
-    n = 2000  # even
-    h = x / n
-    s = pdf(0.0) + pdf(x) + sum((4 if i % 2 else 2) * pdf(i * h) for i in range(1, n))
-    return 0.5 + s * h / 3
-
-
-def t_quantile(p: float, df: int) -> float:
-    """Quantile of Student's t (bisection on the CDF); ``t_quantile(0.975, 2)`` = 4.303."""
-    if not 0.5 <= p < 1 or df < 1:
-        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
-def seed_interval(values: list[float], confidence: float = 0.95, lo: float | None = 0.0,
-                  hi: float | None = None) -> dict[str, Any]:
-    """Mean over seeds with a Student-t interval (null for fewer than two seeds), clipped to the
-    quantity's range [lo, hi] (an accuracy cannot fall below 0 or rise above 1)."""
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not vals:
-        return {"mean": None, "std": None, "n": 0, "ci": None}
-    m = mean(vals)
-    if len(vals) < 2:
-        return {"mean": m, "std": None, "n": 1, "ci": None}
-    sd = stdev(vals)
-    half = t_quantile(0.5 + confidence / 2, len(vals) - 1) * sd / math.sqrt(len(vals))
-    low, high = m - half, m + half
-    low = max(low, lo) if lo is not None else low
-    high = min(high, hi) if hi is not None else high
-    return {"mean": m, "std": sd, "n": len(vals), "ci": [low, high]}
 
 
 # --------------------------------------------------------------------------------------- runs
@@ -431,7 +385,7 @@ def _fmt(cell: Any, pct: bool = True) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float,
-             grid: Any = None) -> str:
+             grid: Any = None, contrast_rows: list[dict[str, Any]] | None = None) -> str:
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"])
              if k not in ("teacher.effort", "recipe.size")]
     cols = [("effort", "effort"), ("size", "size"), *[(k, k) for k in other], ("n_runs", "seeds"),
@@ -467,6 +421,7 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
                              f"{_fmt(st.get('score_retention'))} | {seed_cell(cat)} |")
     lines += families_markdown(rows, lambda row: ", ".join(
         f"{row.get(k)}" for k in ("effort", "size", *other) if row.get(k) is not None))
+    lines += contrasts_markdown(contrast_rows or [], confidence)
     missing = [r for r in runs if r.status != "ok"]
     if missing:
         lines += ["", "## Runs without results", ""]
@@ -539,6 +494,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
     rows = aggregate(runs, confidence)
+    contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
     try:
         grid_jobs = expected_grid(sweep_dir)
     except GridError as e:
@@ -561,9 +517,10 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
                         if k not in ("categories", "families", "contrasts")})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
-            "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs)}
+            "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),
+            "contrasts": contrast_rows}
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid))
+    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows))
     artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}

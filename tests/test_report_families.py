@@ -114,3 +114,36 @@ def test_a_key_set_in_a_later_sitting_makes_its_own_cell(tmp_path):
         (job / "metrics.json").write_text(json.dumps(_metrics(seed)))
     rows = write_report(sweep, tmp_path / "out")["rows"]
     assert sorted(((r["train.max_steps"], r["n_runs"]) for r in rows), key=str) == [("200", 1), (None, 3)]
+
+
+def test_a_cell_with_several_categories_gets_a_retention_by_category_chart(tmp_path, monkeypatch):
+    import distill_lab.stages.report.sweep as sweep_mod
+
+    sweep = tmp_path / "sw"
+    for seed in (0, 1, 2):
+        job = sweep / str(seed)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
+        m = _metrics(seed)
+        cats = {"style": 0.9, "knowledge": 0.1 * seed}
+        m["models"]["student"]["splits"]["test"]["categories"] = {c: _block(v) for c, v in cats.items()}
+        m["models"]["teacher"]["splits"]["test"]["categories"] = {c: _block(1.0) for c in cats}
+        m["retention"] = {"student": {"splits": {"test": {"all": {"value": 0.5}, "categories": {
+            c: {"value": v} for c, v in cats.items()}}}}}
+        (job / "metrics.json").write_text(json.dumps(m))
+    drawn = []
+    real = sweep_mod.retention_by_category_plot
+
+    def spy(categories, splits, stat, title, path):
+        drawn.append({(s, c): stat(s, c) for s in splits for c in categories})
+        return real(categories, splits, stat, title, path)
+
+    monkeypatch.setattr(sweep_mod, "retention_by_category_plot", spy)
+    res = write_report(sweep, tmp_path / "out")
+    (png,) = res["artifacts"]["category_plots"]
+    assert Path(png).name == "retention_by_category.png" and Path(png).read_bytes()[:4] == b"\x89PNG"
+    (values,) = drawn
+    assert values[("test", "style")] == (pytest.approx(0.9), [pytest.approx(0.9), pytest.approx(0.9)])
+    mean, ci = values[("test", "knowledge")]  # 0, .1, .2: sd .1, t(2) 4.303, clipped at 0
+    assert mean == pytest.approx(0.1) and ci[0] == 0.0 and ci[1] == pytest.approx(0.1 + 4.303 * 0.1 / 3 ** 0.5, abs=1e-3)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from distill_lab.artifacts.metrics import SAMPLE_METRICS, EvalMetrics
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
-from distill_lab.stages.report.common import SEED_RETENTION, seed_cell
+from distill_lab.stages.report.common import SEED_RETENTION, bars, retention_by_category_plot, seed_cell
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -216,13 +216,6 @@ METHOD = """## Method
 
 
 # ------------------------------------------------------------------------------------------ plots
-def _bars(ax, points: list[tuple[int, float, list[float] | None]], offset: float, width: float, **kw) -> None:
-    """One bar series: ``(slot, value, [lo, hi] or None)`` per bar, at ``slot + offset``, CI whiskers."""
-    lo = [max(0.0, v - ci[0]) if ci else 0.0 for _, v, ci in points]
-    hi = [max(0.0, ci[1] - v) if ci else 0.0 for _, v, ci in points]
-    ax.bar([j + offset for j, _, _ in points], [v for _, v, _ in points], width, yerr=[lo, hi], capsize=3, **kw)
-
-
 def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) -> list[str]:
     """Accuracy by split (base / student / teacher, Wilson bars) and retention per category
     (bootstrap bars, the seed's range as a grey band). Returns the PNG paths."""
@@ -240,7 +233,7 @@ def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) 
     for i, x in enumerate(present):
         points = [(j, a["accuracy"], a["ci"]) for j, s in enumerate(splits)
                   if (a := summ["accuracy"][s].get(x)) and a["accuracy"] is not None]
-        _bars(ax, points, (i - (len(present) - 1) / 2) * width, width, label=x)
+        bars(ax, points, (i - (len(present) - 1) / 2) * width, width, label=x)
     ax.set_xticks(range(len(splits)), splits)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy (greedy)")
@@ -252,28 +245,14 @@ def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) 
     plt.close(fig)
     paths.append(str(p))
 
-    cats = sorted({c for s in splits for c in summ["retention"].get(s, {}) if c != "all"})
+    cats = {c for s in splits for c in summ["retention"].get(s, {}) if c != "all"}
     if cats:
-        fig, ax = plt.subplots(figsize=(2.0 + 1.4 * len(cats), 3.2))
-        width = 0.8 / max(1, len(splits))
-        for j, c in enumerate(cats):
-            seed = SEED_RETENTION.get(c)
-            if seed:
-                ax.fill_between([j - 0.45, j + 0.45], seed[1], seed[2], color="0.85", zorder=0,
-                                label="seed's figure" if j == 0 else None)
-        for i, s in enumerate(splits):
-            points = [(j, st["value"], st["ci"]) for j, c in enumerate(cats)
-                      if (st := summ["retention"].get(s, {}).get(c)) and st["value"] is not None]
-            _bars(ax, points, (i - (len(splits) - 1) / 2) * width, width, label=s, zorder=2)
-        ax.axhline(1.0, color="k", lw=0.6, ls="--")
-        ax.set_xticks(range(len(cats)), cats)
-        ax.set_ylabel("retention (student / teacher)")
-        ax.set_title(f"retention per category: {label}", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / f"retention_{safe}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
+        def stat(split: str, cat: str):
+            st = summ["retention"].get(split, {}).get(cat)
+            return (st["value"], st["ci"]) if st and st["value"] is not None else None
+
+        p = retention_by_category_plot(cats, splits, stat, f"retention per category: {label}",
+                                       out_dir / f"retention_{safe}.png")
         paths.append(str(p))
     return paths
 

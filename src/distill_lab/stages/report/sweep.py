@@ -35,7 +35,7 @@ from typing import Any
 
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
-from distill_lab.stages.report.common import seed_cell
+from distill_lab.stages.report.common import retention_by_category_plot, seed_cell
 from distill_lab.stages.report.contrasts import contrasts_markdown, sweep_contrasts
 from distill_lab.stages.report.families import (
     aggregate_families,
@@ -488,6 +488,28 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
     return path
 
 
+def category_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """Per cell with several capability categories: retention per category and split, mean over seeds with
+    the seed interval, beside the seed's figures (``retention_by_category[_<cell>].png``)."""
+    cells = [r for r in rows if len({k.split("/", 1)[1] for k in r.get("categories") or {}}) > 1]
+    paths = []
+    for row in cells:
+        label = ", ".join(str(row[k]) for k in ("effort", "size") if row.get(k) is not None)
+        safe = "".join(c if c.isalnum() else "_" for c in label)
+        cats = row["categories"]
+
+        def stat(split: str, cat: str, cats=cats):
+            st = (cats.get(f"{split}/{cat}") or {}).get("retention")
+            return (st["mean"], st["ci"]) if st and st.get("mean") is not None else None
+
+        name = "retention_by_category.png" if len(cells) == 1 else f"retention_by_category_{safe}.png"
+        splits = sorted({k.split("/", 1)[0] for k in cats}, key=lambda s: (s != "test", s))
+        paths.append(str(retention_by_category_plot(
+            {k.split("/", 1)[1] for k in cats}, splits, stat,
+            f"retention per category ({label}; mean over {len(row['seeds'])} seeds, t-interval)", out_dir / name)))
+    return paths
+
+
 def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95) -> dict[str, Any]:
     """Collect, aggregate and write every output; returns the artifact paths and a summary."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
@@ -537,6 +559,9 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
              "Retention vs dataset size (mean over seeds, CI bars)")
     if p:
         artifacts["retention_plot"] = str(p)
+    by_cat = category_plots(rows, out_dir)
+    if by_cat:
+        artifacts["category_plots"] = by_cat
     summary = {"runs": len(runs), "finished": sum(r.status == "ok" for r in runs), "expected_jobs": expected,
                "cells": len(rows), "missing_jobs": len(grid.missing_jobs) if grid is not None else None}
     return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs}

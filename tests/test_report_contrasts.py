@@ -56,8 +56,9 @@ def _samples(job: Path, student_right: dict[str, int], base_right: dict[str, int
     for model, right in (("student", student_right), ("base", base_right)):
         for cat, k in (right or {}).items():
             for i in range(20):
+                score = {"student": 1.0, "base": 0.2}[model] if cat == "style" else float(i < k)  # the voice
                 lines.append({"model": model, "prompt_id": f"{cat}{i:02d}", "split": "test", "category": cat,
-                              "kind": "greedy", "sample_index": 0, "correct": i < k})
+                              "kind": "greedy", "sample_index": 0, "correct": i < k, "score": score})
     (job / "eval" / "samples.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
@@ -99,6 +100,9 @@ def test_the_sweep_report_states_effort_size_category_and_gain_contrasts(tmp_pat
     assert cat["mean"] == pytest.approx((18 - 14.5) / 20) and cat["n_prompts"] == [20, 20]
     gain = by[("distilled - base", "style", "tiny, low, 50", "test")]
     assert gain["mean"] == pytest.approx(8 / 20) and gain["ci_prompts"][0] > 0
+    voice = by[("distilled - base, graded score", "style", "tiny, low, 50", "test")]
+    assert voice["mean"] == pytest.approx(0.8) and voice["ci_prompts"] == [pytest.approx(0.8), pytest.approx(0.8)]
+    assert ("distilled - base, graded score", "reasoning", "tiny, low, 50", "test") not in by  # score = correct
     md = Path(res["artifacts"]["sweep_md"]).read_text()
     assert "## Contrasts with intervals over prompts and over seeds" in md
     assert "| effort | high - low | all sizes | test | +15.0 |" in md and "| 4 | 40 | yes |" in md

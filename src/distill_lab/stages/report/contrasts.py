@@ -18,7 +18,9 @@ An interval that excludes 0 in both separates the two at this budget. The contra
   ``recipe.size`` is swept;
 - categories: adjacent capability categories in the seed document's order (style, format, knowledge,
   reasoning, edge cases) within each run, student accuracy (different prompts on each side: two
-  independent resamples), and ``distilled - base`` per category where the base was evaluated.
+  independent resamples), and ``distilled - base`` per category where the base was evaluated (also on the
+  families' graded scores where they differ from correctness: the voice of ``style_rules``, the content of
+  ``json_fields`` / ``sorted_words``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ CATEGORY_ORDER = ("style", "format", "knowledge", "reasoning", "edge_case")
 EFFORT_PAIRS = (("high", "low"), ("medium", "low"), ("high", "medium"))
 N_BOOT = 2000
 
-# (model, split, prompt_id) -> correct (1.0 / 0.0), with the prompt's category
-Answers = dict[tuple[str, str, str], tuple[str, float]]
+# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score)
+Answers = dict[tuple[str, str, str], tuple[str, float, float]]
 
 
 def read_answers(eval_dir: Path) -> Answers | None:
@@ -50,12 +52,17 @@ def read_answers(eval_dir: Path) -> Answers | None:
         for line in f:
             s = json.loads(line)
             if s.get("kind", "greedy") == "greedy" and s.get("sample_index", 0) == 0:
-                out[(s["model"], s["split"], s["prompt_id"])] = (s.get("category") or "", float(bool(s["correct"])))
+                correct = float(bool(s["correct"]))
+                score = s.get("score")
+                out[(s["model"], s["split"], s["prompt_id"])] = (s.get("category") or "", correct,
+                                                                 correct if score is None else float(score))
     return out
 
 
-def _select(ans: Answers, model: str, split: str, category: str | None = None) -> dict[str, float]:
-    return {pid: c for (m, s, pid), (cat, c) in ans.items()
+def _select(ans: Answers, model: str, split: str, category: str | None = None,
+            graded: bool = False) -> dict[str, float]:
+    """Correctness (or, ``graded``, the family's score) per prompt of one model, split and category."""
+    return {pid: (score if graded else c) for (m, s, pid), (cat, c, score) in ans.items()
             if m == model and s == split and (category is None or cat == category)}
 
 
@@ -132,7 +139,7 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
         cells[(r.effort, r.size, r.student, _label(r, rest))].append(r)
     for (effort, size, student, _), rs in cells.items():
         where = ", ".join(str(x) for x in (student, effort, size) if x is not None)
-        cats = {cat for r in rs for (cat, _) in answers[r.path].values()}
+        cats = {cat for r in rs for (cat, _, _) in answers[r.path].values()}
         order = [c for c in CATEGORY_ORDER if c in cats]
         for split in splits:
             for c1, c2 in zip(order, order[1:], strict=False):
@@ -144,6 +151,11 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                     add("distilled - base", c, where, split,
                         [(_select(answers[r.path], "student", split, c), _select(answers[r.path], "base", split, c))
                          for r in rs], True)
+                    graded = [(_select(answers[r.path], "student", split, c, graded=True),
+                               _select(answers[r.path], "base", split, c, graded=True)) for r in rs]
+                    if any(a != _select(answers[r.path], "student", split, c) for (a, _), r in zip(graded, rs,
+                                                                                                   strict=True)):
+                        add("distilled - base, graded score", c, where, split, graded, True)
     return rows
 
 
@@ -163,7 +175,8 @@ def contrasts_markdown(rows: list[dict[str, Any]], confidence: float) -> list[st
         return "yes" if excludes_0(r["ci_prompts"]) and excludes_0(r["ci_pairs"]) else "no"
 
     lines = ["", "## Contrasts with intervals over prompts and over seeds", "",
-             f"Student accuracy differences in points: mean over the pairs of runs (matched on the other settings "
+             "Student accuracy differences in points (the 'graded score' rows: the families' scores): "
+             f"mean over the pairs of runs (matched on the other settings "
              f"and the seed), a {int(confidence * 100)}% bootstrap interval over prompts (the same resample in every "
              f"run) and a Student-t interval over the pairs. 'separated': both intervals exclude 0. "
              "One pair (one seed) has the interval over prompts only (`report/contrasts.py`).", "",

@@ -99,7 +99,7 @@ def test_category_table_has_retention_on_the_graded_score(tmp_path):
     assert cell["retention"]["mean"] == pytest.approx(0.3)
     assert cell["score_retention"]["mean"] == pytest.approx(1.0) and cell["score_retention"]["ci"][1] > 1.0  # not clipped
     md = Path(res["artifacts"]["sweep_md"]).read_text()
-    assert "| test | style | 30.0 [30.0, 30.0] | 100.0 [100.0, 100.0] | 30.0 [30.0, 30.0] | 100.0 [" in md
+    assert "| test | style | – | 30.0 [30.0, 30.0] | 100.0 [100.0, 100.0] | 30.0 [30.0, 30.0] | 100.0 [" in md  # no base
 
 
 def test_a_key_set_in_a_later_sitting_makes_its_own_cell(tmp_path):

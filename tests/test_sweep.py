@@ -226,6 +226,8 @@ def test_retention_by_category_is_averaged_over_seeds(tmp_path):
                                                                   "style": {"accuracy": r_style}}
         m["models"]["teacher"]["splits"]["test"]["categories"] = {"reasoning": {"accuracy": 1.0},
                                                                   "style": {"accuracy": 1.0}}
+        m["models"]["base"]["splits"]["test"]["categories"] = {"reasoning": {"accuracy": 0.0},
+                                                               "style": {"accuracy": 0.4}}
         m["retention"]["student"]["splits"]["test"]["categories"] = {"reasoning": {"value": r_reason},
                                                                      "style": {"value": r_style}}
         (job / "metrics.json").write_text(json.dumps(m))
@@ -235,7 +237,7 @@ def test_retention_by_category_is_averaged_over_seeds(tmp_path):
     assert cell["mean"] == pytest.approx(0.5) and cell["n"] == 3
     assert cell["ci"] == pytest.approx([0.5 - 4.3027 * 0.1 / math.sqrt(3), 0.5 + 4.3027 * 0.1 / math.sqrt(3)], abs=1e-4)
     md = Path(res["artifacts"]["sweep_md"]).read_text()
-    assert "| high | 200 | test | style | 85.0 [" in md and "| 100.0 [100.0, 100.0] | 85.0 [" in md
+    assert "| high | 200 | test | style | 40.0 [40.0, 40.0] | 85.0 [" in md and "| 100.0 [100.0, 100.0] | 85.0 [" in md
     assert "Writing style: 85%–95%" in md
 
 

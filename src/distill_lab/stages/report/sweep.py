@@ -240,6 +240,7 @@ def read_run(job_dir: Path) -> Run:
             scored = metrics.retention_stat("student", s, cat, score=True)  # on the families' graded scores
             run.categories.setdefault(s, {})[cat] = {
                 "student": metrics.accuracy("student", s, cat), "teacher": metrics.accuracy("teacher", s, cat),
+                "base": metrics.accuracy("base", s, cat),
                 "retention": stat["value"], "score_retention": scored["value"] if scored else None}
     run.families = run_families(metrics.models)
     run.contrasts = run_contrasts(run.families)
@@ -410,13 +411,14 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         lines += ["", "## Retention by capability category (student / teacher)", "",
                   "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "
                   "for json_fields / sorted_words the content; per family below).", "",
-                  "| effort | size | split | category | student % | teacher % | retention % | retention on score % "
-                  "| seed's figure |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| effort | size | split | category | base % | student % | teacher % | retention % | "
+                  "retention on score % | seed's figure |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             for key, st in (row.get("categories") or {}).items():
                 split, cat = key.split("/", 1)
-                lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('student'))} | "
+                lines.append(f"| {row['effort']} | {row['size']} | {split} | {cat} | {_fmt(st.get('base'))} | "
+                             f"{_fmt(st.get('student'))} | "
                              f"{_fmt(st.get('teacher'))} | {_fmt(st.get('retention'))} | "
                              f"{_fmt(st.get('score_retention'))} | {seed_cell(cat)} |")
     lines += families_markdown(rows, lambda row: ", ".join(

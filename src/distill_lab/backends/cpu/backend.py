@@ -8,8 +8,7 @@ and strategy.
   gathers the head's weights): ``backends/forward.py`` and ``backends/loss.py``;
 - LoRA linears (``fused_lora.py``): every precision (under bf16 autocast with the frozen base weight
   cast once); not over 4-bit (QLoRA) base layers, not under FSDP2;
-- RMSNorm (``fused_norm.py``): fp32 inputs (32-true, and the residual stream under bf16-mixed); under
-  bf16-mixed a decoder layer's input norms return bf16 (their outputs feed only projections);
+- RMSNorm (``fused_norm.py``): fp32 inputs (32-true, and the residual stream under bf16-mixed);
 - the SwiGLU gate (``fused_mlp.py``): 32-true only (an fp32 C++ kernel); neither under FSDP2.
 
 Whatever is left out is said in the report, with the reason; the modules keep their own forward.
@@ -33,7 +32,7 @@ def fuse_ops(model, t: RunTraits) -> tuple[dict[str, int], list[str]]:
     allow; returns (modules replaced per op, notes on what was left out)."""
     from distill_lab.backends.cpu.fused_lora import fuse_lora_layers
     from distill_lab.backends.cpu.fused_mlp import fuse_swiglu_mlps
-    from distill_lab.backends.cpu.fused_norm import fuse_rms_norms, mark_norms_feeding_linears
+    from distill_lab.backends.cpu.fused_norm import fuse_rms_norms
 
     replaced: dict[str, int] = {}
     notes: list[str] = []
@@ -48,9 +47,6 @@ def fuse_ops(model, t: RunTraits) -> tuple[dict[str, int], list[str]]:
         replaced["rms_norm"] = fuse_rms_norms(model)
         if t.precision == "bf16-mixed":
             notes.append("rms_norm: on fp32 inputs (the residual stream); norms fed bf16 keep their own forward")
-            replaced["rms_norm_bf16_out"] = mark_norms_feeding_linears(model)
-            notes.append("rms_norm_bf16_out: a decoder layer's input norms hand bf16 to the projections they "
-                         "feed (one cast instead of one per projection)")
     else:
         notes.append(f"rms_norm: an fp32 op, not under {t.precision}")
     if t.precision == "32-true":

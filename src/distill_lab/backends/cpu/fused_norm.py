@@ -51,34 +51,10 @@ def _fusable_now(norm, x: torch.Tensor) -> bool:
     return x.dtype == torch.float32 and norm.weight.dtype == torch.float32
 
 
-FEEDS_LINEARS = "_distill_feeds_linears"  # set on a decoder layer's input and post-attention norms
-
-
 def _fused_forward(norm, own_forward, x: torch.Tensor) -> torch.Tensor:
     if not _fusable_now(norm, x):
         return own_forward(x)
-    y = RMSNormFn.apply(x, norm.weight, float(norm.variance_epsilon))
-    if getattr(norm, FEEDS_LINEARS, False) and torch.is_autocast_enabled(y.device.type) \
-            and torch.get_autocast_dtype(y.device.type) == torch.bfloat16:
-        # this norm feeds only projections (q/k/v, gate/up), which autocast would each cast to bf16: cast
-        # once here, so that the forward casts once instead of 2-3 times and the backward sums the
-        # projections' bf16 input gradients before one cast back (the forward's values are the same)
-        return y.to(torch.bfloat16)
-    return y
-
-
-def mark_norms_feeding_linears(model) -> int:
-    """Mark each decoder layer's ``input_layernorm`` and ``post_attention_layernorm`` (their outputs go only
-    into the attention's and the MLP's input projections); returns how many were marked."""
-    n = 0
-    for layer in model.modules():
-        if hasattr(layer, "self_attn") and hasattr(layer, "mlp"):
-            for name in ("input_layernorm", "post_attention_layernorm"):
-                norm = getattr(layer, name, None)
-                if norm is not None and type(norm).__name__.endswith("RMSNorm"):
-                    setattr(norm, FEEDS_LINEARS, True)
-                    n += 1
-    return n
+    return RMSNormFn.apply(x, norm.weight, float(norm.variance_epsilon))
 
 
 def _computes_rms_norm(norm) -> bool:

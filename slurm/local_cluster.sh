@@ -46,7 +46,9 @@ write_munge_key() {
 
 write_slurm_conf() {
   local cpus mem_mb
-  cpus="$(nproc)"
+  # every CPU the node has: plain nproc would print OMP_NUM_THREADS when that is set (a 1-CPU node then
+  # never runs a 2-task job), and slurmd compares this line with the hardware it finds
+  cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
   mem_mb="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
   mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/log"
   cat >"$CONF_DIR/slurm.conf" <<EOF

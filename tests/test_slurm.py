@@ -28,8 +28,8 @@ TEMPLATE = REPO / "slurm" / "train.sbatch"
 BIN = Path(sys.executable).parent / "distill-lab"
 
 
-def _sh(*cmd: str, timeout: float = 60, check: bool = True) -> str:
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+def _sh(*cmd: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout
@@ -60,7 +60,9 @@ def slurm():
     # a cluster that was already up (someone's sweep may be running on it) is left running
     was_up = shutil.which("sinfo") is not None and subprocess.run(
         ["bash", str(SCRIPT), "status"], capture_output=True, timeout=60).returncode == 0
-    _sh("bash", str(SCRIPT), "start", timeout=600)
+    # started with OMP_NUM_THREADS=1 as on many clusters' login shells: the node must still get every CPU
+    # (the two-task test below needs two)
+    _sh("bash", str(SCRIPT), "start", timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         assert _sh("sinfo", "-h", "-o", "%t").strip() in ("idle", "mix", "alloc")
         yield "debug"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.backends.precision import CPU_AUTO_NATIVE_BF16, decide
+from distill_lab.backends.precision import CPU_BF16_MIN_HIDDEN, decide
 from distill_lab.backends.select import BackendError, RunTraits, choose
 from distill_lab.config import ConfigError
 from tests.conftest import REPO, compose_config
@@ -55,19 +55,45 @@ def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_p
     assert max(first) - min(first) < 0.05 * first[0], first
 
 
-@pytest.mark.parametrize("flags, expected", [(NATIVE, CPU_AUTO_NATIVE_BF16), (AVX2_ONLY, "32-true"),
-                                             (None, "32-true")])
-def test_auto_precision_on_cpu_follows_the_measured_choice_and_never_emulates_bf16(flags, expected):
-    assert decide("auto", "cpu", flags) == (expected, None)
-    assert CPU_AUTO_NATIVE_BF16 in ("32-true", "bf16-mixed")
+@pytest.mark.parametrize("flags, hidden, expected", [
+    (NATIVE, 576, "bf16-mixed"),  # SmolLM2-135M: measured 1.38x faster in bf16-mixed
+    (NATIVE, CPU_BF16_MIN_HIDDEN, "bf16-mixed"),
+    (NATIVE, CPU_BF16_MIN_HIDDEN - 1, "32-true"),
+    (NATIVE, 128, "32-true"),  # the tiny student: measured 1.28x faster in fp32
+    (NATIVE, None, "32-true"),  # width unknown
+    (AVX2_ONLY, 576, "32-true"), (AVX2_ONLY, 128, "32-true"),  # bf16 would be emulated
+    (None, 576, "32-true")])  # flags unknown: never risk emulation
+def test_auto_precision_on_cpu_follows_the_measured_choice_and_never_emulates_bf16(flags, hidden, expected):
+    assert decide("auto", "cpu", flags, hidden) == (expected, None)
 
 
-def test_auto_on_a_native_bf16_cpu_would_pick_bf16_if_it_were_measured_faster(monkeypatch):
-    from distill_lab.backends import precision
+def test_onednn_capped_below_bf16_counts_as_a_cpu_without_native_bf16():
+    """ONEDNN_MAX_CPU_ISA=AVX2 on a CPU with AMX: oneDNN multiplies bf16 without the bf16 instructions
+    (a bf16 GEMM measured 13-20x slower than fp32), so auto keeps fp32 and a forced bf16 falls back."""
+    assert decide("auto", "cpu", NATIVE, 576, "AVX2") == ("32-true", None)
+    precision, warning = decide("bf16-mixed", "cpu", NATIVE, 576, "AVX512_CORE")
+    assert precision == "32-true" and "ONEDNN_MAX_CPU_ISA=AVX512_CORE" in warning
+    assert decide("auto", "cpu", NATIVE, 576, "AVX512_CORE_AMX") == ("bf16-mixed", None)
+    assert decide("auto", "cpu", NATIVE, 576, "ALL") == ("bf16-mixed", None)
 
-    monkeypatch.setattr(precision, "CPU_AUTO_NATIVE_BF16", "bf16-mixed")
-    assert decide("auto", "cpu", NATIVE) == ("bf16-mixed", None)
-    assert decide("auto", "cpu", AVX2_ONLY) == ("32-true", None)
+
+def test_the_cap_is_read_from_the_environment(monkeypatch):
+    from distill_lab.backends.precision import onednn_isa_cap
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert onednn_isa_cap() == "AVX2"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert onednn_isa_cap() is None
+
+
+def test_hidden_size_of_a_plain_and_a_multimodal_config():
+    from types import SimpleNamespace
+
+    from distill_lab.backends.precision import hidden_size_of
+
+    assert hidden_size_of(SimpleNamespace(hidden_size=576)) == 576
+    assert hidden_size_of(SimpleNamespace(text_config=SimpleNamespace(hidden_size=640))) == 640
+    assert hidden_size_of(SimpleNamespace()) is None
 
 
 def test_explicit_bf16_on_an_avx2_only_cpu_falls_back_to_fp32_with_a_warning():
@@ -93,6 +119,23 @@ def test_the_stage_records_the_precision_that_ran_not_the_one_asked_for(dataset,
     assert manifest["summary"]["precision"] == "32-true"
     assert manifest["summary"]["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9,
                                                           "swiglu": 2}
+
+
+def test_auto_decides_from_the_loaded_students_width_and_records_it(dataset, tmp_path, monkeypatch):
+    """`hardware=cpu` (precision auto) on a CPU with native bf16 (simulated): the tiny student (hidden 128)
+    trains in 32-true; with the width threshold lowered to 128 the same run trains in bf16-mixed, read from
+    the loaded model's config; summary and backend report say what ran."""
+    from distill_lab.backends import precision as prec
+    from tests.train_support import train
+
+    monkeypatch.setattr(prec, "cpu_flags", lambda: NATIVE)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    res = train(dataset, tmp_path / "narrow", "hardware=cpu", "train.max_steps=1")
+    assert (res.summary["precision"], res.summary["precision_configured"]) == ("32-true", "auto")
+    monkeypatch.setattr(prec, "CPU_BF16_MIN_HIDDEN", 128)
+    res = train(dataset, tmp_path / "wide", "hardware=cpu", "train.max_steps=1")
+    assert (res.summary["precision"], res.summary["precision_configured"]) == ("bf16-mixed", "auto")
+    assert res.summary["backend"]["precision"] == "bf16-mixed" and "swiglu" not in res.summary["backend"]["replaced"]
 
 
 def test_choice_of_backend():

@@ -53,13 +53,19 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
     return examples, val, stats
 
 
-def _setup_model(cfg: Config, precision: str):
-    """The student, with the run's backend (``backends/select.py``) chosen and prepared once."""
+def _setup_model(cfg: Config, precision: str | None = None):
+    """The student, with the run's backend (``backends/select.py``) chosen and prepared once. ``precision``:
+    the one that runs; None decides it now, for this machine and the student's width
+    (``stages/train/strategy.py::effective_precision``). It is the returned report's ``precision``."""
+    from distill_lab.backends.precision import hidden_size_of
     from distill_lab.backends.select import RunTraits, device_of, select_backend
+    from distill_lab.stages.train.strategy import effective_precision
     from distill_lab.students import load_student
     from distill_lab.students.loader import rank_device
 
     model, tok = load_student(cfg.student, for_training=True, device=rank_device(cfg.hardware.accelerator))
+    if precision is None:
+        precision = effective_precision(cfg.hardware, hidden_size_of(model.config))
     traits = RunTraits(device=device_of(cfg.hardware.accelerator), precision=precision,
                        quantized=cfg.student.adapter == "qlora", strategy=cfg.hardware.strategy)
     backend = select_backend(cfg.hardware.kernels, traits)
@@ -159,8 +165,6 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.stages.train.export import export_merged, save_adapter
     from distill_lab.stages.train.gguf_export import check_supported, write_gguf
     from distill_lab.stages.train.module import SFTModule, _unwrap
-    from distill_lab.stages.train.strategy import effective_precision
-
     if cfg.hardware.threads:
         torch.set_num_threads(cfg.hardware.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -168,8 +172,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     out_dir = Path(cfg.train.output_dir or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    precision = effective_precision(cfg.hardware)  # the precision that runs (backends/precision.py)
-    model, tok, backend, report = _setup_model(cfg, precision)
+    model, tok, backend, report = _setup_model(cfg)
+    precision = report.precision  # the precision that runs (backends/precision.py)
     if cfg.export.gguf:
         check_supported(model.config)  # an architecture without GGUF export fails now, not after training
     train_ex, val_ex, stats = _setup_data(cfg, tok)

@@ -10,15 +10,20 @@ from distill_lab.stages.train.config import HardwareConfig
 log = logging.getLogger(__name__)
 
 
-def effective_precision(hw: HardwareConfig) -> str:
-    """The precision that runs (``backends/precision.py``): ``auto`` resolved for this machine, and bf16
-    on a CPU without native bf16 replaced by 32-true, with a warning."""
-    from distill_lab.backends.precision import cpu_flags, decide
+def effective_precision(hw: HardwareConfig, hidden_size: int | None = None) -> str:
+    """The precision that runs (``backends/precision.py``): ``auto`` resolved for this machine and a model
+    ``hidden_size`` wide, and bf16 on a CPU without native bf16 replaced by 32-true, with a warning."""
+    from distill_lab.backends import precision as prec
     from distill_lab.backends.select import device_of
 
-    precision, warning = decide(hw.precision, device_of(hw.accelerator), cpu_flags())
+    device, flags, cap = device_of(hw.accelerator), prec.cpu_flags(), prec.onednn_isa_cap()
+    precision, warning = prec.decide(hw.precision, device, flags, hidden_size, cap)
     if warning:
         log.warning(warning)
+    elif hw.precision == "auto" and device == "cpu":
+        log.info("hardware.precision=auto: %s (native bf16: %s%s; model hidden size %s, bf16 from %d)", precision,
+                 prec.native_bf16(flags, cap), f", ONEDNN_MAX_CPU_ISA={cap}" if cap else "", hidden_size,
+                 prec.CPU_BF16_MIN_HIDDEN)
     return precision
 
 

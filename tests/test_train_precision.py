@@ -55,6 +55,25 @@ def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_p
     assert max(first) - min(first) < 0.05 * first[0], first
 
 
+def test_a_cpu_capped_at_avx2_trains_forced_bf16_in_fp32_with_a_warning(dataset, tmp_path):
+    """This CPU run as an AVX2-only one: oneDNN and PyTorch's own kernels capped at AVX2 through their
+    environment variables (a bf16 GEMM is 13-20x slower there). `hardware.precision=bf16-mixed` falls
+    back to 32-true with a warning that names the cap, and the fp32 fast path trains under AVX2 code."""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+           "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "distill_lab.cli", "train", "student=tiny", "hardware=cpu",
+           "hardware.precision=bf16-mixed", f"train.dataset_dir={dataset}", "train.max_steps=2",
+           "optimizer.warmup_steps=0", f"hydra.run.dir={run}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no native bf16 (oneDNN is capped at ONEDNN_MAX_CPU_ISA=AVX2)" in proc.stdout + proc.stderr
+    s = json.loads((run / "manifest.json").read_text())["summary"]
+    assert (s["precision"], s["precision_configured"]) == ("32-true", "bf16-mixed")
+    assert s["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9, "swiglu": 2}
+    assert s["steps"] == 2 and 0 < s["final_loss"] < 10
+
+
 @pytest.mark.parametrize("flags, hidden, expected", [
     (NATIVE, 576, "bf16-mixed"),  # SmolLM2-135M: measured 1.38x faster in bf16-mixed
     (NATIVE, CPU_BF16_MIN_HIDDEN, "bf16-mixed"),

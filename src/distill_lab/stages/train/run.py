@@ -165,6 +165,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.stages.train.export import export_merged, save_adapter
     from distill_lab.stages.train.gguf_export import check_supported, write_gguf
     from distill_lab.stages.train.module import SFTModule, _unwrap
+
     if cfg.hardware.threads:
         torch.set_num_threads(cfg.hardware.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

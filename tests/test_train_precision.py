@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_lab.backends.precision import CPU_BF16_MIN_HIDDEN, decide
+from distill_lab.backends.precision import CPU_BF16_MIN_HIDDEN, cpu_flags, decide, native_bf16, onednn_isa_cap
 from distill_lab.backends.select import BackendError, RunTraits, choose
 from distill_lab.config import ConfigError
 from tests.conftest import REPO, compose_config
@@ -28,9 +28,16 @@ def dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("prec-data"), size=16)
 
 
+def _layout(data: dict) -> str:
+    return "packed" if data["packing"] else "padding_free" if data["padding_free"] else "padded"
+
+
 def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_path):
     """The `make demo` crash (RuntimeError in the CPU row attention under bf16 autocast) cannot come back:
-    one `distill-lab train -m` over padded, padding-free and packed batches, forced bf16-mixed."""
+    one `distill-lab train -m` over padded, padding-free and packed batches, forced bf16-mixed. On a CPU
+    without native bf16 the same command trains in 32-true (with the fallback's warning); the next test
+    runs bf16-mixed through the stage on any CPU."""
+    native = native_bf16(cpu_flags(), onednn_isa_cap())
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "distill_lab.cli", "train", "-m", "student=tiny", "hardware=cpu",
            "hardware.precision=bf16-mixed", f"train.dataset_dir={dataset}", "train.max_steps=3",
@@ -39,20 +46,39 @@ def test_forced_bf16_mixed_trains_through_the_cli_in_every_layout(dataset, tmp_p
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    ran = "bf16-mixed" if native else "32-true"
+    ops = {"attention": 2, "lora_linear": 14, "rms_norm": 9} | ({} if native else {"swiglu": 2})  # tiny: 2 layers
+    assert native or "no native bf16" in proc.stdout + proc.stderr
     layouts = {}
     for manifest in sorted(sweep.glob("*/manifest.json")):
         m = json.loads(manifest.read_text())
-        s, data = m["summary"], m["config"]["data"]
-        layout = "packed" if data["packing"] else "padding_free" if data["padding_free"] else "padded"
-        layouts[layout] = s
-        assert s["precision"] == s["precision_configured"] == "bf16-mixed"
-        assert s["backend"]["backend"] == "cpu_fast" and s["backend"]["precision"] == "bf16-mixed"
-        assert s["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9}  # tiny: 2 layers
+        s = layouts[_layout(m["config"]["data"])] = m["summary"]
+        assert (s["precision"], s["precision_configured"]) == (ran, "bf16-mixed")
+        assert s["backend"]["backend"] == "cpu_fast" and s["backend"]["precision"] == ran
+        assert s["backend"]["replaced"] == ops
         assert s["steps"] == 3 and s["final_loss"] == s["final_loss"] and s["final_loss"] < 10  # not NaN
     assert set(layouts) == {"padded", "padding_free", "packed"}
     # the same rows in each layout: the same per-step loss up to bf16 rounding
     first = [layouts[k]["first_loss"] for k in ("padded", "padding_free", "packed")]
     assert max(first) - min(first) < 0.05 * first[0], first
+
+
+@pytest.mark.parametrize("packing, padding_free", [(False, False), (False, True), (True, True)])
+def test_bf16_mixed_trains_through_the_stage_in_every_layout_on_any_cpu(dataset, tmp_path, monkeypatch,
+                                                                        packing, padding_free):
+    """The CPU's flags reported as native bf16, so bf16-mixed runs even on a CPU that emulates it (slowly:
+    the tiny student, 2 steps): the stage's bf16 path in each layout on every machine the suite runs on."""
+    from distill_lab.backends import precision as prec
+    from tests.train_support import train
+
+    monkeypatch.setattr(prec, "cpu_flags", lambda: NATIVE)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    res = train(dataset, tmp_path, "hardware=cpu", "hardware.precision=bf16-mixed", "train.max_steps=2",
+                f"data.packing={str(packing).lower()}", f"data.padding_free={str(padding_free).lower()}")
+    s = res.summary
+    assert (s["precision"], s["backend"]["precision"]) == ("bf16-mixed", "bf16-mixed")
+    assert s["backend"]["replaced"] == {"attention": 2, "lora_linear": 14, "rms_norm": 9}
+    assert s["steps"] == 2 and 0 < s["final_loss"] < 10
 
 
 def test_a_cpu_capped_at_avx2_trains_forced_bf16_in_fp32_with_a_warning(dataset, tmp_path):

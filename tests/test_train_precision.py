@@ -132,13 +132,13 @@ def test_the_cap_is_read_from_the_environment(monkeypatch):
 
 
 def test_hidden_size_of_a_plain_and_a_multimodal_config():
-    from types import SimpleNamespace
+    from transformers import Gemma3Config, LlamaConfig, PretrainedConfig
 
     from distill_lab.backends.precision import hidden_size_of
 
-    assert hidden_size_of(SimpleNamespace(hidden_size=576)) == 576
-    assert hidden_size_of(SimpleNamespace(text_config=SimpleNamespace(hidden_size=640))) == 640
-    assert hidden_size_of(SimpleNamespace()) is None
+    assert hidden_size_of(LlamaConfig(hidden_size=576)) == 576
+    assert hidden_size_of(Gemma3Config(text_config={"hidden_size": 640})) == 640
+    assert hidden_size_of(PretrainedConfig()) is None
 
 
 def test_explicit_bf16_on_an_avx2_only_cpu_falls_back_to_fp32_with_a_warning():

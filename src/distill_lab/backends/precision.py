@@ -78,9 +78,7 @@ def decide(configured: str, device: str, flags: frozenset[str] | set[str] | None
 
 
 def hidden_size_of(config) -> int | None:
-    """A transformers config's hidden size (a multimodal config's text model's), or None."""
-    for c in (config, getattr(config, "text_config", None)):
-        size = getattr(c, "hidden_size", None)
-        if isinstance(size, int):
-            return size
-    return None
+    """A transformers config's hidden size (through ``get_text_config``: a multimodal config's text
+    model's), or None."""
+    size = getattr(config.get_text_config(), "hidden_size", None)
+    return size if isinstance(size, int) else None

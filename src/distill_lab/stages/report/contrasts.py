@@ -148,13 +148,11 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                      for r in rs], False)
             if any(m == "base" for r in rs for (m, _, _) in answers[r.path]):
                 for c in order:
-                    add("distilled - base", c, where, split,
-                        [(_select(answers[r.path], "student", split, c), _select(answers[r.path], "base", split, c))
-                         for r in rs], True)
-                    graded = [(_select(answers[r.path], "student", split, c, graded=True),
-                               _select(answers[r.path], "base", split, c, graded=True)) for r in rs]
-                    if any(a != _select(answers[r.path], "student", split, c) for (a, _), r in zip(graded, rs,
-                                                                                                   strict=True)):
+                    plain, graded = ([(_select(answers[r.path], "student", split, c, graded=g),
+                                       _select(answers[r.path], "base", split, c, graded=g)) for r in rs]
+                                     for g in (False, True))
+                    add("distilled - base", c, where, split, plain, True)
+                    if any(g[0] != p[0] for g, p in zip(graded, plain, strict=True)):  # the student's scores differ
                         add("distilled - base, graded score", c, where, split, graded, True)
     return rows
 

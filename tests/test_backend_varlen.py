@@ -119,7 +119,7 @@ def _model(attn: str):
     model = Qwen3ForCausalLM(cfg)
     model.set_attn_implementation("sdpa")
     if attn != "sdpa":
-        assert varlen.use_varlen_attention(model, attn) == f"distill_varlen_{attn}"
+        assert varlen.use_varlen_attention(model, attn) == varlen.attention_name(attn)
         assert varlen.is_varlen(model)
     return model.train()
 
@@ -177,3 +177,109 @@ def test_segment_attention_off_cpu_runs_all_rows_in_one_call_equal_to_per_row_sd
         torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5)
     tail = out[0, 33:]
     assert float(tail.abs().sum()) == 0.0  # padding after the last row: zero, as on CPU
+
+
+# ------------------------------------------------------------ flash registration, one q/k/v dtype
+_FLASH_STUB = '''"""A stand-in for the flash-attn package (tests/test_backend_varlen.py): the varlen entry point the
+backend calls, computed with causal SDPA on each segment; every call's q/k/v dtypes are recorded."""
+import torch
+import torch.nn.functional as F
+
+CALLS = []
+
+
+def flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p=0.0, softmax_scale=None, causal=False):
+    CALLS.append({"dtypes": (q.dtype, k.dtype, v.dtype), "causal": causal, "max_q": max_q,
+                  "same_cu": cu_q is cu_k})
+    if q.dtype != k.dtype or k.dtype != v.dtype:  # as the real kernel: one dtype for q, k and v
+        raise RuntimeError("query and key must have the same dtype")
+    outs = []
+    for a, e in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+        x = [t[a:e].transpose(0, 1)[None] for t in (q, k, v)]  # [1, H, n, D]
+        outs.append(F.scaled_dot_product_attention(*x, is_causal=causal, scale=softmax_scale,
+                                                   enable_gqa=True)[0].transpose(0, 1))
+    return torch.cat(outs)
+'''
+
+
+@pytest.fixture
+def flash_attn_stub(tmp_path, monkeypatch):
+    """``flash_attn`` importable (a module on sys.path, as an installed package would be): enough for
+    transformers to reach its flash-attention name checks, and for the backend to call the kernel."""
+    import importlib
+    import sys
+
+    (tmp_path / "flash_attn").mkdir()
+    (tmp_path / "flash_attn" / "__init__.py").write_text(_FLASH_STUB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    importlib.invalidate_caches()
+    module = importlib.import_module("flash_attn")
+    yield module
+    sys.modules.pop("flash_attn", None)
+
+
+def test_flash_backend_registers_through_set_attn_implementation(flash_attn_stub):
+    """transformers reads any attention name containing "flash" as a request for its own flash
+    integration and fails to load a kernel of that name; the flash backend's name avoids it, and the
+    model then runs the backend's own call into ``flash_attn_varlen_func``."""
+    from transformers.utils.generic import is_flash_attention_requested
+
+    exs = _examples([30, 50, 20, 45, 12], seed=6)
+    ref_model, model = _model("sdpa"), _model("sdpa")
+    name = varlen.use_varlen_attention(model, "flash")  # register + set_attn_implementation
+    assert name == varlen.attention_name("flash") and "flash" not in name
+    assert not is_flash_attention_requested(requested_attention_implementation=name)
+    assert model.config._attn_implementation == name and varlen.is_varlen(model)
+    with torch.no_grad():
+        ref, n_ref = token_loss_sum(ref_model, pad_batch(exs, 0))
+        got, n = token_loss_sum(model, pack_batch(exs, 0, max_length=80))
+    assert n == n_ref
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+    calls = flash_attn_stub.CALLS
+    assert len(calls) == 2 and all(c["causal"] and c["same_cu"] for c in calls)  # one call per layer
+
+
+def _fp32_student_under_bf16_autocast_sees_mixed_qkv(model) -> None:
+    """The premise: an fp32-weight Qwen3 under bf16 autocast hands attention fp32 q (from its q norm)
+    and bf16 v (from v_proj)."""
+    seen = {}
+    attn = model.model.layers[0].self_attn
+    hooks = [attn.q_norm.register_forward_hook(lambda m, i, o: seen.__setitem__("q", o.dtype)),
+             attn.v_proj.register_forward_hook(lambda m, i, o: seen.__setitem__("v", o.dtype))]
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(input_ids=torch.tensor([[1, 2, 3, 4]]))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen == {"q": torch.float32, "v": torch.bfloat16}, seen
+
+
+@pytest.mark.parametrize("backend", ["flash", "flex"])
+def test_fp32_student_under_bf16_autocast_reaches_the_kernel_with_one_dtype(backend, flash_attn_stub, monkeypatch):
+    """q/k/v are cast once, to autocast's dtype, before the flash or flex kernel (the flash kernel is the
+    stand-in, which refuses mixed dtypes as the real one does; flex runs eagerly on CPU)."""
+    import torch.nn.attention.flex_attention as flex
+
+    received = flash_attn_stub.CALLS
+    if backend == "flex":
+        real = flex.flex_attention
+
+        def spy(q, k, v, *a, **kw):
+            received.append({"dtypes": (q.dtype, k.dtype, v.dtype)})
+            return real(q, k, v, *a, **kw)
+
+        monkeypatch.setattr(flex, "flex_attention", spy)
+    exs = _examples([30, 50, 20, 45, 12], seed=7)
+    ref_model, model = _model("sdpa"), _model("sdpa")
+    _fp32_student_under_bf16_autocast_sees_mixed_qkv(model)
+    varlen.use_varlen_attention(model, backend)
+    assert next(model.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        ref, _ = token_loss_sum(ref_model, pad_batch(exs, 0))  # fp32, no autocast
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, _ = token_loss_sum(model, pack_batch(exs, 0, max_length=80))
+    assert len(received) == 2, received  # one kernel call per layer
+    assert all(c["dtypes"] == (torch.bfloat16,) * 3 for c in received), received
+    torch.testing.assert_close(got.float(), ref, rtol=2e-2, atol=0.0)  # bf16 attention and matmuls

@@ -41,6 +41,8 @@ from contextlib import contextmanager
 
 import torch
 
+from distill_lab.backends.attention_dtype import common_dtype
+
 NAME = "distill_segments"
 
 
@@ -178,18 +180,6 @@ class KernelRowAttention(torch.autograd.Function):
         return (*grads, None, None)
 
 
-def _common_dtype(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """q, k and v in the dtype SDPA would compute in: autocast's dtype when autocast is on for their
-    device (SDPA is one of autocast's lower-precision ops), else their promoted dtype. Under bf16
-    autocast a model's q and k can leave their norms and rotary embedding in fp32 while v is bf16."""
-    device = q.device.type
-    if torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-    else:
-        dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
-    return tuple(x if x.dtype == dtype else x.to(dtype) for x in (q, k, v))
-
-
 def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       segments: list[list[tuple[int, int]]] | None = None, **kwargs):
@@ -204,7 +194,7 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     if len(segments) != query.shape[0]:
         raise ValueError(f"{NAME}: {len(segments)} segment lists for a batch of {query.shape[0]}")
     spans = _spans(segments, query.shape[2])
-    query, key, value = _common_dtype(query, key, value)
+    query, key, value = common_dtype(query, key, value)
     if _kernel_fits(query, key, value):
         if query.dtype == torch.float32:
             return KernelRowAttention.apply(query, key, value, spans, scaling), None

@@ -10,15 +10,20 @@ so RoPE sees each row from 0) plus transformers' own flash-attention kwargs ``cu
 **The implementations**, registered with transformers' ``AttentionInterface`` under one name each (the
 model's ``config._attn_implementation`` records which one a run uses; ``choose_backend`` picks once):
 
-- ``distill_varlen_flash``: ``flash_attn.flash_attn_varlen_func`` when the flash-attn package is
-  installed (one kernel over all segments);
+- ``distill_varlen_fa`` (backend ``flash``): ``flash_attn.flash_attn_varlen_func`` when the flash-attn
+  package is installed (one kernel over all segments). Its registered name must not contain "flash":
+  transformers (5.17 to 5.24 at least, ``utils/generic.py::is_flash_attention_requested``) reads any
+  attention name containing "flash" as a request for its own flash-attention integration, and
+  ``set_attn_implementation`` then fails looking for a kernel of that name;
 - ``distill_varlen_flex``: PyTorch's flex attention with a document mask (a ``BlockMask`` built once per
   forward from ``cu_seqlens``, shared by every layer), through transformers' own flex forward (compiled
   once); blocks of the mask that lie entirely across rows are skipped, so the cost follows the rows;
 - ``distill_varlen_sdpa``: one ``scaled_dot_product_attention`` call with a block-diagonal causal
   boolean mask ([N, N]; memory-efficient kernel) -- the fallback when neither of the others exists.
 
-None of them loops over rows in Python. Without ``cu_seq_lens_q`` (padded batches, generation) each
+None of them loops over rows in Python. Each casts q, k and v once to one dtype first
+(``backends/attention_dtype.py``: under bf16 autocast an fp32-weight student hands q and k in fp32 and v in
+bf16; flash and compiled flex refuse mixed dtypes). Without ``cu_seq_lens_q`` (padded batches, generation) each
 is transformers' sdpa attention with the mask transformers built. On CPU training keeps its own row
 attention (``backends/cpu/attention.py``); flex attention has no backward on CPU, so tests there check the
 flex path's forward and the SDPA path's forward and backward against per-row SDPA.
@@ -34,10 +39,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from distill_lab.backends.attention_dtype import common_dtype
+
 log = logging.getLogger(__name__)
 
 PREFIX = "distill_varlen_"
 BACKENDS = ("flash", "flex", "sdpa")
+# the name each backend registers under (after PREFIX): never one containing "flash" (module docstring)
+_REGISTERED = {"flash": "fa", "flex": "flex", "sdpa": "sdpa"}
+
+
+def attention_name(backend: str) -> str:
+    """The attention implementation name ``backend`` is registered under with transformers."""
+    return PREFIX + _REGISTERED[backend]
 
 
 # ---------------------------------------------------------------------------------- batch contract
@@ -132,7 +146,7 @@ def spans_attention(query, key, value, spans: list[tuple[int, int, int]], scalin
 
 def _flex_varlen(module, query, key, value, cu, scaling, dropout):
     if dropout:
-        raise ValueError(f"{PREFIX}flex: attention dropout is not supported (got {dropout})")
+        raise ValueError(f"{attention_name('flex')}: attention dropout is not supported (got {dropout})")
     block_mask = _MASKS.get(cu, "flex", lambda: document_block_mask(cu, query.shape[2]))
     if query.device.type == "cpu":  # flex attention is not compiled for CPU here (tests: forward only)
         from torch.nn.attention.flex_attention import flex_attention
@@ -166,9 +180,10 @@ def _make(backend: str):
             return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                           scaling=scaling, **kwargs)
         if query.shape[0] != 1:
-            raise ValueError(f"{PREFIX}{backend}: cu_seq_lens_q needs the batch flattened to [1, N] "
+            raise ValueError(f"{attention_name(backend)}: cu_seq_lens_q needs the batch flattened to [1, N] "
                              f"(varlen_inputs), got a batch of {query.shape[0]}")
         cu = cu_seq_lens_q.to(device=query.device, dtype=torch.int32)
+        query, key, value = common_dtype(query, key, value)
         if backend == "flash":
             return _flash_varlen(query, key, value, cu, int(max_length_q), scaling, dropout), None
         if backend == "flex":
@@ -207,14 +222,14 @@ def register(backend: str) -> str:
     def mask(*args, **kwargs):  # inside maskless() the segments are authoritative: no [N, N] mask built
         return None if _MASKLESS.active else sdpa_mask(*args, **kwargs)
 
-    name = PREFIX + backend
+    name = attention_name(backend)
     AttentionInterface.register(name, _make(backend))
     AttentionMaskInterface.register(name, mask)
     return name
 
 
 def use_varlen_attention(model, backend: str) -> str:
-    """Switch a model (peft wrapper or not) to ``distill_varlen_<backend>``; returns the name."""
+    """Switch a model (peft wrapper or not) to ``backend``'s varlen attention; returns its name."""
     name = register(backend)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     inner.set_attn_implementation(name)

@@ -37,11 +37,14 @@ test-slow: setup ## only the tests marked slow (SmolLM2, FSDP, Slurm, kill -9 re
 test-full: setup ## every CPU test, slow ones included
 	$(BIN)/pytest -q -m "not gpu" $(PYTEST_ARGS)
 
-# The GPU suite uses the machine's own python3 and torch (no venv): setup.sh adds only what is missing.
+# The GPU suite uses the machine's own python3 and torch (no venv): setup.sh installs the pinned wheels
+# it lacks from the wheelhouse .whl/ alone (tests/gpu/fetch_wheels.sh fills it) into GPU_SITE.
 GPU_PYTHON ?= python3
-test-gpu: ## the GPU suite (one CUDA GPU, a few minutes; writes outputs/gpu_report.json)
-	PYTHON=$(GPU_PYTHON) bash tests/gpu/setup.sh
-	PYTHONPATH=$(CURDIR)/src:$(CURDIR) $(GPU_PYTHON) -m pytest -q -m gpu tests/gpu $(PYTEST_ARGS)
+GPU_SITE ?= $(CURDIR)/.gpu_site
+test-gpu: ## the GPU suite (one CUDA GPU, offline, ~5 min; writes outputs/gpu_report.json)
+	PYTHON=$(GPU_PYTHON) GPU_SITE=$(GPU_SITE) bash tests/gpu/setup.sh
+	PYTHONPATH=$(GPU_SITE):$(CURDIR)/src:$(CURDIR) DISTILL_LAB_GPU_SITE=$(GPU_SITE) \
+	  $(GPU_PYTHON) -m pytest -q -m gpu tests/gpu --durations=0 $(PYTEST_ARGS)
 
 lint: setup ## ruff over the sources, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks

@@ -1,14 +1,21 @@
 """The GPU suite (``make test-gpu``; one H100/H200-class GPU, a few minutes): QLoRA on a random-init
 Qwen3-0.6B-shaped student, the varlen attention backends, loss parity across batch layouts, gradient
 checkpointing, the loss's memory at 16k tokens, 12 training steps with throughput and MFU, and FSDP2 on
-one GPU. Each test writes what it measured into the JSON report (``conftest.py``) before it asserts.
+one GPU. Each test writes what it measured into the JSON report (``conftest.py``, rewritten after every
+test) before it asserts; every check holds a measurement to a bound that a regression would cross. Bounds
+marked "provisional" were set from estimates before the suite first ran on a GPU: tighten them to the
+first run's figures (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import importlib.metadata as md
+import os
 import platform
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +40,10 @@ from tests.gpu.support import (
 pytestmark = gpu_suite
 
 H200_BF16_DENSE = 989.4e12  # FLOP/s, datasheet (SXM); the suite also measures a bf16 matmul
+MATMUL_FLOOR_TFLOPS = 400  # an H100/H200 bf16 8192^3 matmul; ~790 measured on this workplace's H200
+MFU_FLOOR = 0.05  # provisional: end-to-end QLoRA training FLOPs / the measured matmul rate
+PEAK_MEM_CEILING_GIB = 8  # provisional: 12 steps at ~24k tokens; full fp32 logits alone would be 13.9 GiB
+WHEELHOUSE_PINS = Path(__file__).with_name("wheels.txt")
 
 
 def _version(name: str) -> str | None:
@@ -96,7 +107,19 @@ def test_environment(report):
             times.append(s.elapsed_time(e) / 1e3)
         env["bf16_matmul_tflops"] = round(2 * 8192**3 / sorted(times)[len(times) // 2] / 1e12, 1)
     report["environment"] = env
-    assert env["bitsandbytes"] and env["transformers"] and env["peft"]
+    site = os.environ.get("DISTILL_LAB_GPU_SITE")  # set by `make test-gpu`: the wheelhouse's install folder
+    if site:  # the pinned wheels are what this run imports, from the folder setup.sh installed them into
+        pins = dict(line.split()[0].split("==") for line in WHEELHOUSE_PINS.read_text().splitlines()
+                    if line.strip() and not line.startswith("#"))
+        env["wheelhouse"] = pins
+        assert {p: _version(p) for p in pins} == pins, env
+        for mod in ("bitsandbytes", "hydra", "omegaconf", "antlr4"):
+            assert Path(site).resolve() in Path(importlib.import_module(mod).__file__).resolve().parents, mod
+    if ON_GPU:  # the card is the one the suite's bounds were set for, and runs at its rate
+        assert env["varlen_backend"] in ("flash", "flex"), env  # not the [N, N]-mask fallback
+        assert env["bf16_matmul_tflops"] >= MATMUL_FLOOR_TFLOPS, env
+    elif not site:
+        pytest.skip("recorded only: no CUDA device and not run by `make test-gpu` (no wheelhouse to check)")
 
 
 # ------------------------------------------------------------------------------------- QLoRA load
@@ -145,7 +168,8 @@ def test_varlen_attention_bf16_matches_an_fp32_per_row_reference(report, rows):
     q, k, v = (torch.randn(1, h, n, d, device=DEVICE, generator=g, dtype=torch.bfloat16) for h in (hq, hk, hk))
     w = torch.randn(1, n, hq, d, device=DEVICE, generator=g)
     ref_in = [x.float().requires_grad_() for x in (q, k, v)]
-    ref = torch.cat([F.scaled_dot_product_attention(*(x[:, :, a:b] for x in ref_in), is_causal=True, enable_gqa=True)
+    ref = torch.cat([F.scaled_dot_product_attention(*(x[:, :, a:b] for x in ref_in), is_causal=True, enable_gqa=True,
+                                                    scale=d ** -0.5)
                      for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True)], dim=2).transpose(1, 2)
     ref_grads = torch.autograd.grad((ref * w).sum(), ref_in)
     module = torch.nn.Module().train()
@@ -154,7 +178,9 @@ def test_varlen_attention_bf16_matches_an_fp32_per_row_reference(report, rows):
         backward = ON_GPU or backend == "sdpa"  # flex attention has no backward on CPU
         xs = [x.clone().requires_grad_(backward) for x in (q, k, v)]
         t0 = time.perf_counter()
-        out, _ = varlen._make(backend)(module, *xs, None, cu_seq_lens_q=cu, max_length_q=int((cu[1:] - cu[:-1]).max()))
+        with _autocast():  # as the model calls it in training: its scaling, under autocast (no extra compile)
+            out, _ = varlen._make(backend)(module, *xs, None, scaling=d ** -0.5, cu_seq_lens_q=cu,
+                                           max_length_q=int((cu[1:] - cu[:-1]).max()))
         res = {"out_rel_err": rel_err(out, ref), "finite": bool(torch.isfinite(out).all())}
         if backward:
             grads = torch.autograd.grad((out.float() * w).sum(), xs)
@@ -173,9 +199,13 @@ def test_varlen_attention_bf16_matches_an_fp32_per_row_reference(report, rows):
 
 
 # ------------------------------------------------------------ layouts and gradient checkpointing
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def parity_model(student_dir):
-    return _setup(student_dir)
+    """One student for the two parity tests, released after them (so later memory figures exclude it)."""
+    yield _setup(student_dir)
+    gc.collect()
+    if ON_GPU:
+        torch.cuda.empty_cache()
 
 
 def _loss_and_grads(model, batch):
@@ -188,45 +218,47 @@ def _loss_and_grads(model, batch):
     return float(s.detach()) / n, _lora_grads(model), n
 
 
-def test_padded_padding_free_and_packed_batches_give_the_same_loss_and_lora_gradients(report, parity_model):
-    from distill_lab.stages.train.datamodule import collate
+class TestParity:
+    """Batch layouts and gradient checkpointing on one student (``parity_model``, released after them)."""
 
-    cfg, model, tok = parity_model
-    exs = examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=1)
-    pad = int(tok.pad_token_id)
-    got = {}
-    for layout in ("padded", "padding_free", "packed"):
-        batch = collate(exs, layout, pad, sizes(2048, 128))
-        loss, grads, n = _loss_and_grads(model, batch)
-        got[layout] = {"loss": loss, "targets": n, "shape": list(batch["input_ids"].shape), "grads": grads}
-    base = got["padded"]
-    res = {k: {"loss": v["loss"], "targets": v["targets"], "shape": v["shape"],
-               "loss_rel_diff_vs_padded": abs(v["loss"] - base["loss"]) / abs(base["loss"]),
-               "lora_grad_cosine_vs_padded": cosine(v["grads"], base["grads"])} for k, v in got.items()}
-    report["layout_parity"] = res
-    for k, v in res.items():
-        assert v["targets"] == base["targets"], k
-        assert v["loss_rel_diff_vs_padded"] < 5e-3, (k, v)
-        assert v["lora_grad_cosine_vs_padded"] > 0.99, (k, v)
+    def test_padded_padding_free_and_packed_batches_give_the_same_loss_and_lora_gradients(self, report, parity_model):
+        from distill_lab.stages.train.datamodule import collate
 
+        cfg, model, tok = parity_model
+        exs = examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=1)
+        pad = int(tok.pad_token_id)
+        got = {}
+        for layout in ("padded", "padding_free", "packed"):
+            batch = collate(exs, layout, pad, sizes(2048, 128))
+            loss, grads, n = _loss_and_grads(model, batch)
+            got[layout] = {"loss": loss, "targets": n, "shape": list(batch["input_ids"].shape), "grads": grads}
+        base = got["padded"]
+        res = {k: {"loss": v["loss"], "targets": v["targets"], "shape": v["shape"],
+                   "loss_rel_diff_vs_padded": abs(v["loss"] - base["loss"]) / abs(base["loss"]),
+                   "lora_grad_cosine_vs_padded": cosine(v["grads"], base["grads"])} for k, v in got.items()}
+        report["layout_parity"] = res
+        for k, v in res.items():
+            assert v["targets"] == base["targets"], k
+            assert v["loss_rel_diff_vs_padded"] < 5e-3, (k, v)
+            assert v["lora_grad_cosine_vs_padded"] > 0.99, (k, v)
 
-def test_gradient_checkpointing_on_and_off_give_the_same_loss_and_gradients(report, parity_model):
-    from distill_lab.stages.train.packing import pack_batch
+    def test_gradient_checkpointing_on_and_off_give_the_same_loss_and_gradients(self, report, parity_model):
+        from distill_lab.stages.train.packing import pack_batch
 
-    cfg, model, tok = parity_model
-    batch = pack_batch(examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=2), int(tok.pad_token_id), sizes(4096, 128))
-    off_loss, off_grads, _ = _loss_and_grads(model, batch)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
-    try:
-        on_loss, on_grads, _ = _loss_and_grads(model, batch)
-    finally:
-        model.gradient_checkpointing_disable()
-    res = {"loss_off": off_loss, "loss_on": on_loss, "loss_rel_diff": abs(on_loss - off_loss) / abs(off_loss),
-           "lora_grad_cosine": cosine(on_grads, off_grads), "lora_grad_rel_err": rel_err(on_grads, off_grads)}
-    report["gradient_checkpointing"] = res
-    assert res["loss_rel_diff"] < 1e-6, res
-    assert res["lora_grad_cosine"] > 0.9999 and res["lora_grad_rel_err"] < 1e-2, res
+        cfg, model, tok = parity_model
+        batch = pack_batch(examples(*sizes((16, 200, 1000), (6, 20, 60)), seed=2), int(tok.pad_token_id), sizes(4096, 128))
+        off_loss, off_grads, _ = _loss_and_grads(model, batch)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+        try:
+            on_loss, on_grads, _ = _loss_and_grads(model, batch)
+        finally:
+            model.gradient_checkpointing_disable()
+        res = {"loss_off": off_loss, "loss_on": on_loss, "loss_rel_diff": abs(on_loss - off_loss) / abs(off_loss),
+               "lora_grad_cosine": cosine(on_grads, off_grads), "lora_grad_rel_err": rel_err(on_grads, off_grads)}
+        report["gradient_checkpointing"] = res
+        assert res["loss_rel_diff"] < 1e-6, res
+        assert res["lora_grad_cosine"] > 0.9999 and res["lora_grad_rel_err"] < 1e-2, res
 
 
 # ---------------------------------------------------------------------------------- loss memory
@@ -260,7 +292,7 @@ def test_loss_peak_memory_at_16k_tokens_is_one_chunk(report):
     report["loss_memory"] = res
     bound = DEFAULT_CHUNK * v * (4 + 2 + 2) + 2 * n * hsize * 2 + 64 * 2**20
     assert mem <= bound, res
-    assert ref_mem >= n * v * 4, res
+    assert secs <= 3 * ref_secs, res  # the chunks' recompute costs time, not a multiple of the plain loss's
     assert res["loss_rel_diff"] < 1e-3 and res["grad_cosine"] > 0.999, res
 
 
@@ -287,8 +319,14 @@ def test_twelve_training_steps_end_to_end(report, student_dir, tmp_path):
 
     from distill_lab.stages.train.datamodule import SFTDataModule, n_targets
     from distill_lab.stages.train.module import SFTModule
+    from distill_lab.stages.train.packing import IGNORE
     from distill_lab.stages.train.strategy import trainer_kwargs
 
+    gc.collect()
+    if ON_GPU:  # nothing else resident: the peak below is this run's alone
+        torch.cuda.empty_cache()
+        resident = torch.cuda.memory_allocated()
+        assert resident < 256 * 2**20, f"{resident / 2**20:.0f} MiB still allocated before the run"
     steps = 12
     rows, lo, hi, max_len = sizes((16, 512, 1536, 8192), (4, 20, 60, 128))
     cfg, model, tok = _setup(student_dir, gradient_checkpointing=True, batch_size=rows, max_steps=steps,
@@ -321,9 +359,14 @@ def test_twelve_training_steps_end_to_end(report, student_dir, tmp_path):
         res["mfu_vs_measured_matmul"] = achieved / (env["bf16_matmul_tflops"] * 1e12)
     report["end_to_end"] = res
     assert len(hist) == steps
-    assert all(h["supervised_tokens"] == f["supervised"] for h, f in zip(hist, flops, strict=True))
+    # every example trained on once: the supervised tokens counted from the labels themselves
+    assert sum(h["supervised_tokens"] for h in hist) == sum(
+        sum(1 for x in e.labels[1:] if x != IGNORE) for e in exs), res
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist)
     assert hist[-1]["loss"] < hist[0]["loss"], res["losses"]  # 64 token ids: learnable in a few steps
+    if ON_GPU:
+        assert res["peak_mem_gib"] <= PEAK_MEM_CEILING_GIB, res
+        assert res.get("mfu_vs_measured_matmul", res["mfu_vs_datasheet_989"]) >= MFU_FLOOR, res
 
 
 # ------------------------------------------------------------------------------ FSDP2, one GPU
@@ -353,7 +396,7 @@ def _three_steps(model, batches):
     return losses
 
 
-def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adapter(report, student_dir, tmp_path):
+def test_fsdp2_on_one_gpu_keeps_4bit_base_matches_one_device_and_saves_the_adapter(report, student_dir, tmp_path):
     """The mechanism the config refuses on GPUs until proven (bitsandbytes #1945), run directly: FSDP2
     over one rank cannot show cross-rank sharding faults, only what sharding does to the 4-bit storage."""
     import torch.distributed as dist
@@ -388,9 +431,9 @@ def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adap
         for layer in model.get_base_model().model.layers:  # as SFTModule.configure_model
             fully_shard(layer, mesh=mesh, mp_policy=mp)
         fully_shard(model, mesh=mesh, mp_policy=mp)
-        after = _four_bit_bytes(model)
-        identical = sorted(before) == sorted(after) and all(torch.equal(before[k], after[k]) for k in before)
         losses = _three_steps(model, batches)
+        after = _four_bit_bytes(model)  # gathered from the shards, after three steps
+        unchanged = sorted(before) == sorted(after) and all(torch.equal(before[k], after[k]) for k in before)
         full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         out = tmp_path / "adapter"
         save_adapter(model, tok, out, cfg.student.adapter, state_dict=full)
@@ -398,12 +441,13 @@ def test_fsdp2_on_one_gpu_keeps_4bit_bytes_matches_one_device_and_saves_the_adap
         lora_full = {k: v for k, v in full.items() if "lora_" in k}
     finally:
         dist.destroy_process_group()
-    res = {"four_bit_tensors": len(before), "four_bit_bytes_identical_after_sharding": identical,
+    res = {"four_bit_tensors": len(before), "four_bit_bytes_unchanged_by_sharding_and_training": unchanged,
            "losses_one_device": ref_losses, "losses_fsdp2": losses,
            "max_loss_rel_diff": max(abs(a - b) / abs(a) for a, b in zip(ref_losses, losses, strict=True)),
            "adapter_tensors_saved": len(saved), "lora_tensors": len(lora_full)}
     report["fsdp2_one_gpu"] = res
-    assert before and identical, res
+    # the frozen 4-bit base: not cast by the mixed-precision policy nor stepped by the optimizer
+    assert before and unchanged, res
     assert res["max_loss_rel_diff"] < 5e-3, res
     assert len(saved) == len(lora_full) > 0 and all("lora_" in k for k in saved), res
     trained = torch.cat([v.float().flatten() for _, v in sorted(lora_full.items())])

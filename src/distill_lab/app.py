@@ -125,6 +125,7 @@ def stage_main(stage: str) -> Callable[[], Any]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
+    from distill_lab import console
     from distill_lab.config import register_configs, validate
     from distill_lab.errors import ConfigError
     from distill_lab.exit_codes import EXIT_CONFIG, EXIT_INTERRUPTED, StageStop
@@ -136,6 +137,7 @@ def stage_main(stage: str) -> Callable[[], Any]:
     @hydra.main(config_path="conf", config_name=stage_config_name(stage), version_base="1.3")
     def task(dcfg: DictConfig):
         state["started"] = True
+        console.configure()  # Hydra has set up logging: one handler per logger, third-party noise out
         if state["argv"] is not None:  # Lightning's extra ranks re-run sys.argv: give them the user's own
             sys.argv[:] = state["argv"]
         try:
@@ -172,6 +174,7 @@ def stage_main(stage: str) -> Callable[[], Any]:
         return result.objective
 
     def main() -> Any:
+        console.quiet_warnings()  # before the imports that warn
         flags, overrides = split_hydra_args(sys.argv[1:])
         multirun = any(f in ("-m", "--multirun") for f in flags)
         if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i") for f in flags):

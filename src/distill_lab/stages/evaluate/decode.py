@@ -97,9 +97,11 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
     results: list[list[Generation] | None] = [None] * len(prompts)
     try:
-        from tqdm.auto import tqdm
+        from distill_lab.console import progress as progress_bar
 
-        bar = tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False)
+        # a bar on a terminal; log lines at a steady cadence elsewhere (stages/evaluate logs "eval: ...")
+        bar = progress_bar(logging.getLogger("distill_lab.stages.evaluate"), f"eval: {desc}", len(prompts),
+                           "prompts", enabled=progress)
         for b, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start:start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,

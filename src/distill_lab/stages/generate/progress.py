@@ -9,7 +9,6 @@ every ``every_s`` seconds and once at the end: ``done/total``, failures, retries
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,7 +59,9 @@ class Progress:
         if not enabled:
             return
         if tty is None:
-            tty = sys.stderr.isatty()
+            from distill_lab.console import interactive
+
+            tty = interactive()
         if tty:
             from rich.progress import (
                 BarColumn,

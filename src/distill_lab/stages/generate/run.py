@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from distill_lab.artifacts.dataset import DatasetInfo
 from distill_lab.artifacts.rows import row_id, save_dataset
+from distill_lab.console import interactive
 from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed
 from distill_lab.stages.common import StageResult, StageStopped
@@ -206,7 +207,7 @@ def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
         lines.append(f"stopped early: {s['stopped']}")
     for line in lines:
         log.info("generate: %s", line)
-    if console:
+    if console and interactive():  # elsewhere (Slurm, CI, a pipe) the log lines above say the same
         from rich.console import Console
         from rich.panel import Panel
 

@@ -10,6 +10,7 @@ lengths of the rows in each micro-batch.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import resource
 import time
@@ -21,6 +22,7 @@ import torch
 
 from distill_lab.backends.forward import unwrap
 from distill_lab.backends.select import Backend
+from distill_lab.console import ProgressLog
 from distill_lab.stages.train.optimizers import build_optimizer
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class SFTModule(L.LightningModule):
         self.automatic_optimization = False
         self.strict_loading = cfg.student.adapter == "full"  # adapters: checkpoints hold trainable weights only
         self.step_log = step_log
+        self._progress: ProgressLog | None = None
         self._t_last = None
         self._val_sum = 0.0
         self._val_n = 0
@@ -143,6 +146,9 @@ class SFTModule(L.LightningModule):
             self.logger.log_metrics({f"train/{k}": v for k, v in rec.items() if k != "step"}, step=step + 1)
         if self.trainer.progress_bar_callback is not None:
             self.log("loss", loss, prog_bar=True, logger=False, rank_zero_only=True, batch_size=1)  # terminal bar
+        elif self._progress is not None:  # no terminal (Slurm, CI, a pipe): a log line at a steady cadence
+            self._progress.set(step + 1, f"loss {loss:.4f}, lr {lr:.2e}, {rec['supervised_tokens_per_s']:.0f} "
+                                         f"supervised tok/s")
         if self.step_log is not None and self.trainer.is_global_zero:
             with open(self.step_log, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -150,6 +156,9 @@ class SFTModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._t_last = time.perf_counter()
+        if self.trainer.progress_bar_callback is None and self.trainer.is_global_zero:
+            self._progress = ProgressLog(logging.getLogger("distill_lab.stages.train"), "train:", self.total_steps,
+                                         "steps", start=self.global_step)
 
     # --------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +115,7 @@ def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, 
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from distill_lab.console import interactive
     from distill_lab.stages.train.strategy import trainer_kwargs
 
     callbacks: list[Any] = []
@@ -133,7 +133,7 @@ def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, 
         logger = None
     return L.Trainer(
         **trainer_kwargs(cfg.hardware, precision), max_steps=total_steps, max_epochs=-1, logger=logger or False,
-        callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=sys.stderr.isatty(),
+        callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=interactive(),
         enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
         val_check_interval=cfg.train.val_every_n_steps if has_val else None,
         check_val_every_n_epoch=None if has_val else 1, limit_val_batches=1.0 if has_val else 0,

@@ -171,3 +171,20 @@ def test_a_stage_off_a_terminal_prints_each_event_once_without_noise_and_verbose
     loud = _train_console(tmp_path, "loud", dataset, verbose=True)
     for noise in ("litlogger", "srun", "LeafSpec", "kernels-community"):
         assert noise in loud, noise
+
+
+@pytest.mark.parametrize("loud", [False, True])
+def test_per_request_http_lines_are_kept_to_warnings_unless_verbose(monkeypatch, loud):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    if loud:
+        monkeypatch.setenv(console.VERBOSE_ENV, "1")
+    saved = {n: logging.getLogger(n).level for n in console.QUIET_LOGGERS}
+    try:
+        for n in console.QUIET_LOGGERS:
+            logging.getLogger(n).setLevel(logging.NOTSET)
+        console.quiet_loggers()
+        levels = {logging.getLogger(n).level for n in console.QUIET_LOGGERS}
+        assert levels == ({logging.NOTSET} if loud else {logging.WARNING})
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)

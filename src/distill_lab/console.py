@@ -10,7 +10,8 @@ this module is the one place that keeps them out, and ``DISTILL_LAB_VERBOSE=1`` 
   (no propagation) kept theirs out of the job log. ``tidy_handlers`` removes those console handlers so
   every record goes through root's, once: at ``configure`` and again right after such a library is
   first imported (several are imported only inside a stage).
-- **Noise** (``NOISY_LOG_LINES``, ``NOISY_WARNINGS``): Lightning's "Tip" advertisements (litlogger,
+- **Noise** (``NOISY_LOG_LINES``, ``NOISY_WARNINGS``, ``QUIET_LOGGERS``): one line per HTTP request from the
+  teacher SDKs' HTTP clients; Lightning's "Tip" advertisements (litlogger,
   litmodels); its ``srun`` hint outside a Slurm job (inside one it may be right, and stays); the
   ``LeafSpec`` FutureWarning that Lightning's pytree helper triggers in torch at every step; transformers'
   ``is_gradient_checkpointing`` deprecation; bitsandbytes' note on each import that the optional
@@ -50,6 +51,9 @@ NOISY_WARNINGS: tuple[tuple[type[Warning], str, bool], ...] = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated", False),
     (Warning, r"The `srun` command is available on your system but is not used", True),
 )
+# loggers that write one INFO line per HTTP request (the teacher SDKs' HTTP libraries; 467 of a run's 489
+# lines once): kept at WARNING unless verbose
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "anthropic", "openai")
 # libraries that add a console handler of their own when imported (some without propagation)
 ADDS_HANDLERS = ("lightning", "transformers", "datasets", "huggingface_hub", "torchmetrics")
 _OWN_ROOTS = ("lightning", "lightning.pytorch", "lightning.fabric", "transformers")  # no propagation: rerouted
@@ -73,6 +77,14 @@ def quiet_warnings() -> None:
     for category, pattern, off_slurm_only in NOISY_WARNINGS:
         if not (off_slurm_only and on_slurm):
             warnings.filterwarnings("ignore", message=pattern, category=category)
+
+
+def quiet_loggers() -> None:
+    """``QUIET_LOGGERS`` to warnings (unless verbose)."""
+    if verbose():
+        return
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class NoiseFilter(logging.Filter):
@@ -164,6 +176,7 @@ def configure() -> None:
     """Once logging is set up (Hydra's job logging): one handler per logger, the noise filtered from
     root's handlers (unless verbose), library bars off a terminal; also for libraries imported later."""
     quiet_warnings()
+    quiet_loggers()
     if not verbose():
         for h in logging.root.handlers:
             if not any(isinstance(f, NoiseFilter) for f in h.filters):

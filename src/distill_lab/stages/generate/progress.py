@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("distill_lab.stages.generate")
 
-# loggers that write one INFO line per HTTP request (the SDKs' HTTP libraries): kept at WARNING
-HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "anthropic", "openai")
-
-
 def quiet_http_logs() -> None:
-    """One INFO line per request from httpx drowned a run's log (467 of 489 lines): keep them to warnings."""
-    for name in HTTP_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """One INFO line per request from httpx drowned a run's log: kept to warnings (``console.QUIET_LOGGERS``;
+    also for a stage run in-process, without the entry point's ``console.configure``)."""
+    from distill_lab.console import quiet_loggers
+
+    quiet_loggers()
 
 
 @dataclass

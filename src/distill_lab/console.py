@@ -15,7 +15,8 @@ this module is the one place that keeps them out, and ``DISTILL_LAB_VERBOSE=1`` 
   litmodels); its ``srun`` hint outside a Slurm job (inside one it may be right, and stays); the
   ``LeafSpec`` FutureWarning that Lightning's pytree helper triggers in torch at every step; transformers'
   ``is_gradient_checkpointing`` deprecation; bitsandbytes' note on each import that the optional
-  ``kernels`` package is missing. ``DISTILL_LAB_VERBOSE=1`` keeps every one of them.
+  ``kernels`` package is missing; its warning that a mid-epoch resume is unreliable (ours is exact:
+  batches are a function of the step). ``DISTILL_LAB_VERBOSE=1`` keeps every one of them.
 - **Progress off a terminal.** Bars redraw one line with carriage returns: in a file (Slurm, CI, a pipe)
   they arrive glued together. When stdout or stderr is not a terminal the library bars (transformers'
   weight loading, datasets, huggingface_hub) are off and loops report through ``ProgressLog``: plain log
@@ -50,6 +51,8 @@ NOISY_WARNINGS: tuple[tuple[type[Warning], str, bool], ...] = (
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated", False),
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated", False),
     (Warning, r"The `srun` command is available on your system but is not used", True),
+    # our batches are a function of the step (stages/train/datamodule.py), so a mid-epoch resume is exact
+    (Warning, r"You're resuming from a checkpoint that ended before the epoch ended", False),
 )
 # loggers that write one INFO line per HTTP request (the teacher SDKs' HTTP libraries; 467 of a run's 489
 # lines once): kept at WARNING unless verbose

@@ -15,7 +15,7 @@ this module is the one place that keeps them out, and ``DISTILL_LAB_VERBOSE=1`` 
   litmodels); its ``srun`` hint outside a Slurm job (inside one it may be right, and stays); the
   ``LeafSpec`` FutureWarning that Lightning's pytree helper triggers in torch at every step; transformers'
   ``is_gradient_checkpointing`` deprecation; bitsandbytes' note on each import that the optional
-  ``kernels`` package is missing; its warning that a mid-epoch resume is unreliable (ours is exact:
+  ``kernels`` package is missing; Lightning's warning that a mid-epoch resume is unreliable (ours is exact:
   batches are a function of the step). ``DISTILL_LAB_VERBOSE=1`` keeps every one of them.
 - **Progress off a terminal.** Bars redraw one line with carriage returns: in a file (Slurm, CI, a pipe)
   they arrive glued together. When stdout or stderr is not a terminal the library bars (transformers'

@@ -59,13 +59,13 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(flat)
-    summary_fields = sorted({k for r in rows for k in r if k not in ("categories", "families", "contrasts")})
+    summary_fields = sorted({k for r in rows for k in r if k not in ("categories", "families", "contrasts", "dose")})
     with (out_dir / "sweep_summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=summary_fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: (nested(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
-                        if k not in ("categories", "families", "contrasts")})
+                        if k not in ("categories", "families", "contrasts", "dose")})
     data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),

@@ -64,13 +64,15 @@ class Run:
     # per split/family: {model}_accuracy, {model}_score, {model}_format (report/families.py); contrasts
     families: dict[str, dict[str, float | None]] = field(default_factory=dict)
     contrasts: dict[str, dict[str, float]] = field(default_factory=dict)
+    # training dose per family (the train summary's dose_per_family): {"addition": {"rows": 50, "supervised_tokens": ..}}
+    dose: dict[str, dict[str, float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
     git_commit: str | None = None
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
                if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
-                            "contrasts")}
+                            "contrasts", "dose")}
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
@@ -90,6 +92,8 @@ class Run:
                     out[f"{key}:{what}"] = vals[what]
         for name, diffs in self.contrasts.items():
             out[f"contrast:{name}:student"] = diffs.get("student")
+        for fam, d in self.dose.items():
+            out[f"dose:{fam}:rows"], out[f"dose:{fam}:supervised_tokens"] = d.get("rows"), d.get("supervised_tokens")
         return out
 
 
@@ -135,6 +139,16 @@ def _train_summary(job_dir: Path, key: str) -> float | None:
             return None
     v = (_read_json(p).get("summary") or {}).get(key)  # what the train stage reports
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _train_dose(job_dir: Path) -> dict[str, dict[str, float]]:
+    """The train summary's rows and supervised tokens per task family ({} where it has none)."""
+    for p in (job_dir / "train" / "manifest.json", job_dir / "manifest.json"):
+        if p.is_file():
+            dose = (_read_json(p).get("summary") or {}).get("dose_per_family")
+            return {str(f): {k: float(v) for k, v in d.items() if isinstance(v, int | float)}
+                    for f, d in dose.items() if isinstance(d, dict)} if isinstance(dose, dict) else {}
+    return {}
 
 
 def _train_loss(job_dir: Path) -> float | None:
@@ -191,6 +205,7 @@ def read_run(job_dir: Path) -> Run:
                                if x)
     run.train_loss = _train_loss(job_dir)
     run.train_tokens = _train_summary(job_dir, "supervised_tokens")
+    run.dose = _train_dose(job_dir)
 
     if metrics is None:
         run.status = "missing"

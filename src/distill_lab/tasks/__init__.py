@@ -3,9 +3,11 @@
 reasoning: addition, multiplication, ordering, word_problems; format: json_record, answer_line;
 knowledge: capitals; style: house_style; edge_case: edge_cases; external prompts: freeform.
 Probes that separate what a category score is made of (``recipe=probes``), with their controls:
-composition (reasoning OOD by composition, not length); json_fields, sorted_words (format compliance
-apart from content); capital_facts (+ capital_facts_untaught, capital_facts_reverse, capital_facts_train_phrasing); style_rules (voice
-rules over varied answers, content apart); edge_checks (+ edge_checks_unannounced).
+composition (chains of two trained operations; OOD a three-step chain at trained sizes); json_fields,
+sorted_words (format compliance apart from content); capital_facts (+ capital_facts_untaught,
+capital_facts_reverse, capital_facts_train_phrasing); style_rules (the voice over the whole answer,
+content apart); edge_checks (+ edge_checks_unannounced: the same held-out items without the hint).
+Controls set ``control_of`` and stay out of category figures (``is_control``).
 reasoning_gym: reasoning-gym's datasets and verifiers (optional extra ``tasks``).
 A new family is one module with a ``@register``-ed ``TaskFamily`` subclass, imported here.
 """

@@ -20,7 +20,8 @@ Guarantees (each tested):
   it is exempt from decontamination and ``stats["memorisation"]`` counts how many are in train.
 - Dose: ``match_dose=rows`` deals train slots with equal weights (every member the same rows);
   ``edge_case_share=s`` gives the edge-case members a share ``s`` of the train slots (split by their
-  weights) and the others ``1 - s``. Both change train only; ``stats["dose"]`` has the train weights.
+  weights) and the others ``1 - s``. Both change train only; ``stats["dose"]`` has the settings and
+  ``stats["members"]`` each member's ``train_weight``.
 - Shortfall: when a member runs out (a finite family or a short source), ``shortfall=shrink`` stops
   dealing at that slot, so the realised mix stays as asked and the total shrinks; ``fill`` lets the
   other members take the remaining slots; ``error`` raises. ``stats["shortfall"]`` reports it.
@@ -265,8 +266,8 @@ def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, s
         item = parked.pop(i, None) or next((it for it in active[i].items[split] if hyg.accept_group(split, it)),
                                            None)
         if item is not None and slots + item.size > total:
-            full.add(i)  # a pair does not fit in the last slot: another member takes it
-            parked[i] = item
+            full.add(i)  # a pair does not fit in the last slot: another member takes it (the parked pair
+            parked[i] = item  # stays registered by the hygiene: at worst a train look-alike of it is dropped)
             continue
         if item is None:
             exhausted.add(i)

@@ -197,9 +197,10 @@ def _entry_point_modules() -> tuple[str, ...]:
 
 
 def _load_families() -> None:
-    """Import the built-in families, then plugin modules (entry points, ``DISTILL_LAB_TASK_MODULES``)."""
-    from distill_lab import tasks  # noqa: F401  (imports every built-in family module)
-
+    """Import the plugin modules (entry points, ``DISTILL_LAB_TASK_MODULES``). The built-in families are
+    registered already: Python runs the package's ``__init__`` (which imports every built-in family
+    module) before any of its modules, this one included, so this module need not import the package
+    that imports it (no import circle between files: tests/test_architecture.py)."""
     modules = [m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
     for mod in [*_entry_point_modules(), *modules]:
         if mod in _LOADED_PLUGINS:

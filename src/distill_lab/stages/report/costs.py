@@ -69,3 +69,22 @@ def run_cost(job_dir: Path, dataset_dir: str | Path | None, paid_usd: float | No
     elif paid_usd is not None and cost.teacher_usd_kind != "paid":
         cost.teacher_usd, cost.teacher_usd_kind = 0.0, "none"
     return cost
+
+
+def cell_costs(runs: list[Any]) -> dict[str, Any]:
+    """A cell's cost figures, means over its runs (``Run.cost`` dicts); {} when no run has a cost record."""
+    recs = [r.cost for r in runs if getattr(r, "cost", None)]
+    if not recs:
+        return {}
+
+    def avg(key: str) -> float | None:
+        vals = [c[key] for c in recs if isinstance(c.get(key), int | float)]
+        return sum(vals) / len(vals) if vals else None
+
+    kinds = sorted({c.get("teacher_usd_kind") or "none" for c in recs})
+    models = sorted({c["price_model"] for c in recs if c.get("price_model")})
+    machines = sorted({c["machine"] for c in recs if c.get("machine")})
+    return {"teacher_usd": avg("teacher_usd"), "teacher_usd_kind": kinds[0] if len(kinds) == 1 else "mixed",
+            "price_model": ", ".join(models) or None, "teacher_input_tokens": avg("teacher_input_tokens"),
+            "teacher_output_tokens": avg("teacher_output_tokens"), "train_flops": avg("train_flops"),
+            "total_usd": avg("total_usd"), "wall_s": avg("wall_s"), "machine": "; ".join(machines) or None}

@@ -107,3 +107,77 @@ def frontier_markdown(front: dict[str, Any], heading: str, x_header: str, x_fmt)
                       f"{100 * best['y']:.1f} %): **{pick['label']}**, {100 * pick['y']:.1f} % at {x_fmt(pick['x'])} "
                       f"({'the best itself' if pick is best or pick['label'] == best['label'] else 'vs ' + x_fmt(best['x'])})."]
     return lines
+
+
+# ------------------------------------------------------------------------------- sweep report
+AXES = {  # cell key -> (plot file stem, axis label, table header)
+    "teacher_usd": ("frontier_teacher_usd", "teacher spend (USD)", "teacher $"),
+    "train_tokens": ("frontier_train_tokens", "supervised tokens trained on", "supervised tokens"),
+}
+
+
+def _usd(v: float) -> str:
+    return f"${v:.4g}"
+
+
+def _tokens(v: float) -> str:
+    return f"{v / 1000:.1f} k" if v >= 1000 else f"{v:.0f}"
+
+
+def _label(row: dict[str, Any], other: list[str]) -> str:
+    return ", ".join(str(row[k]) for k in ("effort", "size", *other) if row.get(k) is not None)
+
+
+def cost_report(rows: list[dict[str, Any]], other: list[str], out_dir: Path, n_points: float,
+                plots: bool = True) -> tuple[list[str], dict[str, str], dict[str, dict[str, Any]]]:
+    """``sweep.md``'s cost sections (what each cell cost; a frontier table per cost axis), the frontier
+    plots, and the frontiers themselves (``{"teacher_usd": ..., "train_tokens": ...}``)."""
+    from distill_lab.stages.report.tables import MISSING, markdown_table
+
+    if not any("teacher_usd" in r for r in rows):
+        return [], {}, {}
+    kinds = sorted({r.get("teacher_usd_kind") or "none" for r in rows})
+    models = sorted({r["price_model"] for r in rows if r.get("price_model")})
+    kind = kinds[0] if len(kinds) == 1 else "mixed"
+    usd_note = {"paid": "what the teacher's requests cost (the rows' recorded cost)",
+                "projected": f"PROJECTED at {', '.join(models)} list prices from the rows' token counts "
+                             "(the teacher itself cost nothing)",
+                "none": "0: the teacher cost nothing (the offline oracle); set report.projected_price_model="
+                        "<claude model> to project what a paid teacher would have cost"}.get(
+        kind, "paid for some cells and projected for others: compare with care")
+    lines = ["", "## What each cell cost", "",
+             f"Teacher $: {usd_note}. Training FLOPs: 6 × all of the student's parameters × supervised tokens "
+             "(an upper bound with LoRA; artifacts/run_cost.py). Means over the cell's seeds.", ""]
+
+    def cell(v: Any, fmt) -> str:
+        return fmt(v) if isinstance(v, int | float) else MISSING
+
+    lines += markdown_table(
+        ["setting", "seeds", f"teacher $ ({kind})", "teacher tokens in", "teacher tokens out", "supervised tokens",
+         "training FLOPs", "wall s", "machine"],
+        ([_label(r, other), r.get("n_runs"), cell(r.get("teacher_usd"), _usd),
+          cell(r.get("teacher_input_tokens"), _tokens), cell(r.get("teacher_output_tokens"), _tokens),
+          cell(r.get("train_tokens"), _tokens), cell(r.get("train_flops"), lambda v: f"{v:.3g}"),
+          cell(r.get("wall_s"), lambda v: f"{v:.0f}"), r.get("machine") or MISSING] for r in rows))
+    fronts: dict[str, dict[str, Any]] = {}
+    artifacts: dict[str, str] = {}
+    for x, (stem, xlabel, header) in AXES.items():
+        if x == "teacher_usd" and kind not in ("paid", "projected"):
+            continue
+        front = frontier(rows, x, "student_test_accuracy", n_points, label=lambda r: _label(r, other))
+        if front is None:
+            continue
+        fronts[x] = front
+        if x == "teacher_usd":
+            xlabel = f"teacher spend (USD, {kind}" + (f" at {', '.join(models)} list prices)" if kind == "projected"
+                                                      else ")")
+        fmt = _usd if x == "teacher_usd" else _tokens
+        lines += frontier_markdown(front, f"Accuracy vs {xlabel}: the Pareto frontier", header, fmt)
+        if plots:
+            p = frontier_plot(front, xlabel,
+                              "student test accuracy (%)",
+                              f"student test accuracy vs {xlabel} (mean over seeds); Pareto frontier",
+                              out_dir / f"{stem}.png", log_x=x == "train_tokens")
+            artifacts[f"{stem}_plot"] = str(p)
+            lines += ["", f"![{stem}]({stem}.png)"]
+    return lines, artifacts, fronts

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_lab.errors import ConfigError
+from distill_lab.exit_codes import StageStop
 from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,9 @@ REPORT_FILE = "wandb_report.json"
 FORMAT = "distill_lab W&B report spec: wandb-workspaces ReportViewspec"
 
 
-class WandbReportError(ValueError):
-    """The report cannot be built or published; the message names the key, run, group or file."""
+class WandbReportError(StageStop):
+    """The report cannot be built or published; the message names the key, run, group or URL (exit 3, one
+    line, no traceback)."""
 
 
 # -------------------------------------------------------------------------------- logged keys
@@ -249,14 +253,14 @@ def load_spec(path: str | Path) -> Any:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise WandbReportError(f"report.publish_file: {path}: cannot read a W&B report spec ({e})") from None
+        raise ConfigError(f"report.publish_file: {path}: cannot read a W&B report spec ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "viewspec" not in data:
-        raise WandbReportError(f"report.publish_file: {path}: not a distill_lab W&B report spec "
+        raise ConfigError(f"report.publish_file: {path}: not a distill_lab W&B report spec "
                                f"(expected \"format\": {FORMAT!r})")
     try:
         return wr.Report._from_model(internal.ReportViewspec.model_validate(data["viewspec"]))
     except Exception as e:  # noqa: BLE001 - pydantic's validation error, reported with the file
-        raise WandbReportError(f"report.publish_file: {path}: the spec does not validate: {e}") from None
+        raise ConfigError(f"report.publish_file: {path}: the spec does not validate: {e}") from None
 
 
 def publish(report: Any, entity: str | None = None, project: str | None = None) -> str:
@@ -282,6 +286,10 @@ def publish(report: Any, entity: str | None = None, project: str | None = None) 
     except wandb.errors.UsageError as e:
         raise WandbReportError(f"W&B report: not logged in ({e}); set WANDB_API_KEY or run `wandb login`, "
                                "then publish the saved spec with report.publish_file=<wandb_report.json>") from None
+    except Exception as e:  # noqa: BLE001 - the server refused or was unreachable: one line naming it
+        base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+        raise WandbReportError(f"W&B report: saving to {base} failed: {type(e).__name__}: {str(e)[:300]}; the spec "
+                               "is kept, publish it again with report.publish_file=<wandb_report.json>") from None
     return report.url
 
 
@@ -289,3 +297,138 @@ def publish_hint(path: Path) -> str:
     return (f"W&B Report specification written to {path} (not published: report.publish=false). Publish it "
             f"where a W&B key is configured (WANDB_API_KEY or `wandb login`; WANDB_BASE_URL for a private "
             f"server): distill-lab report report.publish_file={path}")
+
+
+# ------------------------------------------------------------------------------- the sweep's
+def sweep_group(configured: str | None, runs: list[LoggedRun], sweep_dir: Path) -> str:
+    """The W&B group of the sweep: ``logger.group`` when set, else the one group its runs recorded."""
+    if configured:
+        return configured
+    groups = sorted({r.group for r in runs if r.group})
+    if not runs:
+        raise WandbReportError(f"report.wandb_report: no W&B run files (run-*.wandb) under {sweep_dir}: the sweep "
+                               "was not logged with logger=wandb, so no W&B Report can show its runs")
+    if len(groups) != 1:
+        raise WandbReportError(f"report.wandb_report: the W&B runs under {sweep_dir} recorded "
+                               f"{'no group' if not groups else 'groups ' + ', '.join(groups)}; "
+                               "set logger.group=<the sweep's group>")
+    return groups[0]
+
+
+def splits_of(rows: list[dict[str, Any]]) -> list[str]:
+    from distill_lab.vocab import HELD_OUT_SPLITS
+
+    return [s for s in HELD_OUT_SPLITS if any(r.get(f"student_{s}_accuracy") for r in rows)]
+
+
+def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The tables the W&B Report's panels read, from ``sweep.write_report``'s result."""
+    rows, runs, other, fronts = res["rows"], res["runs"], res["other_keys"], res["frontiers"]
+    splits = splits_of(rows)
+
+    def m(row, key, i=None):
+        v = row.get(key)
+        if not isinstance(v, dict):
+            return None
+        return v.get("mean") if i is None else (v.get("ci") or [None, None])[i]
+
+    def on(axis: str, label: str) -> bool:
+        f = fronts.get(axis)
+        return bool(f) and any(p["label"] == label and p["on_frontier"] for p in f["points"])
+
+    def label(r: dict[str, Any]) -> str:
+        return ", ".join(str(r[k]) for k in ("effort", "size", *other) if r.get(k) is not None)
+
+    cols = ["effort", "size", *other, "n_runs"]
+    for s in splits:
+        cols += [f"student_{s}_accuracy", f"student_{s}_accuracy_lo", f"student_{s}_accuracy_hi"]
+    cols += ["teacher_usd", "teacher_usd_kind", "price_model", "train_tokens", "train_flops", "total_usd",
+             "on_frontier_usd", "on_frontier_tokens"]
+    cells = []
+    for r in rows:
+        line = [str(r.get("effort")), r.get("size"), *[r.get(k) for k in other], r.get("n_runs")]
+        for s in splits:
+            k = f"student_{s}_accuracy"
+            line += [m(r, k), m(r, k, 0), m(r, k, 1)]
+        line += [r.get("teacher_usd"), r.get("teacher_usd_kind"), r.get("price_model"), r.get("train_tokens"),
+                 r.get("train_flops"), r.get("total_usd"), on("teacher_usd", label(r)), on("train_tokens", label(r))]
+        cells.append(line)
+    cats = [[str(r.get("effort")), r.get("size"), key.split("/", 1)[0], key.split("/", 1)[1],
+             f"{label(r)}: {key}", m(st, "retention"), m(st, "retention", 0), m(st, "retention", 1)]
+            for r in rows for key, st in (r.get("categories") or {}).items()]
+    run_cols = ["job", "status", "effort", "size", "seed", *other, "student_test_accuracy", "student_ood_accuracy",
+                "teacher_usd", "teacher_usd_kind", "price_model", "teacher_input_tokens", "teacher_output_tokens",
+                "train_tokens", "train_flops", "wall_s", "machine"]
+    run_rows = [[r.job, r.status, r.effort, r.size, r.seed, *[r.params.get(k) for k in other],
+                 r.accuracy.get("student", {}).get("test"), r.accuracy.get("student", {}).get("ood"),
+                 r.cost.get("teacher_usd"), r.cost.get("teacher_usd_kind"), r.cost.get("price_model"),
+                 r.cost.get("teacher_input_tokens"), r.cost.get("teacher_output_tokens"), r.train_tokens,
+                 r.cost.get("train_flops"), r.wall_s, r.cost.get("machine")] for r in runs]
+    front_rows = [[axis, p["label"], p["x"], p["y"], p["on_frontier"], p["cheapest_within"]]
+                  for axis, f in fronts.items() for p in f["points"]]
+    return {"sweep/cells": (cols, cells),
+            "sweep/categories": (["effort", "size", "split", "category", "label", "retention", "retention_lo",
+                                  "retention_hi"], cats),
+            "sweep/runs": (run_cols, run_rows),
+            "sweep/frontier": (["frontier", "setting", "x", "student_test_accuracy", "on_frontier",
+                                "cheapest_within"], front_rows)}
+
+
+def sweep_text(rc: Any, res: dict[str, Any], sweep_dir: Path, confidence: float) -> ReportText:
+    """Title, question and method: ``report.title/question/method`` where given, else what the runs record."""
+    runs = [r for r in res["runs"] if r.status == "ok"]
+    swept: dict[str, set[str]] = {}
+    for r in runs:
+        for k, v in r.params.items():
+            swept.setdefault(k, set()).add(v)
+    varied = {k: sorted(v) for k, v in swept.items() if len(v) > 1}
+    teachers = sorted({r.teacher for r in runs if r.teacher})
+    students = sorted({r.student for r in runs if r.student})
+    question = rc.question or (f"How do {', '.join(k for k in varied if k != 'seed') or 'the swept settings'} change "
+                               "the student's accuracy, and what does each point of accuracy cost?")
+    method = rc.method or (
+        f"{len(runs)} finished runs of {len(res['runs'])} in {sweep_dir}: teacher {', '.join(teachers) or '?'}, "
+        f"student {', '.join(students) or '?'}; swept " +
+        "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in varied.items()) +
+        f". Cells: mean over seeds with a {int(confidence * 100)}% Student-t interval over seeds.")
+    notes = []
+    kinds = {r.get("teacher_usd_kind") for r in res["rows"]}
+    models = sorted({r["price_model"] for r in res["rows"] if r.get("price_model")})
+    if "projected" in kinds:
+        notes.append(f"Teacher USD is PROJECTED at {', '.join(models)} list prices from the rows' token counts: "
+                     "the teacher itself cost nothing.")
+    return ReportText(title=rc.title or f"Sweep {sweep_dir.name}", question=question, method=method, notes=notes)
+
+
+def run_for_sweep(cfg: Any, res: dict[str, Any], group: str, roots: list[Path], out_dir: Path) -> dict[str, str]:
+    """Build, check, write and (``report.publish``) publish the sweep's W&B Report."""
+    rc = cfg.report
+    logged = logged_runs(roots)
+    projects = sorted({r.project for r in logged if r.group == group and r.project})
+    entities = sorted({r.entity for r in logged if r.group == group and r.entity})
+    project = projects[0] if len(projects) == 1 else cfg.logger.project
+    entity = cfg.logger.entity or (entities[0] if len(entities) == 1 else "")
+    kinds = sorted({r.get("teacher_usd_kind") for r in res["rows"] if r.get("teacher_usd_kind")})
+    cost_kind = None
+    if "teacher_usd" in res["frontiers"]:
+        cost_kind = kinds[0] if len(kinds) == 1 else "mixed"
+    report, needs = build(sweep_text(rc, res, Path(rc.sweep_dir), cfg.eval.confidence), group, entity, project,
+                          splits=splits_of(res["rows"]), other_keys=res["other_keys"], cost_kind=cost_kind,
+                          has_categories=any(r.get("categories") for r in res["rows"]))
+    check_keys(needs, logged, group)
+    path = write_spec(report, group, out_dir / REPORT_FILE)
+    out = {"wandb_report_spec": str(path)}
+    if rc.publish:
+        url = publish(report)
+        print(f"distill-lab report: W&B Report published: {url}")
+        out["wandb_report_url"] = url
+    else:
+        print(f"distill-lab report: {publish_hint(path)}")
+    return out
+
+
+def publish_file(path: str | Path) -> str:
+    """``report.publish_file``: publish a saved spec, print and return its URL."""
+    url = publish(load_spec(path))
+    print(f"distill-lab report: W&B Report published: {url}")
+    return url

@@ -39,10 +39,12 @@ def metrics(acc: float, dataset_dir: str) -> dict:
         return {"n": 2, "accuracy": a, "accuracy_ci": [max(0.0, a - 0.1), min(1.0, a + 0.1)]}
 
     student, teacher = {"test": acc, "ood": acc / 2}, {"test": 1.0, "ood": 1.0}
-    models = {m: {"overall": block(sum(a.values()) / 2), "splits": {s: block(v) for s, v in a.items()}}
+    models = {m: {"overall": block(sum(a.values()) / 2),
+                  "splits": {s: {**block(v), "categories": {"reasoning": block(v)}} for s, v in a.items()}}
               for m, a in (("student", student), ("teacher", teacher))}
     retention = {"student": {"overall": {"value": None},
-                             "splits": {s: {"all": {"value": student[s]}} for s in student}}}
+                             "splits": {s: {"all": {"value": student[s]}, "categories": {"reasoning": {"value": student[s]}}}
+                                        for s in student}}}
     return {"schema_version": 1, "dataset_dir": dataset_dir, "models": models, "retention": retention}
 
 

@@ -37,18 +37,19 @@ class FakeWandb:
         return app
 
     @staticmethod
-    def _operation(query: str, name: str | None) -> str:
-        if name:
-            return name
-        for op in ("upsertView", "ProjectInternalId", "upsertModel", "viewer", "models"):
-            if op in query:
+    def _operation(query: str) -> str:
+        """The operation, by the root field the document asks for (clients name them or not)."""
+        for root, op in (("upsertView(", "upsertView"), ("upsertModel(", "CreateProject"),
+                          ("ProjectInternalId", "ProjectInternalId"), ("models(", "GetProjects"),
+                          ("viewer", "Viewer")):
+            if root in query:
                 return op
         return "?"
 
     async def graphql(self, request: web.Request) -> web.Response:
         body = await request.json()
         query, variables = body.get("query", ""), body.get("variables") or {}
-        op = self._operation(query, body.get("operationName"))
+        op = self._operation(query)
         auth = request.headers.get("Authorization", "")
         key = None
         if auth.startswith("Basic "):
@@ -69,7 +70,7 @@ class FakeWandb:
             self.projects.setdefault(name, f"internal-{len(self.projects) + 1}")
             node = self._project(name)
             return web.json_response({"data": {"result": {"project": node, "model": node, "inserted": True}}})
-        if op == "ProjectInternalId" or "ProjectInternalId" in query:
+        if op == "ProjectInternalId":
             name = variables["projectName"]
             if name not in self.projects or variables["entityName"] != self.entity:
                 return web.json_response({"data": {"project": None}})
@@ -90,9 +91,12 @@ class FakeWandb:
         return web.json_response({"errors": [{"message": f"the stand-in does not answer {op!r}"}]}, status=400)
 
     def _project(self, name: str) -> dict[str, Any]:
-        return {"id": f"UHJvamVjdDo{name}", "name": name, "entityName": self.entity, "description": None,
-                "access": "PRIVATE", "views": "{}", "createdAt": "2026-12-03T08:00:00", "internalId":
-                self.projects[name], "isBenchmark": False, "user": {"id": "VXNlcjox", "username": "lab-user"}}
+        """A project as wandb's ProjectFragment / UserFragment read it (wandb/apis/_generated/operations.py)."""
+        user = {"id": "VXNlcjox", "name": "Lab User", "username": "lab-user", "email": None, "admin": False,
+                "flags": None, "entity": self.entity, "deletedAt": None, "apiKeys": None,
+                "teams": {"edges": [{"node": {"name": self.entity}}]}}
+        return {"__typename": "Project", "id": f"UHJvamVjdDo{name}", "name": name, "entityName": self.entity,
+                "createdAt": "2026-12-03T08:00:00", "isBenchmark": False, "user": user}
 
     def operations(self) -> list[str]:
         return [r.operation for r in self.requests]

@@ -94,6 +94,12 @@ class Need:
     columns: tuple[str, ...] = ()  # for a table: the columns the panel plots
 
 
+def _has(run: LoggedRun, need: Need) -> bool:
+    if need.kind == "table":  # a table's summary entry: the key itself, or its fields under it (nested keys)
+        return need.key in run.summary or f"{need.key}/_type" in run.summary
+    return need.key in getattr(run, need.kind)
+
+
 def check_keys(needs: Iterable[Need], runs: list[LoggedRun], group: str) -> None:
     """Each key must have been logged by some run of the group with that job type (a table: with those
     columns); a ``WandbReportError`` names every missing key."""
@@ -105,14 +111,13 @@ def check_keys(needs: Iterable[Need], runs: list[LoggedRun], group: str) -> None
             problems.append(f"{need.kind} key {need.key!r}: no {need.job_type!r} run of W&B group {group!r} "
                             "was found on disk")
             continue
-        attr = "summary" if need.kind == "table" else need.kind
-        if not any(need.key in getattr(r, attr) for r in pool):
+        if not any(_has(r, need) for r in pool):
             problems.append(f"{need.kind} key {need.key!r} was not logged by any {need.job_type!r} run of W&B "
                             f"group {group!r} ({len(pool)} runs)")
             continue
         if need.columns:
             if (need.job_type, need.key) not in tables:
-                run = next(r for r in pool if need.key in r.summary)
+                run = next(r for r in pool if _has(r, need))
                 tables[(need.job_type, need.key)] = read_table(read_run(run.path), need.key)["columns"]
             cols = tables[(need.job_type, need.key)]
             missing = [c for c in need.columns if c not in cols]
@@ -121,7 +126,7 @@ def check_keys(needs: Iterable[Need], runs: list[LoggedRun], group: str) -> None
                                 f"(columns: {cols})")
     if problems:
         raise WandbReportError("W&B report: panels name keys the sweep's runs did not log:\n  - "
-                               + "\n  - ".join(problems))
+                               + "\n  - ".join(dict.fromkeys(problems)))
 
 
 # -------------------------------------------------------------------------------- building
@@ -213,18 +218,31 @@ def spec(report: Any, group: str) -> dict[str, Any]:
 
 
 def panel_keys(spec_dict: dict[str, Any]) -> list[str]:
-    """Every metric, config key and table the spec's panels read, as the spec spells them."""
+    """Every metric, config key and table the spec's panels read, as logged keys: the spec's spelling
+    (``summary:eval/x``, ``config:recipe.value.size``, a custom chart's ``tableKey``, a table panel's key)
+    turned back into the key a run logged (``eval/x``, ``recipe.size``, ``sweep/cells``)."""
     out: list[str] = []
+
+    def logical(key: str) -> str:
+        section, _, name = key.partition(":")
+        if not name:
+            return key
+        if section == "config":
+            first, _, rest = name.partition(".value")
+            return first + rest
+        return name
 
     def walk(o: Any) -> None:
         if isinstance(o, dict):
             cfg = o.get("config") if isinstance(o.get("config"), dict) else {}
             for k in ("metrics", "xAxis", "yAxis"):
                 v = cfg.get(k)
-                out.extend(v if isinstance(v, list) else [v] if isinstance(v, str) else [])
-            for k in ("tableKey",):
-                if isinstance(o.get("name"), str) and o.get("name") == k and isinstance(o.get("value"), str):
-                    out.append(o["value"])
+                out.extend(logical(x) for x in (v if isinstance(v, list) else [v] if isinstance(v, str) else []))
+            if o.get("name") == "tableKey" and isinstance(o.get("value"), str):  # a custom chart's table
+                out.append(o["value"])
+            key = ((((cfg.get("panel2Config") or {}).get("exp") or {}).get("fromOp") or {}).get("inputs") or {}).get("key")
+            if isinstance(key, dict) and isinstance(key.get("val"), str):  # a table panel's table
+                out.append(key["val"])
             for v in o.values():
                 walk(v)
         elif isinstance(o, list):

@@ -123,3 +123,33 @@ def test_report_config_names_a_model_without_prices():
         compose_config(["student=tiny", "report.projected_price_model=claude-x"], stage="report")
     with pytest.raises(ConfigError, match="report.publish: needs report.wandb_report=true"):
         compose_config(["student=tiny", "report.publish=true"], stage="report")
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cost_frontier", REPO / "experiments/effort_x_size/cost_frontier.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_effort_study_script_projects_each_committed_cell(tmp_path):
+    """experiments/effort_x_size/cost_frontier.py on a sweep.json and datasets of known size and text."""
+    sweep = {"cells": [], "runs": []}
+    datasets = {}
+    for (effort, size), acc in fx.ACCURACY.items():
+        sweep["cells"].append({"effort": effort, "size": size, "student_test_accuracy": {"mean": acc},
+                               "train_tokens": fx.SUPERVISED[(effort, size)], "n_runs": 1})
+        sweep["runs"].append({"status": "ok", "effort": effort, "size": size, "train_rows": size, "wall_s": 7.0})
+        d = tmp_path / f"{effort}_{size}"
+        d.mkdir()
+        (d / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fx.rows(effort, size)))
+        datasets[(effort, size)] = d
+    rows = _script().cell_rows(sweep, datasets, "claude-sonnet-4-6", 4.0, "Fixture CPU")
+    for r in rows:
+        assert r["teacher_usd"] == pytest.approx(fx.projected_usd(r["effort"], r["size"], 3.0, 15.0))
+        assert r["teacher_usd_kind"] == "projected" and r["wall_s"] == 7.0
+    sweep["runs"][0]["train_rows"] = 3  # a regenerated dataset that is not the one the runs used
+    with pytest.raises(SystemExit, match=r"low_2: 2 train rows, the runs trained on \[3\]"):
+        _script().cell_rows(sweep, datasets, "claude-sonnet-4-6", 4.0, "Fixture CPU")

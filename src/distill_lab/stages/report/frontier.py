@@ -176,7 +176,7 @@ def cost_report(rows: list[dict[str, Any]], other: list[str], out_dir: Path, n_p
         if plots:
             p = frontier_plot(front, xlabel,
                               "student test accuracy (%)",
-                              f"student test accuracy vs {xlabel} (mean over seeds); Pareto frontier",
+                              "student test accuracy (mean over seeds) and the Pareto frontier",
                               out_dir / f"{stem}.png", log_x=x == "train_tokens")
             artifacts[f"{stem}_plot"] = str(p)
             lines += ["", f"![{stem}]({stem}.png)"]

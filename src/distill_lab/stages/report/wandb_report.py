@@ -125,8 +125,8 @@ def check_keys(needs: Iterable[Need], runs: list[LoggedRun], group: str) -> None
                 problems.append(f"table {need.key!r} has no column {', '.join(map(repr, missing))} "
                                 f"(columns: {cols})")
     if problems:
-        raise WandbReportError("W&B report: panels name keys the sweep's runs did not log:\n  - "
-                               + "\n  - ".join(dict.fromkeys(problems)))
+        raise WandbReportError("W&B report: panels name keys the sweep's runs did not log: "
+                               + "; ".join(dict.fromkeys(problems)))  # one line (exit_codes.py)
 
 
 # -------------------------------------------------------------------------------- building

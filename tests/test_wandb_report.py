@@ -122,6 +122,11 @@ def test_spec_has_the_text_panels_filters_and_only_logged_keys(built):
     logged = logged_runs([built["sweep"], run_dir])
     have = set().union(*(r.summary | r.history | r.config for r in logged if r.group == GROUP))
     assert {k for k in keys if k not in have and f"{k}/_type" not in have} == set()
+    from distill_lab.tracking.wandb_reader import find_runs, read_run
+
+    (report_run,) = [read_run(f) for f in find_runs(run_dir)]
+    assert report_run.group == GROUP and report_run.job_type == "report"
+    assert any(f.startswith("media/images/sweep/frontier_teacher_usd_plot") for f in report_run.files)
     assert "report.publish_file=" in built["stdout"] and str(run_dir / REPORT_FILE) in built["stdout"]
     assert built["result"].artifacts["wandb_report_spec"] == str(run_dir / REPORT_FILE)
     assert "wandb_report_url" not in built["result"].artifacts

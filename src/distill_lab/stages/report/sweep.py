@@ -5,7 +5,10 @@ and write the outputs.
 reading the runs (``sweep_runs.py``), aggregating them over seeds (``sweep_stats.py``), rendering
 ``sweep.md`` (``sweep_markdown.py``, tables through ``tables.py``) and the charts (``sweep_plots.py``);
 this module writes them: ``sweep_runs.csv``, ``sweep_summary.csv``, ``sweep.json``, ``sweep.md`` and
-plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars).
+plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars). What each run
+cost (``costs.py``) and the Pareto frontiers of accuracy vs teacher USD and vs training tokens
+(``frontier.py``) add a section to ``sweep.md`` and ``frontier_*.png``; ``report.wandb_report=true`` builds
+the sweep's W&B Report (``wandb_report.py``).
 
 Partial sweeps: the grid the sweep was launched with (``multirun.yaml``, ``report/grid.py``) is
 compared with the runs on disk, and every job not yet finished is named, with the cells short of seeds.
@@ -147,7 +150,7 @@ def run_report(cfg, run_dir: Path):
                       nested(r, "retention_test", "mean"), nested(r, "retention_ood", "mean"), r.get("cost_usd")]
                      for r in res["rows"]]
             wl.log_table("sweep/summary", header, table)
-            for key in ("accuracy_plot", "retention_plot"):
+            for key in ("accuracy_plot", "retention_plot", "frontier_teacher_usd_plot", "frontier_train_tokens_plot"):
                 if key in res["artifacts"]:
                     wl.log_image(f"sweep/{key}", res["artifacts"][key])
             wl.log_artifact(res["artifacts"]["sweep_md"], "sweep-report", "report")

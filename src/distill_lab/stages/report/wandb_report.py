@@ -139,7 +139,7 @@ class ReportText:
 
 
 def build(text: ReportText, group: str, entity: str, project: str, *, splits: list[str],
-          other_keys: list[str], cost_kind: str | None, has_categories: bool) -> tuple[Any, list[Need]]:
+          cost_kind: str | None, has_categories: bool) -> tuple[Any, list[Need]]:
     """The ``wandb_workspaces`` Report and the keys its panels read."""
     import wandb_workspaces.reports.v2 as wr
 
@@ -202,7 +202,6 @@ def build(text: ReportText, group: str, entity: str, project: str, *, splits: li
     blocks += [wr.H2("Runs"),
                wr.PanelGrid(runsets=[runset("report", "sweep cells")], panels=[
                    wr.WeavePanelSummaryTable(table_name="sweep/runs", layout=wr.Layout(w=24, h=10))])]
-    del other_keys  # the tables carry the other swept keys as columns
     report = wr.Report(project=project, entity=entity, title=text.title[:128],
                        description=f"Sweep group {group}", blocks=blocks)
     return report, needs
@@ -431,7 +430,7 @@ def run_for_sweep(cfg: Any, res: dict[str, Any], group: str, roots: list[Path], 
     if "teacher_usd" in res["frontiers"]:
         cost_kind = kinds[0] if len(kinds) == 1 else "mixed"
     report, needs = build(sweep_text(rc, res, Path(rc.sweep_dir), cfg.eval.confidence), group, entity, project,
-                          splits=splits_of(res["rows"]), other_keys=res["other_keys"], cost_kind=cost_kind,
+                          splits=splits_of(res["rows"]), cost_kind=cost_kind,
                           has_categories=any(r.get("categories") for r in res["rows"]))
     check_keys(needs, logged, group)
     path = write_spec(report, group, out_dir / REPORT_FILE)

@@ -22,6 +22,7 @@ from distill_lab.stages.report.wandb_report import (
     publish_file,
 )
 from distill_lab.tracking.loggers import open_run
+from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
 from . import sweep_fixture as fx
 from .conftest import compose_config
@@ -108,22 +109,28 @@ def test_spec_has_the_text_panels_filters_and_only_logged_keys(built):
     assert set(filters) == {"report", "eval", "train"}
     panels = [p for g in _grids(spec) for p in g["metadata"]["panelBankSectionConfig"]["panels"]]
     kinds = [p["viewType"] for p in panels]
-    assert kinds.count("Vega2") == 3 * 2 + 1 + 2 and "Scatter Plot" in kinds and "Run History Line Plot" in kinds
+    assert kinds.count("Vega2") == 3 * 2 + 1 + 4 and "Scatter Plot" in kinds and "Run History Line Plot" in kinds
     charts = {(p["config"]["panelDefId"], json.dumps(p["config"]["fieldSettings"], sort_keys=True)) for p in panels
               if p["viewType"] == "Vega2"}
     assert ("wandb/line/v0", json.dumps({"stroke": "effort", "x": "size", "y": "student_test_accuracy"},
                                         sort_keys=True)) in charts
     assert ("wandb/scatter/v0", json.dumps({"x": "teacher_usd", "y": "student_test_accuracy"}, sort_keys=True)) in charts
     assert ("wandb/bar/v0", json.dumps({"label": "label", "value": "retention"}, sort_keys=True)) in charts
+    assert ("wandb/line/v0", json.dumps({"stroke": "frontier", "x": "teacher_usd", "y": "student_test_accuracy"},
+                                        sort_keys=True)) in charts
+    # the frontier's line is drawn from its members only, cheapest first (the fixture's known frontier)
+    (rr,) = [read_run(f) for f in find_runs(built["run_dir"])]
+    front = read_table(rr, "sweep/frontier_usd")
+    assert [row[1] for row in front["data"]] == ["low, 2", "low, 4", "high, 4"]
+    assert [row[4] for row in front["data"]] == [False, True, False]
     keys = set(panel_keys(spec)) - {"_step"}  # the x axis of the training curves: W&B's step
-    assert keys == {"sweep/cells", "sweep/categories", "sweep/frontier", "sweep/runs", "train/loss",
+    assert keys == {"sweep/cells", "sweep/categories", "sweep/frontier", "sweep/frontier_usd", "sweep/frontier_tokens",
+                    "sweep/runs", "train/loss",
                     "eval/student/test/accuracy", "eval/student/ood/accuracy", "recipe.size"}
     # ... and each of them was logged: the report run's tables and the sweep's eval/train runs, on disk
     logged = logged_runs([built["sweep"], run_dir])
     have = set().union(*(r.summary | r.history | r.config for r in logged if r.group == GROUP))
     assert {k for k in keys if k not in have and f"{k}/_type" not in have} == set()
-    from distill_lab.tracking.wandb_reader import find_runs, read_run
-
     (report_run,) = [read_run(f) for f in find_runs(run_dir)]
     assert report_run.group == GROUP and report_run.job_type == "report"
     assert any(f.startswith("media/images/sweep/frontier_teacher_usd_plot") for f in report_run.files)

@@ -1,7 +1,7 @@
 """A W&B Report built from a sweep, through W&B's Reports API (the ``wandb-workspaces`` library).
 
 ``distill-lab report report.sweep_dir=... report.wandb_report=true logger=wandb`` logs the sweep's tables
-(``sweep/cells``, ``sweep/categories``, ``sweep/runs``, ``sweep/frontier``) to a ``report`` run in the
+(``sweep/cells``, ``sweep/categories``, ``sweep/runs``, ``sweep/frontier*``) to a ``report`` run in the
 sweep's W&B group, then builds a Report: the title, the study's question and method as text, and panel
 grids whose run sets are filtered to the sweep's group (and a job type): accuracy vs dataset size (one
 line per effort, with the interval's bounds as lines), retention by category, accuracy vs teacher USD and
@@ -182,11 +182,16 @@ def build(text: ReportText, group: str, entity: str, project: str, *, splits: li
                                    "retention (student / teacher) per cell, split and category")])]
 
     cost_panels = [table_chart("sweep/cells", "wandb/scatter/v0", {"x": "train_tokens", "y": "student_test_accuracy"},
-                               "student test accuracy vs supervised training tokens")]
+                               "student test accuracy vs supervised training tokens (every cell)"),
+                   table_chart("sweep/frontier_tokens", "wandb/line/v0",
+                               {"x": "train_tokens", "y": "student_test_accuracy", "stroke": "frontier"},
+                               "the Pareto frontier: accuracy vs supervised training tokens")]
     if cost_kind:
-        cost_panels.insert(0, table_chart("sweep/cells", "wandb/scatter/v0",
-                                          {"x": "teacher_usd", "y": "student_test_accuracy"},
-                                          f"student test accuracy vs teacher USD ({cost_kind})"))
+        cost_panels[:0] = [table_chart("sweep/cells", "wandb/scatter/v0", {"x": "teacher_usd", "y": "student_test_accuracy"},
+                                       f"student test accuracy vs teacher USD ({cost_kind}; every cell)"),
+                           table_chart("sweep/frontier_usd", "wandb/line/v0",
+                                       {"x": "teacher_usd", "y": "student_test_accuracy", "stroke": "frontier"},
+                                       f"the Pareto frontier: accuracy vs teacher USD ({cost_kind})")]
     needs.append(Need("table", "report", "sweep/frontier", ("frontier", "setting", "x", "student_test_accuracy")))
     cost_panels.append(wr.WeavePanelSummaryTable(table_name="sweep/frontier", layout=wr.Layout(w=24, h=8)))
     blocks += [wr.H2("What each point of accuracy cost"),
@@ -383,12 +388,21 @@ def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[An
                  r.cost.get("train_flops"), r.wall_s, r.cost.get("machine")] for r in runs]
     front_rows = [[axis, p["label"], p["x"], p["y"], p["on_frontier"], p["cheapest_within"]]
                   for axis, f in fronts.items() for p in f["points"]]
+
+    def members(axis: str) -> list[list[Any]]:  # the frontier alone, in order of cost: drawn as a line
+        f = fronts.get(axis)
+        return [[f"{axis} frontier", p["label"], p["x"], p["y"], p["cheapest_within"]] for p in f["frontier"]] if f else []
+
     return {"sweep/cells": (cols, cells),
             "sweep/categories": (["effort", "size", "split", "category", "label", "retention", "retention_lo",
                                   "retention_hi"], cats),
             "sweep/runs": (run_cols, run_rows),
             "sweep/frontier": (["frontier", "setting", "x", "student_test_accuracy", "on_frontier",
-                                "cheapest_within"], front_rows)}
+                                "cheapest_within"], front_rows),
+            "sweep/frontier_usd": (["frontier", "setting", "teacher_usd", "student_test_accuracy", "cheapest_within"],
+                                   members("teacher_usd")),
+            "sweep/frontier_tokens": (["frontier", "setting", "train_tokens", "student_test_accuracy",
+                                       "cheapest_within"], members("train_tokens"))}
 
 
 def sweep_text(rc: Any, res: dict[str, Any], sweep_dir: Path, confidence: float) -> ReportText:

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
+    if cfg.report.publish_file:  # publish a saved W&B Report spec, nothing else
+        from distill_lab.stages.report.wandb_report import publish_file
+
+        url = publish_file(cfg.report.publish_file)
+        return StageResult(artifacts={"wandb_report_spec": str(cfg.report.publish_file)},
+                           summary={"wandb_report_url": url})
     if cfg.report.sweep_dir and not cfg.report.eval_dirs:
         return sweep.run_report(cfg, run_dir)
     return single.run_report(cfg, run_dir)

@@ -5,7 +5,10 @@ and write the outputs.
 reading the runs (``sweep_runs.py``), aggregating them over seeds (``sweep_stats.py``), rendering
 ``sweep.md`` (``sweep_markdown.py``, tables through ``tables.py``) and the charts (``sweep_plots.py``);
 this module writes them: ``sweep_runs.csv``, ``sweep_summary.csv``, ``sweep.json``, ``sweep.md`` and
-plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars).
+plots ``accuracy_vs_size.png`` / ``retention_vs_size.png`` (one line per effort, CI bars). What each run
+cost (``costs.py``) and the Pareto frontiers of accuracy vs teacher USD and vs training tokens
+(``frontier.py``) add a section to ``sweep.md`` and ``frontier_*.png``; ``report.wandb_report=true`` builds
+the sweep's W&B Report (``wandb_report.py``).
 
 Partial sweeps: the grid the sweep was launched with (``multirun.yaml``, ``report/grid.py``) is
 compared with the runs on disk, and every job not yet finished is named, with the cells short of seeds.
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.stages.report.contrasts import sweep_contrasts
+from distill_lab.stages.report.costs import CostError, run_cost
+from distill_lab.stages.report.frontier import cost_report
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status
 from distill_lab.stages.report.sweep_markdown import markdown
 from distill_lab.stages.report.sweep_plots import category_plots, plot
@@ -39,11 +44,21 @@ from distill_lab.stages.report.sweep_stats import aggregate
 __all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "run_report", "write_report"]
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95) -> dict[str, Any]:
-    """Collect, aggregate and write every output; returns the artifact paths and a summary."""
+def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95, *,
+                 price_model: str | None = None, chars_per_token: float = 4.0,
+                 frontier_points: float = 5.0) -> dict[str, Any]:
+    """Collect, aggregate and write every output; returns the artifact paths and a summary. ``price_model``
+    projects an unpaid teacher's spend at that model's list prices (report/costs.py)."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
+    for r in runs:  # each run's cost record, before anything is written (a bad price model fails here)
+        if r.status == "ok":
+            try:
+                r.cost = run_cost(Path(r.path), r.dataset_dir, r.cost_usd, price_model=price_model,
+                                  chars_per_token=chars_per_token).to_json()
+            except CostError as e:
+                raise SweepError(str(e)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows = aggregate(runs, confidence)
     contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
     try:
@@ -70,9 +85,13 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),
             "contrasts": contrast_rows}
+    other = [k for k in swept_keys([r for r in runs if r.status == "ok"]) if k not in ("teacher.effort", "recipe.size")]
+    cost_lines, cost_plots, fronts = cost_report(rows, other, out_dir, frontier_points)
+    data["frontiers"] = fronts
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows))
-    artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
+    md = markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows)
+    (out_dir / "sweep.md").write_text(md + ("\n".join(cost_lines) + "\n" if cost_lines else ""))
+    artifacts = {**cost_plots, "sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
     p = plot(rows, "student", "student accuracy (%)", out_dir / "accuracy_vs_size.png",
@@ -93,7 +112,8 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         artifacts["category_plots"] = by_cat
     summary = {"runs": len(runs), "finished": sum(r.status == "ok" for r in runs), "expected_jobs": expected,
                "cells": len(rows), "missing_jobs": len(grid.missing_jobs) if grid is not None else None}
-    return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs}
+    return {"artifacts": artifacts, "summary": summary, "rows": rows, "runs": runs, "frontiers": fronts,
+            "other_keys": other}
 
 
 def run_report(cfg, run_dir: Path):
@@ -101,9 +121,27 @@ def run_report(cfg, run_dir: Path):
     from distill_lab.stages.common import StageResult
     from distill_lab.tracking.loggers import open_run
 
-    out_dir = Path(cfg.report.output_dir or run_dir)
-    res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence)
-    with open_run(cfg, "report", run_dir) as wl:
+    rc = cfg.report
+    out_dir = Path(rc.output_dir or run_dir)
+    group = None
+    if rc.wandb_report:  # checked before anything is written
+        from distill_lab.errors import ConfigError
+        from distill_lab.stages.report import wandb_report
+
+        if cfg.logger.name != "wandb":
+            raise ConfigError("report.wandb_report: needs logger=wandb (the report's tables go to a W&B run in the "
+                              "sweep's group, which the Report's panels read)")
+        try:
+            group = wandb_report.sweep_group(cfg.logger.group, wandb_report.logged_runs([Path(rc.sweep_dir)]),
+                                             Path(rc.sweep_dir))
+        except wandb_report.WandbReportError as e:
+            raise ConfigError(str(e)) from None
+    res = write_report(rc.sweep_dir, out_dir, confidence=cfg.eval.confidence, price_model=rc.projected_price_model,
+                       chars_per_token=rc.projected_chars_per_token, frontier_points=rc.frontier_points)
+    with open_run(cfg, "report", run_dir, group=group) as wl:
+        if wl.enabled and rc.wandb_report:  # what the W&B Report's panels read
+            for key, (cols, table) in wandb_report.sweep_tables(res).items():
+                wl.log_table(key, cols, table)
         if wl.enabled:
             header = ["effort", "size", "n_runs", "student_test", "student_ood", "retention_test",
                       "retention_ood", "cost_usd"]
@@ -112,10 +150,13 @@ def run_report(cfg, run_dir: Path):
                       nested(r, "retention_test", "mean"), nested(r, "retention_ood", "mean"), r.get("cost_usd")]
                      for r in res["rows"]]
             wl.log_table("sweep/summary", header, table)
-            for key in ("accuracy_plot", "retention_plot"):
+            for key in ("accuracy_plot", "retention_plot", "frontier_teacher_usd_plot", "frontier_train_tokens_plot"):
                 if key in res["artifacts"]:
                     wl.log_image(f"sweep/{key}", res["artifacts"][key])
             wl.log_artifact(res["artifacts"]["sweep_md"], "sweep-report", "report")
+    if rc.wandb_report:
+        res["artifacts"].update(wandb_report.run_for_sweep(cfg, res, group, [Path(rc.sweep_dir), Path(run_dir)],
+                                                           out_dir))
     best = max((nested(r, "student_test_accuracy", "mean") or 0.0 for r in res["rows"]), default=None)
     print(f"distill-lab report: sweep of {res['summary']['runs']} runs -> {res['artifacts']['sweep_md']}")
     return StageResult(artifacts=res["artifacts"], summary=res["summary"], objective=best)

@@ -68,11 +68,18 @@ class Run:
     dose: dict[str, dict[str, float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
     git_commit: str | None = None
+    dataset_dir: str | None = None  # the teacher rows this run trained on
+    # what the run cost (artifacts/run_cost.RunCost.to_json(); report/costs.py): teacher USD paid or projected,
+    # teacher tokens, supervised tokens, FLOPs estimate, wall time, machine
+    cost: dict[str, Any] = field(default_factory=dict)
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
                if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
-                            "contrasts", "dose")}
+                            "contrasts", "dose", "cost")}
+        for k, v in self.cost.items():
+            if k not in ("supervised_tokens", "wall_s"):  # already columns (train_tokens, wall_s)
+                out[k] = json.dumps(v) if isinstance(v, dict) else v
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():
@@ -190,6 +197,7 @@ def read_run(job_dir: Path) -> Run:
     if not dataset_dir:  # a generate job's own dataset, or a pipeline's generate sub-stage's
         dataset_dir = nested(manifest, "artifacts", "dataset") or next(
             (str(d) for d in (job_dir / "dataset", job_dir / "generate" / "dataset") if d.is_dir()), None)
+    run.dataset_dir = str(dataset_dir) if dataset_dir else None
     try:
         info = DatasetInfo.load(dataset_dir)
     except DatasetInfoError as e:

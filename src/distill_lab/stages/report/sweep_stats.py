@@ -8,6 +8,7 @@ from collections import defaultdict
 from statistics import mean
 from typing import Any
 
+from distill_lab.stages.report.costs import cell_costs
 from distill_lab.stages.report.families import aggregate_families
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval
@@ -60,6 +61,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         row["train_loss"] = mean(losses) if losses else None
         tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
         row["train_tokens"] = mean(tokens) if tokens else None
+        row.update(cell_costs(rs))  # teacher USD (paid / projected), FLOPs, wall time: report/costs.py
         fam = aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi))
         row.update({k: v for k, v in fam.items() if v})
         rows.append(row)

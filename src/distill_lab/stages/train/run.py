@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from distill_lab.artifacts.run_cost import machine
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
 from distill_lab.stages.train.features import FeatureStats, build_examples, dose_per_family
@@ -241,6 +242,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "precision_configured": cfg.hardware.precision,
         "backend": report.as_dict(),
         "attention": str(_unwrap(module.model).config._attn_implementation),
+        # for the report's FLOPs estimate (artifacts/run_cost.py: 6 x params_total x supervised_tokens)
+        "params_total": sum(p.numel() for p in _unwrap(module.model).parameters()),
+        "params_trainable": sum(p.numel() for p in _unwrap(module.model).parameters() if p.requires_grad),
+        "machine": machine(),
     }
     _finish_logger(trainer)
     return StageResult(artifacts=artifacts, summary=summary,

@@ -15,6 +15,13 @@ class ReportConfig:
     output_dir: Optional[str] = None
     failures_per_category: int = 3  # example failures shown per category and split
     plots: bool = True  # PNG plots (matplotlib, Agg backend)
+    # resolution before spending (report/design.py): the sweep of this command's experiment, before it runs
+    check_design: bool = False
+    design_overrides: list[str] = field(default_factory=list)  # extra sweep overrides, as after `-m`
+    design_accuracy: float = 0.5  # accuracy near which the contrast is measured (0.5: the widest)
+    design_seed_sd: float = 0.05  # guessed seed-to-seed SD of a cell's accuracy (fraction)
+    design_prompt_corr: float = 0.5  # correlation of a prompt's correctness between the two cells
+    design_power: float = 0.8
 
     def __post_init__(self) -> None:
         _check(self.failures_per_category >= 0, "report.failures_per_category", "must be >= 0")

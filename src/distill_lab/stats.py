@@ -56,19 +56,39 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def majority_vote(answers: Sequence[Hashable | None]) -> Hashable | None:
-    """The most frequent non-None answer; ties go to the tied answer that appeared first.
+def majority_vote(answers: Sequence[Hashable | None], priority: Sequence[float] | None = None) -> Hashable | None:
+    """The most frequent non-None answer; ties go to the tied answer given by the voter with the highest
+    ``priority`` (e.g. the voter's own accuracy), and without priorities (or among equal ones) to the tied
+    answer that appeared first.
 
     None (an answer that could not be extracted) never wins; all-None gives None.
     """
+    if priority is not None and len(priority) != len(answers):
+        raise ValueError(f"majority_vote: {len(answers)} answers but {len(priority)} priorities")
     votes = Counter(a for a in answers if a is not None)
     if not votes:
         return None
     top = max(votes.values())
-    for a in answers:  # first occurrence among the tied answers
-        if a is not None and votes[a] == top:
-            return a
-    raise AssertionError("unreachable")
+    tied = [(-(priority[i] if priority is not None else 0.0), i, a) for i, a in enumerate(answers)
+            if a is not None and votes[a] == top]
+    return min(tied, key=lambda t: (t[0], t[1]))[2]
+
+
+def answer_value(answer: str | None) -> Hashable | None:
+    """The value an extracted answer stands for, so that votes group equal values: a number by its exact
+    value (``"1,234"``, ``"1234.0"`` and ``"+1234"`` are one vote; fractions ``"3/4"`` too), anything else
+    as its whitespace-collapsed, case-folded text. Written here because the task families' answers are
+    plain numbers and words (math-verify, which parses LaTeX, is an optional extra of the benchmarks)."""
+    if answer is None:
+        return None
+    text = " ".join(str(answer).split())
+    num = text.replace(",", "").replace("_", "")
+    try:
+        from fractions import Fraction
+
+        return ("number", Fraction(num))
+    except (ValueError, ZeroDivisionError):
+        return ("text", text.casefold())
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:

@@ -22,6 +22,13 @@ class ReportConfig:
     design_seed_sd: float = 0.05  # guessed seed-to-seed SD of a cell's accuracy (fraction)
     design_prompt_corr: float = 0.5  # correlation of a prompt's correctness between the two cells
     design_power: float = 0.8
+    # voting across distilled students (report/vote.py): eval runs on the same prompts, majority vote per prompt
+    vote_runs: list[str] = field(default_factory=list)
+    vote_seeds: bool = False  # the vote_runs are seeds of one configuration (intervals also over seeds)
+    vote_over: Optional[str] = None  # sweep report: "seed" adds, per cell, the vote of its seeds' students
 
     def __post_init__(self) -> None:
         _check(self.failures_per_category >= 0, "report.failures_per_category", "must be >= 0")
+        _check(self.vote_over in (None, "seed"), "report.vote_over", f"must be null or seed, got {self.vote_over!r}")
+        _check(not self.vote_runs or len(self.vote_runs) >= 2, "report.vote_runs",
+               f"a vote needs at least 2 eval runs, got {len(self.vote_runs)}")

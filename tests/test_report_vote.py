@@ -135,3 +135,19 @@ def test_the_report_stage_votes(tmp_path):
         compose_config([f"report.vote_runs=[{runs[0]}]"], stage="report")
     with pytest.raises(ConfigError, match="report.vote_over"):
         compose_config(["report.vote_over=effort"], stage="report")
+
+
+def test_the_sweep_report_votes_across_each_cells_seeds(tmp_path):
+    from distill_lab.stages.report.sweep import write_report
+    from tests.test_report_contrasts import _sweep
+
+    res = write_report(_sweep(tmp_path), tmp_path / "out", vote_over="seed")
+    votes = json.loads(Path(res["artifacts"]["sweep_json"]).read_text())["votes"]
+    assert len(votes) == 4 and all(v["members"] == ["seed 0", "seed 1"] for v in votes)
+    row = next(r for r in votes[0]["rows"] if r["category"] == "all")
+    assert row["n_members"] == 2 and row["ensemble_minus_mean"]["n_seeds"] == 2
+    assert row["no_answer"] == row["prompts"] == 40  # these fixture samples carry no extracted answer: no votes
+    md = Path(res["artifacts"]["sweep_md"]).read_text()
+    assert "## Voting across seeds (report.vote_over=seed)" in md and "`seed 0`, `seed 1`" in md
+    assert "votes" not in json.loads(Path(write_report(_sweep(tmp_path / "b"), tmp_path / "out2")["artifacts"]
+                                          ["sweep_json"]).read_text())

@@ -34,13 +34,16 @@ from distill_lab.stages.report.sweep_runs import (
     swept_keys,
 )
 from distill_lab.stages.report.sweep_stats import aggregate
+from distill_lab.stages.report.vote import seed_votes, seed_votes_markdown
 
 # what callers imported from this module before the split (tests, other stages' code)
 __all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "run_report", "write_report"]
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95) -> dict[str, Any]:
-    """Collect, aggregate and write every output; returns the artifact paths and a summary."""
+def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95,
+                 vote_over: str | None = None) -> dict[str, Any]:
+    """Collect, aggregate and write every output; returns the artifact paths and a summary. ``vote_over="seed"``:
+    also the vote of each cell's seeds' students (``report/vote.py``)."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
@@ -70,8 +73,14 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),
             "contrasts": contrast_rows}
+    md = markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows)
+    if vote_over == "seed":
+        ok = [r for r in runs if r.status == "ok"]
+        data["votes"] = seed_votes(runs, [k for k in swept_keys(ok) if k not in ("teacher.effort", "recipe.size")],
+                                   confidence)
+        md += "\n".join(seed_votes_markdown(data["votes"])) + "\n"
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows))
+    (out_dir / "sweep.md").write_text(md)
     artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
@@ -102,7 +111,8 @@ def run_report(cfg, run_dir: Path):
     from distill_lab.tracking.loggers import open_run
 
     out_dir = Path(cfg.report.output_dir or run_dir)
-    res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence)
+    res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence,
+                       vote_over=cfg.report.vote_over)
     with open_run(cfg, "report", run_dir) as wl:
         if wl.enabled:
             header = ["effort", "size", "n_runs", "student_test", "student_ood", "retention_test",

@@ -231,3 +231,38 @@ def run_vote(cfg: Any, run_dir: Path):
                                 "ensemble_accuracy": top["ensemble"]["mean"] if top else None,
                                 "best_member_accuracy": top["best"] if top else None},
                        objective=top["ensemble"]["mean"] if top else None)
+
+
+def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """The sweep report's ``report.vote_over=seed``: per cell (the runs equal in effort, size and the other
+    swept ``keys``), the vote of its seeds' students, with intervals also over seeds. Cells with fewer than
+    two finished runs with samples are left out (named in ``skipped``)."""
+    cells: dict[tuple, list[Any]] = defaultdict(list)
+    for r in runs:
+        if r.status == "ok":
+            cells[(r.effort, r.size, tuple(r.params.get(k) for k in keys))].append(r)
+    out = []
+    for (effort, size, rest), rs in cells.items():
+        label = ", ".join(str(x) for x in (effort, size, *rest) if x is not None) or "(one cell)"
+        usable = [r for r in rs if _samples_file(Path(r.path))]
+        if len(usable) < 2:
+            out.append({"cell": label, "skipped": f"{len(usable)} run(s) with samples.jsonl; a vote needs 2"})
+            continue
+        usable.sort(key=lambda r: (r.seed is None, r.seed))
+        members = [load_member(r.path, f"seed {r.seed}" if r.seed is not None else r.job) for r in usable]
+        out.append({"cell": label, "members": [m.name for m in members],
+                    "rows": vote_table(members, seeds=True, confidence=confidence)})
+    return out
+
+
+def seed_votes_markdown(cells: list[dict[str, Any]]) -> list[str]:
+    if not cells:
+        return []
+    lines = ["", "## Voting across seeds (report.vote_over=seed)", "",
+             "Per cell, the students of its seeds vote per prompt (`report/vote.py`)."]
+    for c in cells:
+        if "skipped" in c:
+            lines += ["", f"### {c['cell']}", "", f"No vote: {c['skipped']}."]
+        else:
+            lines += ["", *vote_markdown(c["rows"], c["members"], seeds=True, title=c["cell"], level="###")]
+    return lines

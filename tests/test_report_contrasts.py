@@ -155,3 +155,20 @@ def test_runs_without_samples_fall_back_to_the_seed_interval_and_say_so(tmp_path
     cells = json.loads(Path(res["artifacts"]["sweep_json"]).read_text())["cells"]
     assert cells[0]["student_test_accuracy"]["method"] == "t over seeds (no samples.jsonl)"
     assert "Student-t interval over seeds only" in Path(res["artifacts"]["sweep_md"]).read_text()
+
+
+def test_family_figures_and_probe_contrasts_get_one_interval_from_samples(tmp_path):
+    from distill_lab.stages.report.sweep_stats import families_two_level
+
+    def answers(seed: int) -> dict:
+        taught = {f"t{i}": (float(i < 14 + seed), float(i < 14 + seed), 1.0) for i in range(20)}
+        untaught = {f"u{i}": (0.0, 0.0, float(i < 10)) for i in range(20)}
+        return {("student", "test", "capital_facts"): taught, ("student", "test", "capital_facts_untaught"): untaught}
+
+    out = families_two_level([answers(0), answers(1)], 0.95)
+    untaught = out["families"]["test/capital_facts_untaught"]
+    assert untaught["student_accuracy"]["mean"] == 0.0 and untaught["student_accuracy"]["ci"][1] > 0.1  # Wilson
+    assert untaught["student_format"]["mean"] == pytest.approx(0.5)
+    con = out["contrasts"]["taught - untaught facts"]["student"]
+    assert con["mean"] == pytest.approx(14.5 / 20) and con["n_seeds"] == 2 and con["ci"][0] > 0
+    assert con["ci"][1] <= 1.0

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from distill_lab.stages.report.contrasts import Answers, read_answers
-from distill_lab.stages.report.families import aggregate_families
+from distill_lab.stages.report.families import CONTRASTS, MODELS, aggregate_families
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
@@ -102,7 +102,9 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         row["train_loss"] = mean(losses) if losses else None
         tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
         row["train_tokens"] = mean(tokens) if tokens else None
-        fam = aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi))
+        fam_answers = [family_answers(r) for r in rs]
+        fam = (families_two_level(fam_answers, confidence) if all(fam_answers)
+               else aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi)))
         row.update({k: v for k, v in fam.items() if v})
         rows.append(row)
     return rows
@@ -132,3 +134,64 @@ def _over_seeds(row: dict[str, Any], rs: list[Run], confidence: float) -> None:
     if cats:
         row["categories"] = {k: {what: st(v, 0.0, None if what.endswith("retention") else 1.0)
                                  for what, v in d.items()} for k, d in sorted(cats.items())}
+
+
+# (model, split, family) -> prompt -> (correct, graded score, answer parsed)
+FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float]]]
+
+
+def family_answers(run: Run) -> FamilyAnswers | None:
+    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them.
+    Read here directly; the per-sample loader of the evidence work replaces it when merged."""
+    import json
+
+    for p in (Path(run.path) / "eval" / "samples.jsonl", Path(run.path) / "samples.jsonl"):
+        if p.is_file():
+            break
+    else:
+        return None
+    out: FamilyAnswers = defaultdict(dict)
+    with p.open() as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r.get("kind", "greedy") != "greedy" or r.get("sample_index", 0) != 0 or not r.get("task"):
+                continue
+            c = float(bool(r["correct"]))
+            out[(r["model"], r["split"], r["task"])][r["prompt_id"]] = (
+                c, c if r.get("score") is None else float(r["score"]),
+                float(r.get("extracted") is not None) if "extracted" in r else float("nan"))
+    return dict(out) or None
+
+
+def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: int) -> np.ndarray | None:
+    per_run = [a.get(key) or {} for a in answers]
+    ids = sorted(set.intersection(*(set(d) for d in per_run)))
+    if not ids:
+        return None
+    y = np.array([[d[i][k] for i in ids] for d in per_run])
+    return None if np.isnan(y).all() else y
+
+
+def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[str, Any]:
+    """Per-family figures and the probes' contrasts of one cell with one interval over seeds and prompts
+    (``stats.two_level_interval``), in the shape of ``families.aggregate_families``: accuracy, score and
+    format per model, and each contrast of ``families.CONTRASTS`` (two families, or two splits: different
+    prompts on each side, the seeds paired)."""
+    fams: dict[str, dict[str, Any]] = defaultdict(dict)
+    keys = sorted({k for a in answers for k in a})
+    for model, split, task in keys:
+        for what, k in (("accuracy", 0), ("score", 1), ("format", 2)):
+            y = _family_table(answers, (model, split, task), k)
+            if y is not None:
+                fams[f"{split}/{task}"][f"{model}_{what}"] = two_level_interval([y], "mean", confidence=confidence)
+    cons: dict[str, dict[str, Any]] = {}
+    for name, (fa, sa), (fb, sb), _ in CONTRASTS:
+        for model in MODELS:
+            ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
+            if ya is not None and yb is not None:
+                st = two_level_interval([ya, yb], "diff", paired_prompts=False, confidence=confidence)
+                if st is not None:
+                    cons.setdefault(name, {})[model] = st
+    return {"families": dict(sorted(fams.items())), "contrasts": cons}

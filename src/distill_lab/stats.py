@@ -263,11 +263,17 @@ def _means(y: Any, mask: Any, ws: Any, wp: Any) -> Any:
         return num / den
 
 
-def _draws(rng: Any, n: int, b: int) -> Any:
-    """Counts of a resample with replacement of ``n`` units, ``b`` times: [b, n]."""
+@lru_cache(maxsize=64)
+def _draws(seed: int, stream: int, n: int, b: int) -> Any:
+    """Counts of ``b`` resamples with replacement of ``n`` units: [b, n], read-only. A function of the
+    seed, the stream (which level and arm) and the sizes only, so it is cached: a report computes hundreds
+    of intervals over the same seeds and prompts, and the draws were most of their cost."""
     import numpy as np
 
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
+    rng = np.random.default_rng([seed, stream, n, b])
+    out = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
+    out.flags.writeable = False
+    return out
 
 
 def two_level_interval(arms: Sequence[Any], statistic: str = "mean", *, paired_seeds: bool = True,
@@ -358,10 +364,11 @@ def two_level_interval(arms: Sequence[Any], statistic: str = "mean", *, paired_s
                    else "wilson (one seed)", df=None)
         return out
 
-    rng = np.random.default_rng(seed)
     b = n_resamples
-    ws = [_draws(rng, n_seeds[0], b)] * len(ys) if paired_seeds else [_draws(rng, n, b) for n in n_seeds]
-    wp = [_draws(rng, ys[0].shape[2], b)] * len(ys) if paired_prompts else [_draws(rng, y.shape[2], b) for y in ys]
+    ws = ([_draws(seed, 0, n_seeds[0], b)] * len(ys) if paired_seeds
+          else [_draws(seed, 10 + i, n, b) for i, n in enumerate(n_seeds)])
+    wp = ([_draws(seed, 1, ys[0].shape[2], b)] * len(ys) if paired_prompts
+          else [_draws(seed, 20 + i, y.shape[2], b) for i, y in enumerate(ys)])
     ws = [w if w.shape[1] > 1 else None for w in ws]
 
     def replicate(use_seeds: bool, use_prompts: bool) -> Any:

@@ -62,9 +62,11 @@ def test_the_effort_x_size_design():
 
 
 def test_more_seeds_from_design_overrides_and_assumptions():
-    d = check_design(["experiment=effort_x_size"], ["seed=0,1,2,3", "teacher.effort=low,high"],
+    d = check_design(["experiment=effort_x_size"], ["seed=0,1,2,3", "teacher.effort=low,high", "recipe.ood_size=80"],
                      Assumptions(seed_sd=0.1, accuracy=0.8))
     assert d["jobs"] == 2 * 3 * 4 and len(d["cells"]) == 6
+    assert d["cells"][0]["label"] == "teacher.effort=low, recipe.size=50"  # a fixed override names no cell
+    assert d["cells"][0]["prompts"] == {"test": 40, "ood": 80}
     r = next(r for r in d["resolution"] if r["category"] == "all")
     assert r["seeds"] == 4
     assert r["mde"] == pytest.approx(_hand_mde(4, 40, p=0.8, sd=0.1), abs=0.005)

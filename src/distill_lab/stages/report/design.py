@@ -262,10 +262,11 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
     with open_dict(base):
         base.pop("hydra", None)
     cells: dict[str, Cell] = {}
+    varying = {o.split("=", 1)[0] for job in jobs for o in job if sum(o in j for j in jobs) < len(jobs)}
     for job in jobs:
         items = [o for o in job if not o.startswith("hydra.")]
-        label = ", ".join(o for o in items if o.split("=", 1)[0].lstrip("+~") != SEED_KEY
-                          and o not in overrides)
+        label = ", ".join(o for o in items if o.split("=", 1)[0] in varying
+                          and o.split("=", 1)[0].lstrip("+~") != SEED_KEY)
         seed = next((o.split("=", 1)[1] for o in items if o.split("=", 1)[0] == SEED_KEY), "0")
         if label not in cells:
             try:

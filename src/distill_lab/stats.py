@@ -306,6 +306,13 @@ def two_level_interval(arms: Sequence[Any], statistic: str = "mean", *, paired_s
     4. The interval is clipped to the statistic's range: ``value_range`` for a mean, +-its width for a
        difference, [0, max / mean of b] for a ratio (what a perfect arm a would give).
 
+    Measured coverage of a 95 % interval (``tests/test_intervals.py``, 300 simulated studies, 40 prompts,
+    logit model with seed effects and prompt difficulty; 2026-12-03): 97 % with prompts dominant (5 seeds;
+    the per-seed t-interval: 76 %), 94 % where every seed answers a prompt alike (t-interval: zero width,
+    0 %), 99 % for a paired contrast (3 seeds; a third narrower than the unpaired analysis). Below nominal
+    where 2 seeds carry most of the variance (88 %; 91 % with 3 seeds): the Satterthwaite df then
+    overstates what one seed-to-seed difference tells.
+
     Deterministic for a given ``seed``. Returns ``{"mean", "ci", "method", "n_seeds", "n_prompts", "df"}``,
     None when there is no data (or a ratio is undefined in most replicates).
     """

@@ -134,7 +134,11 @@ def test_the_report_stage_votes(tmp_path):
     with pytest.raises(ConfigError, match="report.vote_runs"):
         compose_config([f"report.vote_runs=[{runs[0]}]"], stage="report")
     with pytest.raises(ConfigError, match="report.vote_over"):
-        compose_config(["report.vote_over=effort"], stage="report")
+        compose_config(["report.vote_over=effort", "report.sweep_dir=x"], stage="report")
+    with pytest.raises(ConfigError, match="report.vote_over"):
+        compose_config(["report.vote_over=seed"], stage="report")  # no sweep to vote across
+    with pytest.raises(ConfigError, match="report.vote_seeds"):
+        compose_config(["report.vote_seeds=true"], stage="report")
 
 
 def test_the_sweep_report_votes_across_each_cells_seeds(tmp_path):

@@ -32,3 +32,7 @@ class ReportConfig:
         _check(self.vote_over in (None, "seed"), "report.vote_over", f"must be null or seed, got {self.vote_over!r}")
         _check(not self.vote_runs or len(self.vote_runs) >= 2, "report.vote_runs",
                f"a vote needs at least 2 eval runs, got {len(self.vote_runs)}")
+        _check(self.vote_over is None or bool(self.sweep_dir), "report.vote_over",
+               "votes across a sweep's seeds: set report.sweep_dir too")
+        _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
+               "says the report.vote_runs are seeds: set report.vote_runs too")

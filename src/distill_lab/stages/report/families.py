@@ -129,7 +129,8 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
         lines += ["", "## By task family: accuracy, content and format apart", "",
                   "accuracy = the family's verify; content = its `score` (for json_fields / sorted_words the "
                   "content whatever the format, for style_rules the voice); format = its strict extractor "
-                  "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %. "
+                  "found the answer (`format.answer_parsed`). Mean over seeds [one interval over seeds and prompts "
+                  "where the runs kept samples.jsonl, else over seeds], in %. "
                   "A control is read against its probe and is never inside a category figure.", ""]
         figures = ("student_accuracy", "student_score", "student_format", "base_accuracy", "base_score",
                    "teacher_accuracy", "teacher_score")
@@ -141,8 +142,9 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
              for row in rows for key, st in (row.get("families") or {}).items()))
     if any(row.get("contrasts") for row in rows):
         lines += ["", "## Contrasts between probes and their controls", "",
-                  "Per run the difference in accuracy (points), then mean over seeds [Student-t interval over "
-                  "seeds]; an interval that excludes 0 separates the two at this budget.", ""]
+                  "The difference in accuracy (points), mean over seeds [one interval over seeds and prompts, "
+                  "the seeds paired, where the runs kept samples.jsonl; else a Student-t interval over seeds]; "
+                  "an interval that excludes 0 separates the two at this budget.", ""]
         tells = {name: what for name, _, _, what in CONTRASTS}
         lines += markdown_table(
             ["cell", "contrast", "student", "base", "teacher", "what it tells"],

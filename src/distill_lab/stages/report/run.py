@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distill_lab.stages.common import StageResult
-from distill_lab.stages.report import single, sweep
+from distill_lab.stages.report import design, single, sweep, vote
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -20,6 +20,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         url = publish_file(cfg.report.publish_file)
         return StageResult(artifacts={"wandb_report_spec": str(cfg.report.publish_file)},
                            summary={"wandb_report_url": url})
+    if cfg.report.check_design:
+        return design.run_check(cfg, run_dir)
+    if cfg.report.vote_runs:
+        return vote.run_vote(cfg, run_dir)
     if cfg.report.sweep_dir and not cfg.report.eval_dirs:
         return sweep.run_report(cfg, run_dir)
     return single.run_report(cfg, run_dir)

@@ -39,6 +39,7 @@ from distill_lab.stages.report.sweep_runs import (
     swept_keys,
 )
 from distill_lab.stages.report.sweep_stats import aggregate
+from distill_lab.stages.report.vote import seed_votes, seed_votes_markdown
 
 # what callers imported from this module before the split (tests, other stages' code)
 __all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "run_report", "write_report"]
@@ -46,9 +47,10 @@ __all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95, *,
                  price_model: str | None = None, chars_per_token: float = 4.0,
-                 frontier_points: float = 5.0) -> dict[str, Any]:
+                 frontier_points: float = 5.0, vote_over: str | None = None) -> dict[str, Any]:
     """Collect, aggregate and write every output; returns the artifact paths and a summary. ``price_model``
-    projects an unpaid teacher's spend at that model's list prices (report/costs.py)."""
+    projects an unpaid teacher's spend at that model's list prices (report/costs.py). ``vote_over="seed"``:
+    also the vote of each cell's seeds' students (``report/vote.py``)."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     runs = collect(sweep_dir)
     for r in runs:  # each run's cost record, before anything is written (a bad price model fails here)
@@ -88,8 +90,11 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"]) if k not in ("teacher.effort", "recipe.size")]
     cost_lines, cost_plots, fronts = cost_report(rows, other, out_dir, frontier_points)
     data["frontiers"] = fronts
-    (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     md = markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows)
+    if vote_over == "seed":
+        data["votes"] = seed_votes(runs, other, confidence)
+        md += "\n".join(seed_votes_markdown(data["votes"])) + "\n"
+    (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out_dir / "sweep.md").write_text(md + ("\n".join(cost_lines) + "\n" if cost_lines else ""))
     artifacts = {**cost_plots, "sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
@@ -137,7 +142,8 @@ def run_report(cfg, run_dir: Path):
         except wandb_report.WandbReportError as e:
             raise ConfigError(str(e)) from None
     res = write_report(rc.sweep_dir, out_dir, confidence=cfg.eval.confidence, price_model=rc.projected_price_model,
-                       chars_per_token=rc.projected_chars_per_token, frontier_points=rc.frontier_points)
+                       chars_per_token=rc.projected_chars_per_token, frontier_points=rc.frontier_points,
+                       vote_over=rc.vote_over)
     with open_run(cfg, "report", run_dir, group=group) as wl:
         if wl.enabled and rc.wandb_report:  # what the W&B Report's panels read
             for key, (cols, table) in wandb_report.sweep_tables(res).items():

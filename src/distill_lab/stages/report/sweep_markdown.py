@@ -32,8 +32,12 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         cols.append(("train_loss", "final train loss"))
     lines = [f"# Sweep report: {sweep_dir}", "",
              f"{sum(r.status == 'ok' for r in runs)} of {len(runs)} runs finished. Cells: mean over seeds "
-             f"[{int(confidence * 100)}% Student-t interval over seeds, clipped to the possible range]; "
-             "accuracies and retention in %.", ""]
+             f"[{int(confidence * 100)}% interval over seeds and prompts together: a two-level bootstrap calibrated "
+             "to Student's t for few seeds, Wilson where every seed agrees, clipped to the possible range; "
+             "`stats.two_level_interval`]; accuracies and retention in %."
+             + (" Cells whose runs kept no samples.jsonl: Student-t interval over seeds only."
+                if any("t over seeds" in str((row.get("student_test_accuracy") or {}).get("method")) for row in rows)
+                else ""), ""]
     lines += markdown_table([h for _, h in cols],
                             ([interval_cell(row.get(k), scale=1 if k in NOT_PERCENT else 100) for k, _ in cols]
                              for row in rows))

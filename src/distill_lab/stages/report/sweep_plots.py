@@ -75,5 +75,5 @@ def category_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
         splits = sorted({k.split("/", 1)[0] for k in cats}, key=lambda s: (s != "test", s))
         paths.append(str(retention_by_category_plot(
             {k.split("/", 1)[1] for k in cats}, splits, stat,
-            f"retention per category ({label}; mean over {len(row['seeds'])} seeds, t-interval)", out_dir / name)))
+            f"retention per category ({label}; mean over {len(row['seeds'])} seeds, interval over seeds and prompts)", out_dir / name)))
     return paths

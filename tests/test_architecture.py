@@ -1,5 +1,6 @@
 """The house's shape, checked: the layer and independence contracts (import-linter, configured in
-pyproject.toml), no import circle between rooms, and configs found from a regular (non-editable) install."""
+pyproject.toml), no import circle between rooms nor between files, and configs found from a regular
+(non-editable) install."""
 
 from __future__ import annotations
 
@@ -22,8 +23,14 @@ def _room(module: str) -> str:
     return ".".join(parts[:2])
 
 
+def _graph(type_checking: bool = False):
+    # no cache: grimp's cache keeps one timestamp file for both TYPE_CHECKING modes, so after a build in
+    # the other mode it can hand back a stale graph
+    return grimp.build_graph("distill_lab", exclude_type_checking_imports=not type_checking, cache_dir=None)
+
+
 def room_graph() -> dict[str, set[str]]:
-    graph = grimp.build_graph("distill_lab", exclude_type_checking_imports=True)
+    graph = _graph()
     edges: dict[str, set[str]] = {}
     for mod in graph.modules:
         if mod.endswith(".__main__"):  # entry points (python -m distill_lab.stages.<stage>) sit on top
@@ -82,6 +89,105 @@ def test_shared_parts_never_import_a_stage():
                                                     "distill_lab.config"))]
     up = {r: sorted(d for d in edges[r] if d.startswith("distill_lab.stages")) for r in shared}
     assert not {r: d for r, d in up.items() if d}, up
+
+
+def module_graph(type_checking: bool = False) -> tuple[dict[str, set[str]], object]:
+    """Every module (file) of distill_lab and the modules it imports, and grimp's graph (for the lines).
+
+    What counts as an import: every ``import`` statement grimp finds, at module level or inside a function
+    (a lazy import is still a dependency); ``if TYPE_CHECKING:`` imports only with ``type_checking``.
+    A package's ``__init__.py`` is a file like any other: its own imports count (``tasks/__init__.py``
+    imports every family, so a family module importing the package is a circle). What Python does
+    implicitly -- running the parent package's ``__init__`` before a submodule -- is not an import of that
+    file and is not counted (every package whose ``__init__`` imports its submodules would be circular).
+    Entry points (``__main__``) sit on top, like the CLI, and are left out."""
+    graph = _graph(type_checking)
+    edges: dict[str, set[str]] = {}
+    for mod in graph.modules:
+        if mod.endswith(".__main__"):
+            continue
+        for dst in graph.find_modules_directly_imported_by(mod):
+            if dst != mod and not dst.endswith(".__main__"):
+                edges.setdefault(mod, set()).add(dst)
+    return edges, graph
+
+
+def _cycles(edges: dict[str, set[str]], limit: int = 20) -> list[list[str]]:
+    """Up to ``limit`` circles: the cycle finder's, each broken at its last edge before the next search."""
+    edges = {k: set(v) for k, v in edges.items()}
+    out = []
+    while len(out) < limit and (c := _cycle(edges)):
+        out.append(c)
+        edges[c[-2]].discard(c[-1])
+    return out
+
+
+def file_of(module: str) -> str:
+    """``distill_lab.tasks`` -> ``src/distill_lab/tasks/__init__.py``; ``distill_lab.tasks.base`` ->
+    ``src/distill_lab/tasks/base.py`` (relative to the repository)."""
+    path = Path("src", *module.split("."))
+    return str(path / "__init__.py") if (REPO / path).is_dir() else str(path.with_suffix(".py"))
+
+
+def circle_message(cycle: list[str], graph=None) -> str:
+    """The circle's files in order, each step with the line that imports the next file."""
+    steps = []
+    for a, b in zip(cycle, cycle[1:], strict=False):
+        details = graph.get_import_details(importer=a, imported=b) if graph is not None else []
+        where = "; ".join(f"line {d['line_number']}: {d['line_contents']}" for d in details)
+        steps.append(f"  {file_of(a)} imports {file_of(b)}" + (f" ({where})" if where else ""))
+    return f"import circle between files: {' -> '.join(file_of(m) for m in cycle)}\n" + "\n".join(steps)
+
+
+def _assert_no_file_circle(type_checking: bool) -> None:
+    edges, graph = module_graph(type_checking)
+    assert "distill_lab.stages.train.run" in edges  # the graph is real: files, not rooms
+    circles = _cycles(edges)
+    assert not circles, "\n\n".join(circle_message(c, graph) for c in circles)
+
+
+def test_no_import_circle_between_files():
+    """No file imports a file that imports it, directly or around a longer loop (a shared type gets a
+    module of its own below its users). TYPE_CHECKING imports are left out here: they never run."""
+    _assert_no_file_circle(type_checking=False)
+
+
+def test_no_import_circle_between_files_counting_type_hints():
+    """The same with ``if TYPE_CHECKING:`` imports counted: an annotation that needs a circle says the
+    shared type sits in the wrong file (config.py <-> stages/common.py was one)."""
+    _assert_no_file_circle(type_checking=True)
+
+
+def test_a_file_circle_is_found_and_named_by_its_files():
+    edges = {"distill_lab.tasks": {"distill_lab.tasks.base"}, "distill_lab.tasks.base": {"distill_lab.tasks"},
+             "distill_lab.config": {"distill_lab.vocab"}}
+    (cycle,) = _cycles(edges)
+    assert cycle == ["distill_lab.tasks", "distill_lab.tasks.base", "distill_lab.tasks"]
+    msg = circle_message(cycle)
+    assert ("src/distill_lab/tasks/__init__.py -> src/distill_lab/tasks/base.py -> "
+            "src/distill_lab/tasks/__init__.py") in msg
+    assert file_of("distill_lab.config") == "src/distill_lab/config.py"
+    assert len(_cycles({"a": {"b"}, "b": {"a", "c"}, "c": {"b"}})) == 2  # every circle named, not the first only
+
+
+def test_a_circle_through_a_lazy_import_counts():
+    """An import inside a function is an import: the graph holds the one in ``stages/common.py``."""
+    edges, graph = module_graph()
+    assert "distill_lab.stages.resume" in edges["distill_lab.stages.common"]  # run_stage's lazy import
+    details = graph.get_import_details(importer="distill_lab.stages.common", imported="distill_lab.stages.resume")
+    assert details and details[0]["line_contents"].startswith("from distill_lab.stages import resume")
+
+
+def test_built_in_families_are_registered_when_only_tasks_base_is_imported():
+    """``tasks/base.py`` does not import its own package: Python runs ``tasks/__init__.py`` (every built-in
+    family) first, so a fresh interpreter that imports only ``tasks.base`` finds them all."""
+    code = ("from distill_lab.tasks.base import family_names; import sys; "
+            "print(','.join(family_names()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    from distill_lab.tasks import BUILTIN_FAMILIES, CONTROL_TASKS, PROBE_FAMILIES
+
+    expected = {*BUILTIN_FAMILIES, *PROBE_FAMILIES, *(c for cs in CONTROL_TASKS.values() for c in cs)}
+    assert expected <= set(out.strip().split(",")), expected - set(out.strip().split(","))
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill_lab.backends.cpu.attention import maskless
 from distill_lab.backends.cuda import varlen
 from distill_lab.backends.forward import token_loss_sum
+from distill_lab.backends.maskless import maskless
 from distill_lab.stages.train.packing import IGNORE, Example, pack_batch, pad_batch
 
 

@@ -177,7 +177,7 @@ def test_lora_student_and_its_base_share_weights_but_not_outputs(tmp_path):
 
 
 def test_generation_precision_choice():
-    from distill_lab.stages.evaluate.run import use_bf16
+    from distill_lab.stages.evaluate.placement import use_bf16
 
     # CPU: bf16-mixed training precision does not switch eval to autocast unless asked
     assert not use_bf16(compose_config(["student=tiny", "hardware=cpu"], stage="eval"))

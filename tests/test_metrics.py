@@ -114,3 +114,20 @@ def test_rouge_l_f1():
     assert M.rouge_l_f1("x y", "a b") == 0.0
     assert M.rouge_l_f1("", "") == 1.0
     assert M.rouge_l_f1("same words here", "same words here") == 1.0
+
+
+def test_majority_vote_ties_go_to_the_voter_with_the_highest_priority():
+    assert M.majority_vote(["3", "4"], [0.5, 0.9]) == "4"
+    assert M.majority_vote(["3", "4"], [0.9, 0.9]) == "3"  # equal priorities: first to appear
+    assert M.majority_vote(["3", "4", "4"], [1.0, 0.0, 0.0]) == "4"  # no tie: the count decides
+    assert M.majority_vote([None, "4"], [1.0, 0.0]) == "4"
+    with pytest.raises(ValueError, match="priorities"):
+        M.majority_vote(["3"], [1.0, 2.0])
+
+
+def test_answer_value_groups_numbers_by_value_and_text_by_its_words():
+    assert M.answer_value("1,234") == M.answer_value("1234.0") == M.answer_value("+1234")
+    assert M.answer_value("3/4") == M.answer_value("0.75") and M.answer_value("1e3") == M.answer_value("1000")
+    assert M.answer_value("1234") != M.answer_value("1235")
+    assert M.answer_value(" New  York ") == M.answer_value("new york") != M.answer_value("York")
+    assert M.answer_value(None) is None

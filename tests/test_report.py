@@ -136,3 +136,18 @@ def test_report_to_wandb_offline_tables_and_images(tmp_path, two_runs, monkeypat
     assert any(r[1:3] == ["test", "reasoning"] and r[3] == pytest.approx(0.75) for r in ret["data"])
     assert any(f.startswith("media/images/report/eval_a/retention_eval_a") for f in run.files)
     assert {"name": "report", "type": "report", "files": ["report.md"]} in run.artifacts
+
+
+def test_single_report_intervals_are_never_zero_width_and_stay_in_range(tmp_path):
+    d = tmp_path / "eval_all_right"
+    m = write_eval_run(d, {"test": 4, "ood": 4})  # student and teacher right everywhere, base never
+    assert m.retention_stat("student", "test")["ci"] == [1.0, 1.0]  # the eval's percentile bootstrap
+    cfg = compose_config([f"report.eval_dirs=[{d}]", "report.plots=false"], stage="report")
+    run_stage("report", cfg, tmp_path / "rep")
+    run = json.loads((tmp_path / "rep" / "report.json").read_text())["runs"][0]
+    ret = run["retention"]["test"]["all"]
+    assert ret["value"] == 1.0 and ret["ci"][0] < 1.0 and ret["ci"][1] == 1.0  # clipped: 1 / teacher accuracy
+    assert ret["ci_method"].startswith("wilson ratio")
+    gain = run["gain"]["test"]["reasoning"]
+    assert gain["value"] == 1.0 and gain["ci"][0] < 0.8 and gain["ci"][1] == 1.0
+    assert gain["ci_method"].startswith("newcombe")

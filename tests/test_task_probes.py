@@ -11,9 +11,10 @@ import re
 import pytest
 
 from distill_lab.tasks import CONTROL_TASKS, PROBE_FAMILIES, get_family
-from distill_lab.tasks.edge_controls import HINTS
-from distill_lab.tasks.fact_controls import REAL_FACTS
-from distill_lab.tasks.style_rules import RULES, rule_checks
+from distill_lab.tasks.composition import operations
+from distill_lab.tasks.edge_controls import HINTS, unannounced
+from distill_lab.tasks.fact_controls import REAL_FACTS, TRAIN_TEMPLATES
+from distill_lab.tasks.style_rules import CLOSE, MIN_VOICED, RULES, rule_checks
 
 EFFORTS = ("low", "medium", "high")
 ALL_TASKS = (*PROBE_FAMILIES, *[c for cs in CONTROL_TASKS.values() for c in cs])
@@ -124,6 +125,19 @@ def test_capital_facts_untaught_facts_never_reach_train_and_reverse_is_apart():
     assert all(p.meta["direction"] == "forward" for p in ood if p.task != "capital_facts_reverse")
     cov = fam.coverage(train, [p for p in test if p.task == "capital_facts"])
     assert cov["share_taught"] == 1.0
+    # the memorisation check: taught facts in the exact train prompt that first taught them (test only)
+    mem = [p for p in test if p.task == "capital_facts_train_phrasing"]
+    first_round = {p.prompt for p in train[:30]}
+    assert {p.prompt for p in mem} == first_round and all(p.meta["in_train"] and p.meta["taught"] for p in mem)
+    assert all(p.meta["template"] in TRAIN_TEMPLATES for p in mem)
+    assert not any(p.task == "capital_facts_train_phrasing" for p in ood)
+    held_phrasings = {p.prompt for p in test if p.task == "capital_facts"}
+    assert not held_phrasings & {p.prompt for p in train}  # the held-out phrasings are never trained
+    # round-robin: each task of a split gets an equal share of the first slots
+    first = test[:30]
+    assert {t: sum(p.task == t for p in first) for t in {p.task for p in first}} == {
+        "capital_facts": 10, "capital_facts_untaught": 10, "capital_facts_train_phrasing": 10}
+    assert [p.task for p in ood[:3]] == ["capital_facts", "capital_facts_untaught", "capital_facts_reverse"]
 
     real = get_family("capital_facts", n_facts=12, facts="real", untaught_every=3)
     ps = list(real.stream("test", random.Random(0)))
@@ -135,18 +149,25 @@ def test_capital_facts_untaught_facts_never_reach_train_and_reverse_is_apart():
         get_family("capital_facts", facts="made_up")
 
 
-def test_composition_ood_composes_trained_skills_at_trained_sizes():
+def test_composition_chains_two_operations_in_distribution_and_three_out_of_it():
     fam = get_family("composition")
     train = fam.generate("train", 200, random.Random(0))
+    test = fam.generate("test", 100, random.Random(1))
     ood = fam.generate("ood", 100, random.Random(0))
-    assert {p.meta["skill"] for p in train} == {"add", "multiply"}
-    assert {p.meta["skill"] for p in ood} == {"add_then_multiply"}
-    for p in ood:
-        a, b, c = p.meta["a"], p.meta["b"], p.meta["c"]
-        assert 10 <= a <= 89 and 10 <= b and a + b <= 99 and 2 <= c <= 9  # no operand beyond train's
-        assert p.reference == str((a + b) * c)
-    mult = [p for p in train if p.meta["skill"] == "multiply"]
-    assert all(20 <= p.meta["a"] <= 99 and 2 <= p.meta["c"] <= 9 for p in mult)
+    for p in train + test:  # every in-distribution prompt composes: two chained operations, both orders
+        assert operations(p.prompt) == 2 == p.meta["steps"], p.prompt
+    assert {p.meta["skill"] for p in train} == {"add_then_multiply", "multiply_then_add"}
+    assert all(operations(p.prompt) == 3 for p in ood) and {p.meta["skill"] for p in ood} == {"add_multiply_add"}
+    for p in train + test + ood:  # the reference is the prompt's value (× read as *, precedence as written)
+        assert p.reference == str(eval(p.prompt[len("What is "):-1].replace("×", "*"))), p.prompt
+    for p in ood:  # every step at a trained size: a 2-digit sum, times a digit, plus a 2-digit number
+        a, b, c, d = (p.meta[k] for k in "abcd")
+        assert 10 <= a <= 89 and 10 <= b and a + b <= 99 and 2 <= c <= 9 and 10 <= d <= 99
+    mult_add = [p for p in train if p.meta["skill"] == "multiply_then_add"]
+    assert all(20 <= p.meta["a"] <= 99 and 2 <= p.meta["c"] <= 9 and 10 <= p.meta["d"] <= 99 for p in mult_add)
+    # the low-effort trace still shows every step of the chain
+    p = ood[0]
+    assert fam.oracle(p, "low")[0].count("=") == 3
 
 
 def test_style_rules_vary_the_answer_and_score_the_voice():
@@ -161,27 +182,52 @@ def test_style_rules_vary_the_answer_and_score_the_voice():
     bullets = f"- What: a {p.reference}\n- Why: it's useful"
     checks = rule_checks(bullets)
     assert not checks["prose"] and not checks["no_contractions"] and not checks["closing_question"]
-    assert fam.score(bullets, p.reference) == pytest.approx(sum(checks.values()) / len(RULES))
+    assert sum(checks.values()) / len(RULES) > 0 and fam.score(bullets, p.reference) == 0.0  # no statement in the voice
     house = get_family("house_style")
     hp = house.generate("test", 1, random.Random(0))[0]
     assert fam.score(house.oracle(hp, "high")[1], hp.reference) < 1.0  # the old template is not this voice
     # content apart from voice: the right voice about nothing fails verify, plain content passes
-    assert fam.score("You know it. Is it not nice?", p.reference) == 1.0
-    assert not fam.verify("You know it. Is it not nice?", p.reference)
+    empty = "You know it well. It is a thing you see. You can use it daily. Is it not nice?"
+    assert fam.score(empty, p.reference) == 1.0 and not fam.verify(empty, p.reference)
     assert fam.verify(a.replace("?", "."), p.reference) and fam.score(a.replace("?", "."), p.reference) < 1.0
 
 
-def test_edge_checks_remove_the_hint_only_on_held_out_controls_and_low_traces_check():
+def test_one_template_sentence_cannot_max_out_the_voice():
+    fam = get_family("style_rules")
+    p = fam.generate("test", 1, random.Random(0))[0]
+    a = fam.oracle(p, "medium")[1]
+    assert all(rule_checks("Do you own one yourself?").values())  # every rule holds for the bare question...
+    assert fam.score("Do you own one yourself?", p.reference) == 0.0  # ...and it scores nothing
+    for close in CLOSE:
+        assert fam.score(close, p.reference) == 0.0
+    body = [x.strip() + "." for x in a.rsplit("?", 1)[0].rsplit(".", 1)[0].split(".") if x.strip()]
+    assert len(body) == MIN_VOICED == 3
+    assert fam.score(body[0] + " Do you own one yourself?", p.reference) == pytest.approx(1 / 3)
+    assert fam.score(" ".join(body[:2]) + " Do you own one yourself?", p.reference) == pytest.approx(2 / 3)
+    assert fam.score(" ".join([body[0]] * 3) + " Do you own one yourself?", p.reference) == pytest.approx(1 / 3)
+    assert fam.score(a, p.reference) == 1.0
+    # a contraction in one statement: that statement is out of the voice and the rule fails
+    broken = a.replace(" is ", " isn't ", 1)
+    assert fam.score(broken, p.reference) == pytest.approx(4 / 5 * 2 / 3)
+
+
+def test_edge_checks_pair_every_held_out_item_with_its_unannounced_twin_and_low_traces_check():
     fam = get_family("edge_checks")
     train = fam.generate("train", 60, random.Random(0))
     assert all(p.task == "edge_checks" and any(h in p.prompt for h in HINTS) for p in train)
-    held = fam.generate("test", 80, random.Random(0))
-    quiet = [p for p in held if p.task == "edge_checks_unannounced"]
-    loud = [p for p in held if p.task == "edge_checks"]
-    assert 20 <= len(quiet) <= 60 and loud
-    assert not any(h in p.prompt for p in quiet for h in HINTS)
-    assert all(any(h in p.prompt for h in HINTS) for p in loud)
-    assert {p.meta["edge"] for p in quiet} == {True, False}  # edge cases and their controls, unannounced
+    for split in ("test", "ood"):
+        held = fam.generate(split, 80, random.Random(0))
+        quiet = [p for p in held if p.task == "edge_checks_unannounced"]
+        loud = [p for p in held if p.task == "edge_checks"]
+        assert len(quiet) == len(loud) == 40  # balanced by design, not by chance
+        assert not any(h in p.prompt for p in quiet for h in HINTS)
+        assert all(any(h in p.prompt for h in HINTS) for p in loud)
+        for a, b in zip(held[::2], held[1::2], strict=True):  # the same item with and without the hint
+            assert (a.task, b.task) == ("edge_checks", "edge_checks_unannounced")
+            assert a.meta["pair_id"] == b.meta["pair_id"] and a.reference == b.reference
+            assert unannounced(a.prompt) == b.prompt and a.meta["kind"] == b.meta["kind"]
+        assert len({p.meta["pair_id"] for p in held}) == 40
+        assert {p.meta["edge"] for p in quiet} == {True, False}  # edge cases and their look-alikes, unannounced
     for p in held:
         low = fam.oracle(p, "low")[0]
         assert low.startswith("Check:") and re.search(r"\d|>", low)

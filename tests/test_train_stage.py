@@ -4,6 +4,7 @@ resume exactness, merged export."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -154,3 +155,17 @@ def test_missing_dataset_dir_names_the_field(tmp_path):
     cfg = compose_config(["student=tiny", "hardware=cpu_fp32"], stage="train")
     with pytest.raises(ConfigError, match="train.dataset_dir"):
         run_stage("train", cfg, tmp_path)
+
+
+def test_summary_counts_the_students_parameters_and_names_the_machine(trained):
+    """What the report's FLOPs estimate reads (6 x params_total x supervised tokens) and the machine."""
+    from safetensors import safe_open
+
+    run, res = trained
+    s = res.summary
+    with safe_open(str(run / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        saved = sum(f.get_tensor(k).numel() for k in f.keys())
+    assert s["params_trainable"] == saved  # the adapter is exactly what trained
+    assert s["params_total"] > s["params_trainable"] > 0
+    assert s["machine"].endswith(f"{os.cpu_count()} cores")
+    assert json.loads((run / "manifest.json").read_text())["summary"]["params_total"] == s["params_total"]

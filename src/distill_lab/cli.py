@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    from distill_lab.stages.common import STAGE_PACKAGES
+    from distill_lab.stages.names import STAGE_PACKAGES
 
     stage, rest = argv[0], argv[1:]
     if stage not in STAGE_PACKAGES:

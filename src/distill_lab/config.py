@@ -26,9 +26,9 @@ from omegaconf.errors import OmegaConfBaseException
 from distill_lab.artifacts.manifest import config_dict
 from distill_lab.errors import ConfigError
 from distill_lab.errors import check as _check
-from distill_lab.stages.common import STAGES
 from distill_lab.stages.evaluate.config import EvalConfig
 from distill_lab.stages.generate.config import FamilySpec, GenerateConfig, RecipeConfig, SourceSpec
+from distill_lab.stages.names import STAGES
 from distill_lab.stages.report.config import ReportConfig
 from distill_lab.stages.train.config import (
     GGUF_DTYPES,

@@ -32,8 +32,10 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "c
 #   redacted_thinking  number of redacted_thinking blocks in the teacher's reply (flagged, not dropped)
 #   thinking_chars     length of the visible thinking text; with ``usage.thinking_tokens`` (billed thinking
 #                      tokens, when the API reports them) it shows how much a summary left out
+#   pair_id            the item a held-out prompt shares with its paired control (an edge case with and
+#                      without its hint: ``tasks/edge_controls.py``), else null; samples join it by prompt_id
 OPTIONAL_FIELDS: dict[str, Any] = {"reject_reason": None, "origin_split": None, "redacted_thinking": 0,
-                                   "thinking_chars": 0}
+                                   "thinking_chars": 0, "pair_id": None}
 
 
 def row_id(prompt_id: str, sample_index: int, teacher_fingerprint: dict[str, Any]) -> str:
@@ -68,6 +70,7 @@ def make_row(problem: Problem, sample_index: int, teacher_fp: dict[str, Any], re
         "redacted_thinking": int(reply.extra.get("redacted_thinking", 0)),
         "thinking_chars": len(reply.reasoning or ""),
         "thinking_unclosed": bool(reply.extra.get("thinking_unclosed", False)),
+        "pair_id": problem.meta.get("pair_id"),
     }
 
 

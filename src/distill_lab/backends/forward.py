@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from distill_lab.backends.cpu.attention import NAME as SEGMENT_ATTENTION
-from distill_lab.backends.cpu.attention import maskless
 from distill_lab.backends.cuda.varlen import is_varlen, varlen_inputs
 from distill_lab.backends.loss import supervised_loss_sum
+from distill_lab.backends.maskless import maskless
 from distill_lab.students.chat import IGNORE
 
 

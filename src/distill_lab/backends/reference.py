@@ -14,8 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from distill_lab.backends.base import Backend, BackendReport
 from distill_lab.backends.forward import supervised, unwrap
-from distill_lab.backends.select import Backend, BackendReport
 
 
 class ReferenceBackend(Backend):

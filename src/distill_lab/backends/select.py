@@ -26,67 +26,18 @@ backend cannot take is decided here, and said in the report.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
 import torch
+
+from distill_lab.backends.base import Backend, BackendReport, RunTraits
+
+__all__ = ["KERNELS", "Backend", "BackendError", "BackendReport", "RunTraits", "available", "choose", "device_of",
+           "select_backend"]  # the interface types live in base.py; importers of select keep them
 
 KERNELS = ("auto", "reference", "cpu_fast", "cuda_varlen")
 
 
 class BackendError(ValueError):
     """``hardware.kernels`` names a backend that cannot run this run; the message says why."""
-
-
-@dataclass(frozen=True)
-class RunTraits:
-    """What the choice depends on. ``precision`` is the one that runs (after the CPU decision)."""
-
-    device: str  # cpu | cuda | ...
-    precision: str  # 32-true | bf16-mixed | bf16-true
-    quantized: bool  # a bitsandbytes 4-bit base (QLoRA)
-    strategy: str  # auto | ddp | fsdp2
-
-
-@dataclass
-class BackendReport:
-    """Which backend ran, how many modules each of its ops replaced, and why any op was left out."""
-
-    backend: str
-    requested: str
-    device: str
-    precision: str
-    replaced: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def line(self) -> str:
-        ops = ", ".join(f"{k} x{v}" for k, v in self.replaced.items()) or "none"
-        notes = f"; {'; '.join(self.notes)}" if self.notes else ""
-        return (f"backend {self.backend} (hardware.kernels={self.requested}) on {self.device}, "
-                f"precision {self.precision}: ops replaced: {ops}{notes}")
-
-
-class Backend:
-    """The interface. Subclasses set ``name`` and implement both calls."""
-
-    name = ""
-
-    def __init__(self, traits: RunTraits, requested: str = "auto", notes: list[str] | None = None):
-        self.traits, self.requested = traits, requested
-        self.notes = list(notes or [])
-
-    def report(self, replaced: dict[str, int], notes: list[str] | None = None) -> BackendReport:
-        return BackendReport(self.name, self.requested, self.traits.device, self.traits.precision,
-                             replaced, self.notes + list(notes or []))
-
-    def prepare(self, model) -> BackendReport:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:  # pragma: no cover
-        raise NotImplementedError
 
 
 def choose(requested: str, traits: RunTraits) -> tuple[str, list[str]]:

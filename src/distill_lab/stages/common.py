@@ -17,16 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from distill_lab.artifacts.manifest import config_dict, write_manifest
 from distill_lab.exit_codes import StageStop
+from distill_lab.stages.names import STAGE_PACKAGES
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
 
 log = logging.getLogger(__name__)
 
-# stage name (as typed on the command line) -> its package under distill_lab.stages
-STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
-                  "pipeline": "pipeline"}
-STAGES = tuple(STAGE_PACKAGES)
 # the config groups each stage reads (its manifest records these, besides seed and stage)
 _ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
                "logger", "eval", "report")

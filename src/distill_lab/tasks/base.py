@@ -21,6 +21,10 @@ What a family implements:
                            near-duplicate removal (default: the prompt). Templated families return
                            their instance-specific part so shared boilerplate is not an overlap.
 
+Controls: a task a probe emits beside itself on held-out splits (facts never taught, a hint removed)
+sets ``control_of`` to the probe's name. Evaluation reports it per family but never inside a category
+figure (``is_control``): a category is what its probes measure, a control is read against its probe.
+
 ``extract``/``verify``/``score`` never depend on constructor params: evaluation calls them on
 ``get_family(row["task"])`` without the recipe's params.
 
@@ -101,6 +105,7 @@ class TaskFamily(ABC):
 
     name: ClassVar[str]
     category: ClassVar[str]
+    control_of: ClassVar[str | None] = None  # the probe this task is a control of (kept out of categories)
 
     @abstractmethod
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
@@ -192,9 +197,10 @@ def _entry_point_modules() -> tuple[str, ...]:
 
 
 def _load_families() -> None:
-    """Import the built-in families, then plugin modules (entry points, ``DISTILL_LAB_TASK_MODULES``)."""
-    from distill_lab import tasks  # noqa: F401  (imports every built-in family module)
-
+    """Import the plugin modules (entry points, ``DISTILL_LAB_TASK_MODULES``). The built-in families are
+    registered already: Python runs the package's ``__init__`` (which imports every built-in family
+    module) before any of its modules, this one included, so this module need not import the package
+    that imports it (no import circle between files: tests/test_architecture.py)."""
     modules = [m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
     for mod in [*_entry_point_modules(), *modules]:
         if mod in _LOADED_PLUGINS:
@@ -216,6 +222,13 @@ def family_class(name: str) -> type[TaskFamily]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown task family {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def is_control(task: str | None) -> bool:
+    """Whether ``task`` is a registered control of a probe (unknown names and suites are not)."""
+    _load_families()
+    cls = _REGISTRY.get(task or "")
+    return cls is not None and cls.control_of is not None
 
 
 def get_family(name: str, **params: Any) -> TaskFamily:

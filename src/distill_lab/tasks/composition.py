@@ -1,14 +1,17 @@
-"""Reasoning OOD by composition, not length: two trained skills chained at trained sizes.
+"""Reasoning by composition: trained skills chained, in distribution and beyond it, at trained sizes.
 
 The reasoning families' OOD is only "longer" (more digits, hops, steps), which a small model fails for
-reasons unrelated to what it learnt. ``composition`` trains and tests each skill alone, and asks for
-their composition out of distribution, with every operand and intermediate at a trained size:
+reasons unrelated to what it learnt. ``composition`` chains the two arithmetic skills (add, multiply by
+a digit) with every operand and intermediate at a trained size, so what varies is the chain, not the
+size of the numbers:
 
-- train / test: ``a + b`` (two 2-digit numbers whose sum stays below 100) or ``a × c`` (a 2-digit
-  number times a digit 2-9), each with the oracle's column or long-multiplication trace;
-- ood: ``(a + b) × c`` with the same kinds of operands: the sum is a 2-digit number like a trained
-  multiplicand, so what is new is only that one skill's result feeds the other.
+- train / test: two-step chains, ``(a + b) × c`` (the sum feeds the product) or ``a × c + d`` (the
+  product feeds the sum); every prompt chains two operations;
+- ood: a three-step chain never trained, ``(a + b) × c + d``: its steps are the two trained chains'
+  steps at their trained sizes (a 2-digit sum, a 2-digit number times a digit, a 3-digit number plus a
+  2-digit one), so what is new is only the longer chain.
 
+Operands: ``a``, ``b`` 2-digit with ``a + b < 100``; ``c`` a digit 2-9; ``d`` 2-digit.
 Answer: ``The answer is N.`` (``extract_integer``, as the arithmetic families).
 """
 
@@ -20,6 +23,14 @@ from collections.abc import Iterator
 from distill_lab.tasks.arithmetic import addition_trace, extract_integer, multiplication_trace
 from distill_lab.tasks.base import Problem, TaskFamily, effort_level, register
 
+# skill -> how many operations its prompt chains
+CHAINS = {"add_then_multiply": 2, "multiply_then_add": 2, "add_multiply_add": 3}
+
+
+def operations(prompt: str) -> int:
+    """How many arithmetic operations a composition prompt chains (its ``+`` and ``×`` signs)."""
+    return prompt.count("+") + prompt.count("×")
+
 
 @register
 class Composition(TaskFamily):
@@ -28,39 +39,49 @@ class Composition(TaskFamily):
 
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
         seen: set[tuple] = set()
-        space = 40 * 40 * 8  # far more than any recipe asks; the loop below also stops on repeats
         misses = 0
-        while len(seen) < space and misses < 5000:
+        while misses < 5000:  # the space (~10^6 per form) is far larger than any recipe asks
             a = rng.randint(10, 89)
             b = rng.randint(10, 99 - a)
             c = rng.randint(2, 9)
+            d = rng.randint(10, 99)
             if split == "ood":
-                key, prompt = ("compose", a, b, c), f"What is ({a} + {b}) × {c}?"
-                ref, meta = (a + b) * c, {"skill": "add_then_multiply", "a": a, "b": b, "c": c}
+                skill, prompt = "add_multiply_add", f"What is ({a} + {b}) × {c} + {d}?"
+                ref, meta = (a + b) * c + d, {"a": a, "b": b, "c": c, "d": d}
             elif rng.random() < 0.5:
-                key, prompt, ref, meta = ("add", a, b), f"What is {a} + {b}?", a + b, {"skill": "add", "a": a, "b": b}
-            else:
-                key, prompt = ("mul", a + b, c), f"What is {a + b} × {c}?"
-                ref, meta = (a + b) * c, {"skill": "multiply", "a": a + b, "c": c}
+                skill, prompt = "add_then_multiply", f"What is ({a} + {b}) × {c}?"
+                ref, meta = (a + b) * c, {"a": a, "b": b, "c": c}
+            else:  # the product's multiplicand is a trained 2-digit sum size: a + b
+                skill, prompt = "multiply_then_add", f"What is {a + b} × {c} + {d}?"
+                ref, meta = (a + b) * c + d, {"a": a + b, "c": c, "d": d}
+            key = (skill, *meta.values())
             if key in seen:
                 misses += 1
                 continue
             misses = 0
             seen.add(key)
-            yield self._problem(split, prompt, str(ref), **meta)
+            yield self._problem(split, prompt, str(ref), skill=skill, steps=CHAINS[skill], **meta)
 
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
         m, level = problem.meta, effort_level(effort)
-        if m["skill"] == "add":
-            return addition_trace(m["a"], m["b"], level), f"The answer is {m['a'] + m['b']}."
-        if m["skill"] == "multiply":
-            return multiplication_trace(m["a"], m["c"], level), f"The answer is {m['a'] * m['c']}."
-        s = m["a"] + m["b"]
+        a, c = m["a"], m["c"]
+        s = a + m["b"] if "b" in m else a  # the multiplicand
+        p = s * c
+        answer = p + m["d"] if "d" in m else p
         if level == "low":
-            return f"{m['a']} + {m['b']} = {s}; {s} × {m['c']} = {s * m['c']}.", f"The answer is {s * m['c']}."
-        steps = [f"First the brackets: {m['a']} + {m['b']}.", addition_trace(m["a"], m["b"], level),
-                 f"Then multiply the sum by {m['c']}.", multiplication_trace(s, m["c"], level)]
-        return "\n".join(steps), f"The answer is {s * m['c']}."
+            parts = ([f"{a} + {m['b']} = {s}"] if "b" in m else []) + [f"{s} × {c} = {p}"]
+            parts += [f"{p} + {m['d']} = {answer}"] if "d" in m else []
+            return "; ".join(parts) + ".", f"The answer is {answer}."
+        steps = []
+        if "b" in m:
+            steps += [f"First the brackets: {a} + {m['b']}.", addition_trace(a, m["b"], level),
+                      f"Then multiply the sum by {c}."]
+        else:
+            steps.append(f"First the product: {s} × {c}.")
+        steps.append(multiplication_trace(s, c, level))
+        if "d" in m:
+            steps += [f"Then add {m['d']} to the product.", addition_trace(p, m["d"], level)]
+        return "\n".join(steps), f"The answer is {answer}."
 
     def extract(self, text: str) -> str | None:
         return extract_integer(text)

@@ -7,9 +7,11 @@ trace never made). ``edge_checks`` asks the same problems (contradictions, sever
 false premises, each mixed with controls whose normal answer is right):
 
 - train: announced prompts only, as before;
-- held-out: each problem either announced (task ``edge_checks``) or with the hint removed (task
-  ``edge_checks_unannounced``, a control reported apart): announced minus unannounced is how much of
-  the score the hint carries;
+- held-out: every problem twice, as a pair: announced (task ``edge_checks``) and the same problem
+  with its hint removed (task ``edge_checks_unannounced``, a control reported apart), one after the
+  other with the same ``meta["pair_id"]``. So announced and unannounced are balanced by design (exactly
+  half each in every held-out split: the recipe keeps pairs whole) and announced minus unannounced is
+  the hint's effect within item (same numbers, same answer), not a change of mix;
 - the oracle's trace at every effort contains the check (low: the check in one line).
 """
 
@@ -38,25 +40,17 @@ class EdgeChecks(EdgeCases):
     name = "edge_checks"
     category = "edge_case"
 
-    def __init__(self, kinds=("contradiction", "multiple", "false_premise"), edge_share: float = 0.6,
-                 unannounced_share: float = 0.5):
-        super().__init__(kinds=kinds, edge_share=edge_share)
-        if not 0 <= unannounced_share <= 1:
-            raise ValueError(f"edge_checks: unannounced_share must be in [0, 1], got {unannounced_share}")
-        self.unannounced_share = unannounced_share
-
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
-        coin = random.Random(f"{rng.random()}/unannounced")  # which held-out problems lose their hint
         for p in super().stream(split, rng):
-            if split == "train" or coin.random() >= self.unannounced_share:
-                yield Problem(prompt_id=make_prompt_id(self.name, split, p.prompt), task=self.name,
-                              category=self.category, split=split, prompt=p.prompt, reference=p.reference,
-                              meta={**p.meta, "announced": True})
-            else:
+            pair_id = make_prompt_id("edge_checks/pair", split, p.prompt)
+            yield Problem(prompt_id=make_prompt_id(self.name, split, p.prompt), task=self.name,
+                          category=self.category, split=split, prompt=p.prompt, reference=p.reference,
+                          meta={**p.meta, "announced": True, "pair_id": pair_id})
+            if split != "train":
                 prompt = unannounced(p.prompt)
                 yield Problem(prompt_id=make_prompt_id(UNANNOUNCED, split, prompt), task=UNANNOUNCED,
                               category=self.category, split=split, prompt=prompt, reference=p.reference,
-                              meta={**p.meta, "announced": False})
+                              meta={**p.meta, "announced": False, "pair_id": pair_id})
 
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
         reasoning, answer = super().oracle(problem, effort)
@@ -83,6 +77,7 @@ class EdgeChecksUnannounced(EdgeChecks):
     a recipe it yields only its held-out problems."""
 
     name = UNANNOUNCED
+    control_of = "edge_checks"
 
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
         if split == "train":

@@ -9,7 +9,15 @@ teacher cannot know them. ``capital_facts`` separates what a knowledge score is 
 - ``capital_facts_untaught`` (control): facts of the same base that train never shows, asked the same
   ways. A student can only guess or know them from before; taught minus untaught is what teaching did;
 - ``capital_facts_reverse`` (control, ood): taught facts asked capital -> country, reported apart so
-  the reversal curse does not pass for forgetting.
+  the reversal curse does not pass for forgetting;
+- ``capital_facts_train_phrasing`` (memorisation check, test): taught facts asked in the exact phrasing
+  that first taught them (round 0 of the train stream: the train prompt itself, exempt from
+  decontamination: ``meta["in_train"]``), beside the held-out phrasings: whether the rows were learnt
+  at all, apart from whether the fact generalises to another wording.
+
+Held-out splits deal their prompts round-robin over the tasks (test: taught, untaught, train
+phrasing; ood: taught, untaught, reverse), so every task gets the same share of the family's slots
+until one runs out. The controls are reported apart and never inside the knowledge figure.
 
 The three are separate task names, so every eval block (per family) reports them apart; the recipe
 names only ``capital_facts``, which emits all three. ``facts=invented`` (default) uses the synthetic
@@ -45,7 +53,7 @@ REAL_FACTS = (
 OOD_FORWARD_TEMPLATES = ("Fill in the blank: the capital of {country} is ___.",
                          "A letter to the government of {country} goes to which city?")
 OOD_REVERSE_TEMPLATES = ("{capital} is the capital of which country?", "Which country is governed from {capital}?")
-UNTAUGHT, REVERSE = "capital_facts_untaught", "capital_facts_reverse"
+UNTAUGHT, REVERSE, TRAIN_PHRASING = "capital_facts_untaught", "capital_facts_reverse", "capital_facts_train_phrasing"
 
 
 @register
@@ -86,21 +94,35 @@ class CapitalFacts(Capitals):
                                      capital=capital, direction="forward", template=tpl, taught=True)
             return
         forward = OOD_FORWARD_TEMPLATES if split == "ood" else TEST_TEMPLATES
-        items = [(i, t, "forward") for i in range(len(self.facts)) for t in forward]
+        lanes: dict[str, list[tuple[int, str, str]]] = {self.name: [], UNTAUGHT: []}
+        for i in range(len(self.facts)):
+            lanes[self.name if self.taught(i) else UNTAUGHT] += [(i, t, "forward") for t in forward]
         if split == "ood":
-            items += [(i, t, "reverse") for i in range(len(self.facts)) if self.taught(i) for t in OOD_REVERSE_TEMPLATES]
-        rng.shuffle(items)
-        for i, tpl, direction in items:
-            country, capital = self.facts[i]
-            task = REVERSE if direction == "reverse" else self.name if self.taught(i) else UNTAUGHT
-            yield self._emit(task, split, tpl.format(country=country, capital=capital),
-                             country if direction == "reverse" else capital, country=country, capital=capital,
-                             direction=direction, template=tpl, taught=self.taught(i))
+            lanes[REVERSE] = [(i, t, "reverse") for i in range(len(self.facts)) if self.taught(i)
+                              for t in OOD_REVERSE_TEMPLATES]
+        else:  # the phrasing that first taught the fact: round 0 of the train stream
+            lanes[TRAIN_PHRASING] = [(i, TRAIN_TEMPLATES[i % len(TRAIN_TEMPLATES)], "forward")
+                                     for i in range(len(self.facts)) if self.taught(i)]
+        for lane in lanes.values():
+            rng.shuffle(lane)
+        for k in range(max(len(lane) for lane in lanes.values())):  # round-robin: equal shares per task
+            for task, lane in lanes.items():
+                if k >= len(lane):
+                    continue
+                i, tpl, direction = lane[k]
+                country, capital = self.facts[i]
+                extra = {"in_train": True} if task == TRAIN_PHRASING else {}
+                yield self._emit(task, split, tpl.format(country=country, capital=capital),
+                                 country if direction == "reverse" else capital, country=country,
+                                 capital=capital, direction=direction, template=tpl, taught=self.taught(i),
+                                 **extra)
 
 
 class _Control(CapitalFacts):
     """A control task of ``capital_facts``: registered so evaluation finds its extractor and verifier;
     used alone in a recipe it yields only its own held-out problems (no train split)."""
+
+    control_of = "capital_facts"
 
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
         if split == "train":
@@ -120,4 +142,10 @@ class CapitalFactsReverse(_Control):
     name = REVERSE
 
 
-__all__ = ["REAL_FACTS", "CapitalFacts", "CapitalFactsReverse", "CapitalFactsUntaught", "fact_base"]
+@register
+class CapitalFactsTrainPhrasing(_Control):
+    name = TRAIN_PHRASING
+
+
+__all__ = ["REAL_FACTS", "CapitalFacts", "CapitalFactsReverse", "CapitalFactsTrainPhrasing", "CapitalFactsUntaught",
+           "fact_base"]

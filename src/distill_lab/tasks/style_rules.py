@@ -12,11 +12,17 @@ never stated in any prompt, hold in every answer:
 4. ``prose``: no bullets, numbered lists, headings or bold;
 5. ``closing_question``: it ends with a question to the reader.
 
-Scores: ``score`` = share of the five rules an answer follows (the style; ``score_retention`` in the
-metrics is style retention); ``verify`` (accuracy) = content only: the answer names the thing and at
-least one content word of what it is, where it is found or what it is for. So a student that copies
-the voice but says nothing, and one that knows the thing in another voice, are told apart. Held-out
-things are never seen in training (test: other things; ood: other things in new phrasings).
+Scores: ``score`` (the voice; ``score_retention`` in the metrics is voice retention) = the share of
+the five rules an answer follows, times how much of a full answer's body is written in the voice:
+``min(1, voiced / 3)``, where ``voiced`` counts the distinct statements (non-question sentences of at
+least 4 words, none with a contraction or over 20 words) before the closing question; every teacher
+answer has three (what / where / why). The voice is a way of writing a whole answer, so one template
+sentence cannot max it out: the closing question "Do you own one yourself?" alone follows all five
+rules and scores 0 (no statement in the voice), a copied question after one statement scores 1/3.
+``verify`` (accuracy) = content only: the answer names the thing and at least one content word of
+what it is, where it is found or what it is for. So a student that copies the voice but says nothing,
+and one that knows the thing in another voice, are told apart. Held-out things are never seen in
+training (test: other things; ood: other things in new phrasings).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ CLOSE = ("Have you seen one lately?", "Would you like to know how it works?", "W
 def rule_checks(text: str) -> dict[str, bool]:
     """Which of the five voice rules ``text`` follows."""
     body = text.strip()
-    sentences = [s.strip() for s in _SENT.findall(body) if s.strip()]
+    sentences = _sentences(body)
     return {
         "no_contractions": bool(body) and not _CONTRACTION.search(body.replace("’", "'")),
         "second_person": bool(re.search(r"\byou(r|rs|rself)?\b", body, re.I)),
@@ -52,6 +58,33 @@ def rule_checks(text: str) -> dict[str, bool]:
         "prose": bool(body) and not _LIST.search(body) and "**" not in body,
         "closing_question": body.endswith("?"),
     }
+
+
+MIN_VOICED = 3  # statements in the voice that a full answer has (what, where, why)
+
+
+def _sentences(text: str) -> list[str]:
+    return [x.strip() for x in _SENT.findall(text.strip()) if x.strip()]
+
+
+def voiced_statements(text: str) -> int:
+    """How many distinct statements (non-question sentences of >= 4 words) follow the per-sentence
+    rules (no contraction, at most 20 words); repeats of one sentence count once."""
+    seen = set()
+    for x in _sentences(text):
+        words = x.split()
+        if x.endswith("?") or len(words) < 4 or len(words) > 20 or _CONTRACTION.search(x.replace("’", "'")):
+            continue
+        if _LIST.search(x) or "**" in x:
+            continue
+        seen.add(" ".join(w.lower() for w in words))
+    return len(seen)
+
+
+def voice_score(text: str) -> float:
+    """Share of the five rules followed x share of a full body written in the voice (``MIN_VOICED``)."""
+    checks = rule_checks(text)
+    return sum(checks.values()) / len(checks) * min(1.0, voiced_statements(text) / MIN_VOICED)
 
 
 def content_words(thing: str) -> set[str]:
@@ -111,6 +144,5 @@ class StyleRules(ThingQuestions):
         return reference in words and bool(words & content_words(reference))
 
     def score(self, text: str, reference: str | None, teacher_text: str | None = None) -> float:
-        """Style: the share of the five voice rules followed (the same target for every prompt)."""
-        checks = rule_checks(text)
-        return sum(checks.values()) / len(checks)
+        """The voice: rules followed x share of a full body in the voice (``voice_score``)."""
+        return voice_score(text)

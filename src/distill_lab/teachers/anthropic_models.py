@@ -109,3 +109,26 @@ def check_teacher(cfg, reported=_no_report, max_output: int | None = None) -> No
     limit = max_output or (f.max_output if f else None)
     if limit and cfg.max_tokens > limit:
         raise ConfigError(f"teacher.max_tokens: {cfg.max_tokens} is above {cfg.model}'s limit of {limit}")
+
+
+# List prices, USD per million tokens: (input, output, cache write (5 min), cache read). The models the
+# lab's teacher configs name carry the same prices there (conf/teacher/*.yaml ``prices``; a test checks
+# both agree); Opus 4.6 and Haiku 4.5 from the pricing page (read 2026-11). Used to PROJECT what a run's
+# rows would have cost from a paid teacher (``report.projected_price_model``); a model not listed is not
+# guessed at.
+LIST_PRICES: dict[str, tuple[float, float, float, float]] = {
+    "claude-opus-5-5": (4.0, 20.0, 5.0, 0.2),
+    "claude-opus-4-7": (5.0, 25.0, 6.25, 0.5),
+    "claude-opus-4-6": (5.0, 25.0, 6.25, 0.5),
+    "claude-opus-4-5": (5.0, 25.0, 6.25, 0.5),
+    "claude-sonnet-4-6": (3.0, 15.0, 3.75, 0.3),
+    "claude-haiku-4-5": (1.0, 5.0, 1.25, 0.1),
+}
+
+
+def list_prices(model: str) -> tuple[float, float, float, float] | None:
+    """``LIST_PRICES`` of ``model`` (a dated snapshot id maps to its alias); None when not listed."""
+    if model in LIST_PRICES:
+        return LIST_PRICES[model]
+    m = _DATED.match(model)
+    return LIST_PRICES.get(m.group(1)) if m else None

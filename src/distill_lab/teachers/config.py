@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from distill_lab.errors import check as _check
+from distill_lab.teachers.providers import PROVIDERS, known_provider
 from distill_lab.vocab import DEFAULT_EFFORTS, Effort
 
 
@@ -64,8 +65,6 @@ class TeacherConfig:
     prices: PriceConfig = field(default_factory=PriceConfig)
 
     def __post_init__(self) -> None:
-        from distill_lab.teachers.registry import PROVIDERS, known_provider
-
         _check(known_provider(self.provider), "teacher.provider",
                f"unknown provider {self.provider!r}; expected one of {', '.join(PROVIDERS)} or package.module:Class")
         eff = self.effort.value if isinstance(self.effort, Effort) else str(self.effort)

@@ -59,3 +59,18 @@ class SpendCap:
         async with self._cond:
             self.reserved -= worst
             self._cond.notify_all()
+
+
+def projected_cost(model: str, input_tokens: int, output_tokens: int, cache_write_tokens: int = 0,
+                   cache_read_tokens: int = 0) -> float:
+    """USD the tokens would cost at ``model``'s list prices (``anthropic_models.LIST_PRICES``); a
+    ``ValueError`` naming the known models when ``model`` is not listed."""
+    from distill_lab.teachers.anthropic_models import LIST_PRICES, list_prices
+
+    p = list_prices(model)
+    if p is None:
+        raise ValueError(f"no list prices for {model!r}; known: {', '.join(sorted(LIST_PRICES))}")
+    prices = PriceConfig(input=p[0], output=p[1], cache_write=p[2], cache_read=p[3])
+    return usage_cost({"input_tokens": input_tokens, "output_tokens": output_tokens,
+                       "cache_creation_input_tokens": cache_write_tokens,
+                       "cache_read_input_tokens": cache_read_tokens}, prices)

@@ -1,8 +1,6 @@
-"""Which class serves each ``teacher.provider``: the one place a new teacher is registered.
-
-``teacher.provider`` is a name below or ``package.module:ClassName`` (a ``Teacher`` subclass of your own,
-constructed with the ``TeacherConfig``). Implementations are imported only when built, so that
-``teachers/base.py`` and the config never import a provider's SDK.
+"""Build the teacher ``teacher.provider`` names (the names: ``providers.py``, the one place a new teacher
+is registered). Implementations are imported only when built, so that ``teachers/base.py`` and the config
+never import a provider's SDK.
 """
 
 from __future__ import annotations
@@ -10,19 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from distill_lab.teachers.providers import PROVIDERS, known_provider
+
+__all__ = ["PROVIDERS", "build_teacher", "known_provider", "teacher_class"]
+
 if TYPE_CHECKING:
     from distill_lab.teachers.base import Teacher
     from distill_lab.teachers.config import TeacherConfig
-
-PROVIDERS = {
-    "oracle": "distill_lab.teachers.oracle:OracleTeacher",
-    "anthropic": "distill_lab.teachers.anthropic:AnthropicTeacher",
-    "openai_compat": "distill_lab.teachers.openai_compat:OpenAICompatTeacher",
-}
-
-
-def known_provider(provider: str) -> bool:
-    return provider in PROVIDERS or ":" in provider
 
 
 def teacher_class(provider: str) -> type[Teacher]:

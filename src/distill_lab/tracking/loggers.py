@@ -85,13 +85,13 @@ def wandb_mode(cfg: Config) -> str:
     return os.environ.get("WANDB_MODE") or cfg.logger.mode
 
 
-def _wandb_init_kwargs(cfg: Config, stage: str, run_dir: Path) -> dict[str, Any]:
+def _wandb_init_kwargs(cfg: Config, stage: str, run_dir: Path, group: str | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return {
         "project": cfg.logger.project,
         "entity": cfg.logger.entity,
-        "group": resolve_group(cfg),
+        "group": group or resolve_group(cfg),
         "job_type": stage,
         "tags": list(cfg.logger.tags),
         "config": public_config(cfg),
@@ -130,7 +130,7 @@ class StageLogger:
     ``logger=wandb`` -> one W&B run (``job_type`` = stage). Use as a context manager.
     """
 
-    def __init__(self, cfg: Config, stage: str, run_dir: Path):
+    def __init__(self, cfg: Config, stage: str, run_dir: Path, group: str | None = None):
         self.cfg, self.stage, self.run_dir = cfg, stage, Path(run_dir)
         self.kind = cfg.logger.name
         self.run = None  # the wandb Run when kind == "wandb"
@@ -139,7 +139,7 @@ class StageLogger:
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
-            self.run = wandb.init(**_wandb_init_kwargs(cfg, stage, self.run_dir),
+            self.run = wandb.init(**_wandb_init_kwargs(cfg, stage, self.run_dir, group),
                                   settings=wandb.Settings(save_code=False, console="off"))
         elif self.kind == "csv":
             self._events = self.run_dir / "logs" / "events.jsonl"
@@ -229,6 +229,7 @@ def settle_wandb() -> None:
     wandb.teardown()
 
 
-def open_run(cfg: Config, stage: str, run_dir: Path) -> StageLogger:
-    """A ``StageLogger`` for one stage run (``with open_run(cfg, "eval", run_dir) as wl: ...``)."""
-    return StageLogger(cfg, stage, run_dir)
+def open_run(cfg: Config, stage: str, run_dir: Path, group: str | None = None) -> StageLogger:
+    """A ``StageLogger`` for one stage run (``with open_run(cfg, "eval", run_dir) as wl: ...``); ``group``
+    overrides the W&B group (the sweep report joins the group of the sweep it reports on)."""
+    return StageLogger(cfg, stage, run_dir, group)

@@ -30,18 +30,17 @@ varlen attention of ``backends/cuda/varlen.py``) run all rows in one block-diago
 ``distill_segments`` is registered with transformers' ``AttentionInterface``, and with its mask
 interface as sdpa's mask: without ``segments`` (generation, a plain forward, a padding mask) it is
 exactly transformers' sdpa attention; with them the segments are authoritative, and the trainer's
-forward runs inside ``maskless()`` so that no mask is built at all.
+forward runs inside ``maskless()`` (``backends/maskless.py``) so that no mask is built at all.
 """
 
 from __future__ import annotations
 
 import ctypes
-import threading
-from contextlib import contextmanager
 
 import torch
 
 from distill_lab.backends.attention_dtype import common_dtype
+from distill_lab.backends.maskless import MASKLESS
 
 NAME = "distill_segments"
 
@@ -209,30 +208,12 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
     return spans_attention(query, key, value, spans, scaling), None  # one call, no loop over rows
 
 
-class _Maskless(threading.local):
-    active = False
-
-
-_MASKLESS = _Maskless()
-
-
-@contextmanager
-def maskless():
-    """Inside: ``distill_segments`` models build no attention mask (the caller passes ``segments``, which
-    make it redundant; for a packed sequence of N tokens the mask is N x N booleans)."""
-    _MASKLESS.active, before = True, _MASKLESS.active
-    try:
-        yield
-    finally:
-        _MASKLESS.active = before
-
-
 def register() -> str:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     def mask(*args, **kwargs):
-        return None if _MASKLESS.active else sdpa_mask(*args, **kwargs)
+        return None if MASKLESS.active else sdpa_mask(*args, **kwargs)
 
     AttentionInterface.register(NAME, segment_attention)
     AttentionMaskInterface.register(NAME, mask)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 
+from distill_lab.backends.base import Backend, BackendReport, RunTraits
 from distill_lab.backends.cpu import attention
 from distill_lab.backends.forward import token_loss_sum, unwrap
-from distill_lab.backends.select import Backend, BackendReport, RunTraits
 
 
 def _attention_modules(model) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from distill_lab.backends.base import Backend, BackendReport
 from distill_lab.backends.cpu.backend import fuse_ops
 from distill_lab.backends.cuda.varlen import choose_backend, use_varlen_attention
 from distill_lab.backends.forward import token_loss_sum, unwrap
-from distill_lab.backends.select import Backend, BackendReport
 
 
 class CudaVarlenBackend(Backend):

@@ -217,10 +217,10 @@ def register(backend: str) -> str:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    from distill_lab.backends.cpu.attention import _MASKLESS
+    from distill_lab.backends.maskless import MASKLESS
 
     def mask(*args, **kwargs):  # inside maskless() the segments are authoritative: no [N, N] mask built
-        return None if _MASKLESS.active else sdpa_mask(*args, **kwargs)
+        return None if MASKLESS.active else sdpa_mask(*args, **kwargs)
 
     name = attention_name(backend)
     AttentionInterface.register(name, _make(backend))

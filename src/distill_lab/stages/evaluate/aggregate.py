@@ -2,7 +2,8 @@
 
 A record is one output of one model on one prompt: ``kind`` is ``greedy`` (the accuracy pass; for the
 teacher, its sample 0) or ``sample`` (the n sampled outputs behind pass@k and majority vote). When a
-model has no ``sample`` records for a prompt, its greedy output is its only sample.
+model has no ``sample`` records for a prompt, its greedy output is its only sample. Category blocks leave
+out the probes' control tasks (reported in the family blocks only).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from distill_lab import stats as M
 from distill_lab.artifacts.metrics import SAMPLE_METRICS
+from distill_lab.tasks import is_control
 
 MODEL_ORDER = ("base", "student", "teacher")
 
@@ -88,6 +90,12 @@ def _group(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, 
     return dict(sorted(out.items()))
 
 
+def _categories(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records by category, without the probes' controls (``tasks.is_control``: facts never taught, a
+    hint removed...): a category figure is what its probes measure; a control is read per family."""
+    return _group([r for r in records if not is_control(r.get("task"))], "category")
+
+
 def model_metrics(records: list[dict[str, Any]], *, confidence: float, pass_k: list[int]) -> dict[str, Any]:
     """``overall`` + per split (each with its categories and families) + per category + per family."""
     def b(rs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,12 +103,12 @@ def model_metrics(records: list[dict[str, Any]], *, confidence: float, pass_k: l
 
     splits = {}
     for s, rs in _group(records, "split").items():
-        splits[s] = {**b(rs), "categories": {c: b(x) for c, x in _group(rs, "category").items()},
+        splits[s] = {**b(rs), "categories": {c: b(x) for c, x in _categories(rs).items()},
                      "families": {f: b(x) for f, x in _group(rs, "task").items()}}
     return {
         "overall": b(records),
         "splits": splits,
-        "categories": {c: b(x) for c, x in _group(records, "category").items()},
+        "categories": {c: b(x) for c, x in _categories(records).items()},
         "families": {f: b(x) for f, x in _group(records, "task").items()},
     }
 
@@ -137,15 +145,15 @@ def comparisons(a: list[dict[str, Any]], b: list[dict[str, Any]], stat: Callable
     def c(x: list[dict[str, Any]], y: list[dict[str, Any]]) -> dict[str, Any]:
         return comparison(x, y, stat, n_resamples=n_resamples, confidence=confidence, seed=seed, key=key)
 
-    b_split, b_cat = _group(b, "split"), _group(b, "category")
+    b_split, b_cat = _group(b, "split"), _categories(b)
     out: dict[str, Any] = {"overall": c(a, b), "categories": {}, "splits": {}}
-    for cat, rs in _group(a, "category").items():
+    for cat, rs in _categories(a).items():
         out["categories"][cat] = c(rs, b_cat.get(cat, []))
     for s, rs in _group(a, "split").items():
         bs = b_split.get(s, [])
-        bs_cat = _group(bs, "category") if bs else {}
+        bs_cat = _categories(bs) if bs else {}
         out["splits"][s] = {"all": c(rs, bs),
-                            "categories": {cat: c(x, bs_cat.get(cat, [])) for cat, x in _group(rs, "category").items()}}
+                            "categories": {cat: c(x, bs_cat.get(cat, [])) for cat, x in _categories(rs).items()}}
     return out
 
 

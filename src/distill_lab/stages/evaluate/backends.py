@@ -126,8 +126,7 @@ class HFBackend:
         return {"backend": "hf", "model": self.label}
 
     def generate(self, messages: list[list[dict[str, Any]]], s: Sampling) -> list[list[Output]]:
-        from distill_lab.stages.evaluate.decode import generate
-        from distill_lab.stages.evaluate.run import render
+        from distill_lab.stages.evaluate.decode import generate, render
 
         texts = [render(self.tok, m) for m in messages]
         opened = bool(texts) and prompt_opens_thinking(texts[0])

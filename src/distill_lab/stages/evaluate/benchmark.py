@@ -188,14 +188,14 @@ def model_backends(cfg: Config):
             yield "base", OpenAICompatBackend(bc, bc.base_model, progress=ec.progress)
         return
     from distill_lab.stages.evaluate.backends import HFBackend
-    from distill_lab.stages.evaluate.run import _place, use_bf16
+    from distill_lab.stages.evaluate.placement import place_model, use_bf16
     from distill_lab.students import load_student
 
     bf16 = use_bf16(cfg)
     kw = dict(batch_size=ec.batch_size, bf16=bf16, progress=ec.progress)
     if ec.adapter_dir:
         model, tok = load_student(cfg.student, adapter_dir=ec.adapter_dir)
-        model = _place(model, cfg)
+        model = place_model(model, cfg)
         yield "student", HFBackend(model, tok, label="student", **kw)
         if ec.include_base and hasattr(model, "disable_adapter"):
             with model.disable_adapter():
@@ -204,7 +204,7 @@ def model_backends(cfg: Config):
         del model
     if ec.include_base:
         model, tok = load_student(cfg.student)
-        model = _place(model, cfg)
+        model = place_model(model, cfg)
         yield "base", HFBackend(model, tok, label="base", **kw)
 
 

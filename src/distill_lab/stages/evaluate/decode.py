@@ -130,3 +130,13 @@ def _decode(tokenizer: Any, ids: list[int], stops: list[int], max_new_tokens: in
     text = tokenizer.decode(body, skip_special_tokens=False)
     return Generation(text=text, n_tokens=len(body), stopped=stop_at is not None,
                       runaway=stop_at is None and len(ids) >= max_new_tokens)
+
+
+def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    """The generation prompt (chat template, thinking on)."""
+    try:
+        from distill_lab.students.chat import render_prompt
+    except ImportError:  # the chat module of the students' engineer; the template itself is enough
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             enable_thinking=True)
+    return render_prompt(tokenizer, messages, enable_thinking=True)

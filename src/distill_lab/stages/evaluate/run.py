@@ -37,8 +37,9 @@ from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
 from distill_lab.stages.evaluate.aggregate import build_metrics
 from distill_lab.stages.evaluate.config import EvalConfig
-from distill_lab.stages.evaluate.decode import Generation, generate
+from distill_lab.stages.evaluate.decode import Generation, generate, render
 from distill_lab.stages.evaluate.extract import score_output, split_thinking
+from distill_lab.stages.evaluate.placement import place_model, use_bf16
 from distill_lab.stages.evaluate.prompts import EvalPrompt, load_heldout, load_suite
 from distill_lab.stats import rouge_l_f1
 
@@ -63,16 +64,6 @@ def load_prompts(ec: EvalConfig) -> list[EvalPrompt]:
             raise ValueError(f"prompt_id {p.prompt_id!r} appears twice (dataset and suite overlap?)")
         seen.add(p.prompt_id)
     return prompts
-
-
-def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
-    """The generation prompt (chat template, thinking on)."""
-    try:
-        from distill_lab.students.chat import render_prompt
-    except ImportError:  # the chat module of the students' engineer; the template itself is enough
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                             enable_thinking=True)
-    return render_prompt(tokenizer, messages, enable_thinking=True)
 
 
 def make_record(model: str, p: EvalPrompt, kind: str, sample_index: int, text: str, *,
@@ -180,25 +171,6 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
         lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
 
 
-def use_bf16(cfg: Config) -> bool:
-    """bf16 autocast for generation: ``eval.precision``, or for ``auto`` a bf16 ``hardware.precision``
-    on a GPU (on CPU autocast re-casts every weight at each decoding step: slower than fp32 here)."""
-    import torch
-
-    if cfg.eval.precision != "auto":
-        return cfg.eval.precision == "bf16"
-    on_gpu = cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available()
-    return on_gpu and cfg.hardware.precision in ("auto", "bf16-mixed", "bf16-true")  # auto: bf16-mixed on GPU
-
-
-def _place(model: Any, cfg: Config) -> Any:
-    import torch
-
-    if cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available():
-        model = model.to("cuda")
-    return model
-
-
 def run(cfg: Config, run_dir: Path) -> StageResult:
     import torch
 
@@ -238,7 +210,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     tokenizer = None
     if ec.adapter_dir:
         model, tokenizer = load_student(cfg.student, adapter_dir=ec.adapter_dir)
-        model = _place(model, cfg)
+        model = place_model(model, cfg)
         t = time.perf_counter()
         records += evaluate_model("student", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
         timings["student"] = time.perf_counter() - t
@@ -250,7 +222,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
         del model
     if ec.include_base and "base" not in timings:
         model, tokenizer = load_student(cfg.student)
-        model = _place(model, cfg)
+        model = place_model(model, cfg)
         t = time.perf_counter()
         records += evaluate_model("base", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
         timings["base"] = time.perf_counter() - t

@@ -2,7 +2,8 @@
 
 ``write_card(rows, out_dir, *, recipe_stats, filters, tokenizer=None) -> Path`` writes
   - sources and the recipe mix (from ``recipe_stats``: ``build_problems(...).stats``),
-  - counts per family / category x split (from the rows themselves),
+  - counts per family / category x split (from the rows themselves), and the training dose per family
+    (train rows, supervised thinking + answer length, with the recipe's dose settings),
   - prompt / answer / thinking length statistics per teacher effort (tokens with ``tokenizer``,
     else whitespace words; the unit is stated),
   - the filters applied and how many rows each removed (``filters``: the generate stage's outcome
@@ -78,6 +79,37 @@ def _by_split(rows: list[dict[str, Any]], key: str) -> tuple[list[str], list[lis
     return [key, *splits, "total"], body
 
 
+def dose_per_family(rows: Iterable[dict[str, Any]], tokenizer: Any | None = None
+                    ) -> tuple[dict[str, dict[str, int]], str]:
+    """Train rows per family and the length of what training supervises (the assistant's thinking and
+    answer), in tokens with ``tokenizer``, else words; the unit. The train stage's summary has the exact
+    supervised tokens of the student's tokenizer (``dose_per_family``)."""
+    count, unit = _length_fn(tokenizer)
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.get("split") != "train":
+            continue
+        last = r["messages"][-1]
+        d = out.setdefault(str(r.get("task")), {"rows": 0, "supervised": 0})
+        d["rows"] += 1
+        d["supervised"] += count(last.get("content") or "") + count(last.get("reasoning_content") or "")
+    return dict(sorted(out.items())), unit
+
+
+def dose_section(rows: list[dict[str, Any]], tokenizer: Any | None, recipe_stats: dict[str, Any]) -> list[str]:
+    """The card's "Training dose per family" section (nothing when the dataset has no train rows)."""
+    dose, unit = dose_per_family(rows, tokenizer)
+    if not dose:
+        return []
+    total = sum(d["supervised"] for d in dose.values()) or 1
+    settings = recipe_stats.get("dose") or {}
+    lines = ["## Training dose per family", "",
+             f"Train rows and the supervised text (thinking + answer, {unit}) per family; recipe.match_dose="
+             f"{settings.get('match_dose')}, recipe.edge_case_share={settings.get('edge_case_share')}.", ""]
+    body = [[fam, d["rows"], d["supervised"], f"{100 * d['supervised'] / total:.1f}"] for fam, d in dose.items()]
+    return [*lines, *_table(["family", "train rows", f"supervised {unit}", "share of supervised %"], body), ""]
+
+
 def plot_thinking_hist(thinking: dict[str, list[int]], unit: str, path: Path) -> Path:
     import matplotlib
 
@@ -126,6 +158,7 @@ def write_card(rows: list[dict[str, Any]], out_dir: str | Path, *, recipe_stats:
         header, body = _by_split(rows, key)
         lines += [f"## {head}", "", *_table(header, body), ""]
 
+    lines += dose_section(rows, tokenizer, rs)
     stats, thinking, unit = length_stats(rows, tokenizer)
     lines += [f"## Lengths per teacher effort ({unit})", ""]
     body = []

@@ -79,6 +79,13 @@ class RecipeConfig:
     decontaminate: bool = True  # train never shares a prompt or an n-gram with test/ood
     ngram: int = 8  # n-gram size (words) for decontamination
     shortfall: str = "shrink"  # a member runs short: shrink (keep the mix, smaller total) | fill | error
+    # training dose per family: "rows" gives every family and source the same number of train rows (the
+    # weights then set only the held-out mix); null follows the weights in train too
+    match_dose: Optional[str] = None
+    # share of train rows from the edge-case families (category edge_case), the rest split as the other
+    # members' train weights say; null = no override. Held-out splits do not depend on it (a sweep over it
+    # evaluates the same prompts, edge cases paired with their unannounced controls at every share)
+    edge_case_share: Optional[float] = None
 
     def __post_init__(self) -> None:
         _check(self.size >= 1, "recipe.size", f"must be >= 1, got {self.size}")
@@ -90,6 +97,10 @@ class RecipeConfig:
         _check(0 < self.near_dup_threshold <= 1, "recipe.near_dup_threshold", "must be in (0, 1]")
         _check(self.shortfall in ("shrink", "fill", "error"), "recipe.shortfall",
                f"must be shrink, fill or error, got {self.shortfall!r}")
+        _check(self.match_dose in (None, "rows"), "recipe.match_dose",
+               f"must be rows or null, got {self.match_dose!r}")
+        _check(self.edge_case_share is None or 0 <= self.edge_case_share <= 1, "recipe.edge_case_share",
+               f"must be in [0, 1] or null, got {self.edge_case_share}")
 
 
 @dataclass

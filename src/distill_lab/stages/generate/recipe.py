@@ -13,6 +13,15 @@ Guarantees (each tested):
   prompt (after normalising) or shares a word n-gram (``recipe.ngram``) with one is dropped; exact
   and near-duplicates (Jaccard of word 3-shingles >= ``near_dup_threshold``) are dropped within and
   across splits. Every drop is counted in ``stats["filters"]``.
+- Groups: problems a family emits one after the other with the same ``meta["pair_id"]`` (an edge case
+  and its unannounced control) are one item: dealt, filtered and counted together (a pair takes two
+  slots; one that no longer fits leaves the last slot to another member), so a pair is never split.
+- Memorisation checks: a held-out problem with ``meta["in_train"]`` asks a train prompt on purpose;
+  it is exempt from decontamination and ``stats["memorisation"]`` counts how many are in train.
+- Dose: ``match_dose=rows`` deals train slots with equal weights (every member the same rows);
+  ``edge_case_share=s`` gives the edge-case members a share ``s`` of the train slots (split by their
+  weights) and the others ``1 - s``. Both change train only; ``stats["dose"]`` has the settings and
+  ``stats["members"]`` each member's ``train_weight``.
 - Shortfall: when a member runs out (a finite family or a short source), ``shortfall=shrink`` stops
   dealing at that slot, so the realised mix stays as asked and the total shrinks; ``fill`` lets the
   other members take the remaining slots; ``error`` raises. ``stats["shortfall"]`` reports it.
@@ -51,6 +60,11 @@ class _Item:
     dtext: str  # compared for n-gram contamination and near-duplicates
     problem: Problem | None = None
     row: dict[str, Any] | None = None
+    followers: list[Problem] = field(default_factory=list)  # the rest of a group (same pair_id)
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.followers)
 
     @property
     def key(self) -> str:  # exact-duplicate key: teacher rows of one prompt may differ in their answer
@@ -62,6 +76,7 @@ class _Item:
 class _Member:
     label: str  # "family:addition" | "source:name"
     weight: float
+    category: str
     items: dict[str, Iterator[_Item]]  # split -> item stream
     has: dict[str, bool]  # split -> whether the member takes part in that split
 
@@ -85,8 +100,23 @@ def quota(total: int, weights: list[float]) -> list[int]:
 
 
 def _family_stream(family: TaskFamily, split: str, rng: random.Random) -> Iterator[_Item]:
+    """One item per problem, or per group of consecutive problems with the same ``pair_id``."""
+    group: list[Problem] = []
+
+    def item(ps: list[Problem]) -> _Item:
+        return _Item(prompt=ps[0].prompt, dtext=family.decontam_text(ps[0]), problem=ps[0], followers=ps[1:])
+
     for p in family.stream(split, rng):
-        yield _Item(prompt=p.prompt, dtext=family.decontam_text(p), problem=p)
+        pid = p.meta.get("pair_id")
+        if group and (pid is None or group[0].meta.get("pair_id") != pid):
+            yield item(group)
+            group = []
+        if pid is None:
+            yield item([p])
+        else:
+            group.append(p)
+    if group:
+        yield item(group)
 
 
 def _members(recipe: RecipeConfig) -> tuple[list[_Member], dict[str, SourceItems]]:
@@ -103,7 +133,7 @@ def _members(recipe: RecipeConfig) -> tuple[list[_Member], dict[str, SourceItems
         # the stream's seed names the family (and its position only when a family appears twice)
         tag = spec.name if names[spec.name] == 1 else f"{spec.name}#{i}"
         items = {s: _family_stream(family, s, random.Random(f"{recipe.seed}/{tag}/{s}")) for s in SPLITS}
-        members.append(_Member(f"family:{tag}", spec.weight, items, {s: True for s in SPLITS}))
+        members.append(_Member(f"family:{tag}", spec.weight, family.category, items, {s: True for s in SPLITS}))
     loaded: dict[str, SourceItems] = {}
     for i, spec in enumerate(recipe.sources):
         src = load_source(spec, index=i, seed=recipe.seed, strict=recipe.strict, verify=recipe.verify)
@@ -116,7 +146,7 @@ def _members(recipe: RecipeConfig) -> tuple[list[_Member], dict[str, SourceItems
                                  for r in src.rows[s]])
             else:
                 items[s] = iter([_Item(prompt=p.prompt, dtext=p.prompt, problem=p) for p in src.problems[s]])
-        members.append(_Member(label, spec.weight, items, {s: src.count(s) > 0 for s in SPLITS}))
+        members.append(_Member(label, spec.weight, spec.category, items, {s: src.count(s) > 0 for s in SPLITS}))
     return members, loaded
 
 
@@ -139,9 +169,29 @@ class _Hygiene:
             ex.append(item.prompt[:120])
         return False
 
+    def accept_group(self, split: str, item: _Item) -> bool:
+        """A lone item, or a group: its followers share the lead's instance (``dtext``), so only the lead
+        meets the near-duplicate and n-gram checks; the followers' prompts are checked and kept exactly."""
+        r = self.recipe
+        for f in item.followers:
+            norm = normalize(f.prompt)
+            if r.decontaminate and norm in self.heldout_prompts:
+                return self._drop("cross_split_exact", item)
+            if r.dedup and norm + "\x1f" in self.exact:
+                return self._drop("exact_duplicate", item)
+        if not self.accept(split, item):
+            return False
+        for f in item.followers:
+            self.exact[normalize(f.prompt) + "\x1f"] = split
+            if split != "train":
+                self.heldout_prompts.add(normalize(f.prompt))
+        return True
+
     def accept(self, split: str, item: _Item) -> bool:
         r = self.recipe
         norm = normalize(item.prompt)
+        if split != "train" and item.problem is not None and item.problem.meta.get("in_train"):
+            return True  # a memorisation check asks a train prompt on purpose (counted in stats)
         if split == "train" and r.decontaminate:
             if norm in self.heldout_prompts:
                 return self._drop("decontam_exact", item)
@@ -163,8 +213,31 @@ class _Hygiene:
         return True
 
 
-def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, shortfall: str
-                ) -> tuple[list[_Item], dict[str, Any]]:
+def train_weights(members: list[_Member], recipe: RecipeConfig) -> list[float]:
+    """The members' weights in the train deal: their own, equal ones (``match_dose=rows``), then the
+    edge-case members rescaled to ``edge_case_share`` of the total and the others to the rest."""
+    w = [1.0 if recipe.match_dose == "rows" else m.weight for m in members]
+    share = recipe.edge_case_share
+    if share is None:
+        return w
+    edge = [i for i, m in enumerate(members) if m.category == "edge_case"]
+    other = [i for i in range(len(members)) if i not in edge]
+    if share > 0 and not edge:
+        raise ConfigError(f"recipe.edge_case_share={share}: no family or source of the recipe is in category "
+                          "edge_case (add one, e.g. edge_checks, or set recipe.edge_case_share=null)")
+    if share < 1 and not other:
+        raise ConfigError(f"recipe.edge_case_share={share}: every member of the recipe is an edge-case one, so "
+                          "the rest of the rows has nowhere to come from (set 1.0 or null)")
+    out = [0.0] * len(members)
+    for idx, part in ((edge, share), (other, 1 - share)):
+        tot = sum(w[i] for i in idx)
+        for i in idx:
+            out[i] = part * w[i] / tot
+    return out
+
+
+def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, shortfall: str,
+                weights_of: list[float] | None = None) -> tuple[list[_Item], dict[str, Any]]:
     active = [m for m in members if m.has[split]]
     if not active or total == 0:
         if total > 0:
@@ -172,23 +245,30 @@ def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, s
             log.warning("recipe: recipe.%s=%d asked for %s prompts, but no family or source of the recipe offers "
                         "any: the %s split stays empty", key, total, split, split)
         return [], {"requested": total, "realised": 0, "short": []}
-    weights = [m.weight for m in active]
+    weights = [weights_of[members.index(m)] if weights_of else m.weight for m in active]
     got: list[list[_Item]] = [[] for _ in active]
     exhausted: set[int] = set()
+    full: set[int] = set()  # its next group no longer fits in the remaining slots
+    parked: dict[int, _Item] = {}
     short: list[str] = []
     order: list[tuple[int, _Item]] = []
     slots = 0
     counts = [0] * len(active)
     while slots < total:
-        live = [i for i in range(len(active)) if i not in exhausted]
+        live = [i for i in range(len(active)) if i not in exhausted and i not in full and weights[i] > 0]
         if not live:
             break
         # next slot by Sainte-Laguë over all members (shrink) or over the live ones (fill)
-        pool = range(len(active)) if shortfall != "fill" else live
+        pool = [j for j in range(len(active)) if j not in full] if shortfall != "fill" else live
         i = max(pool, key=lambda j: (weights[j] / (2 * counts[j] + 1), -j))
         if i in exhausted:
             break  # shrink: the member whose turn it is has nothing left; the mix stays as asked
-        item = next((it for it in active[i].items[split] if hyg.accept(split, it)), None)
+        item = parked.pop(i, None) or next((it for it in active[i].items[split] if hyg.accept_group(split, it)),
+                                           None)
+        if item is not None and slots + item.size > total:
+            full.add(i)  # a pair does not fit in the last slot: another member takes it (the parked pair
+            parked[i] = item  # stays registered by the hygiene: at worst a train look-alike of it is dropped)
+            continue
         if item is None:
             exhausted.add(i)
             short.append(active[i].label)
@@ -197,8 +277,8 @@ def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, s
                                   f"(asked {quota(total, weights)[i]} of {total}); lower recipe.size or its weight, "
                                   "or set recipe.shortfall=shrink|fill")
             continue
-        counts[i] += 1
-        slots += 1
+        counts[i] += item.size
+        slots += item.size
         got[i].append(item)
         order.append((i, item))
     report = {"requested": total, "realised": slots, "short": short,
@@ -213,15 +293,18 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
     """The recipe's prompts per split (for the teacher) and its imported teacher rows, with stats."""
     sizes = {"train": recipe.size, "test": recipe.test_size, "ood": recipe.ood_size}
     members, sources = _members(recipe)
+    tw = train_weights(members, recipe)
     hyg = _Hygiene(recipe)
     problems: dict[str, list[Problem]] = {s: [] for s in SPLITS}
     imported: list[dict[str, Any]] = []
     shortfall: dict[str, Any] = {}
     for split in DRAW_ORDER:
-        items, shortfall[split] = _draw_split(split, sizes[split], members, hyg, recipe.shortfall)
+        items, shortfall[split] = _draw_split(split, sizes[split], members, hyg, recipe.shortfall,
+                                              tw if split == "train" else None)
         for it in items:
             if it.problem is not None:
                 problems[split].append(it.problem)
+                problems[split].extend(it.followers)
             else:
                 imported.append(it.row)  # type: ignore[arg-type]
     for label, src in sources.items():  # a size that keeps fewer rows than a source offers: say so
@@ -242,6 +325,16 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
             if cov.get("share_taught", 1.0) < 1.0:
                 log.warning("recipe: only %d of %d held-out %s questions are taught in train (raise recipe.size "
                             "or lower the family's n_facts)", cov["heldout_taught"], cov["heldout"], spec.name)
+    train_prompts = {normalize(p.prompt) for p in problems["train"]}
+    memorisation: dict[str, dict[str, int]] = {}
+    for p in (p for s in HELD_OUT_SPLITS for p in problems[s] if p.meta.get("in_train")):
+        m = memorisation.setdefault(p.task, {"asked": 0, "in_train": 0})
+        m["asked"] += 1
+        m["in_train"] += normalize(p.prompt) in train_prompts
+    for task, m in memorisation.items():
+        if m["in_train"] < m["asked"]:
+            log.warning("recipe: %d of %d %s prompts (asked in their training phrasing) are not in train: raise "
+                        "recipe.size or lower the family's n_facts", m["asked"] - m["in_train"], m["asked"], task)
     every = [(p.task, p.category, p.split) for ps in problems.values() for p in ps] + \
             [(r["task"], r["category"], r["split"]) for r in imported]
     stats = {
@@ -256,7 +349,9 @@ def build_problems(recipe: RecipeConfig) -> RecipeResult:
         "sources": {label: {"records": src.read, "bad_skipped": len(src.bad), "bad_examples": src.bad[:5],
                             "rejected_skipped": src.rejected,
                             "usable": {s: src.count(s) for s in SPLITS}} for label, src in sources.items()},
-        "members": [{"member": m.label, "weight": m.weight} for m in members],
+        "members": [{"member": m.label, "weight": m.weight, "train_weight": w} for m, w in zip(members, tw, strict=True)],
+        "dose": {"match_dose": recipe.match_dose, "edge_case_share": recipe.edge_case_share},
+        "memorisation": memorisation,
         "seed": recipe.seed,
         # kept for the first generate stage's summary
         "cross_split_overlaps_removed": sum(v for k, v in hyg.counts.items() if k.startswith(("decontam", "cross"))),

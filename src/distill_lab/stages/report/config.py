@@ -15,6 +15,46 @@ class ReportConfig:
     output_dir: Optional[str] = None
     failures_per_category: int = 3  # example failures shown per category and split
     plots: bool = True  # PNG plots (matplotlib, Agg backend)
+    # Cost (sweep reports): price the rows of an unpaid teacher (the oracle) at a Claude model's list prices
+    # (teachers/anthropic_models.LIST_PRICES), labelled "projected"; rows without the API's token counts are
+    # counted at projected_chars_per_token characters per token (an estimate).
+    projected_price_model: Optional[str] = None  # e.g. claude-opus-4-7
+    projected_chars_per_token: float = 4.0
+    frontier_points: float = 5.0  # "the cheapest setting within N points of the best"
+    # W&B Report of a sweep (report/wandb_report.py; needs logger=wandb): written to wandb_report.json,
+    # published when publish=true; publish_file=<wandb_report.json> publishes a saved one (nothing else runs)
+    wandb_report: bool = False
+    publish: bool = False
+    publish_file: Optional[str] = None
+    title: Optional[str] = None  # the W&B Report's title (default: the sweep's name)
+    question: Optional[str] = None  # the study's question, a text block of the W&B Report
+    method: Optional[str] = None  # the study's method (default: what the sweep's runs record)
+    # resolution before spending (report/design.py): the sweep of this command's experiment, before it runs
+    check_design: bool = False
+    design_overrides: list[str] = field(default_factory=list)  # extra sweep overrides, as after `-m`
+    design_accuracy: float = 0.5  # accuracy near which the contrast is measured (0.5: the widest)
+    design_seed_sd: float = 0.05  # guessed seed-to-seed SD of a cell's accuracy (fraction)
+    design_prompt_corr: float = 0.5  # correlation of a prompt's correctness between the two cells
+    design_power: float = 0.8
+    # voting across distilled students (report/vote.py): eval runs on the same prompts, majority vote per prompt
+    vote_runs: list[str] = field(default_factory=list)
+    vote_seeds: bool = False  # the vote_runs are seeds of one configuration (intervals also over seeds)
+    vote_over: Optional[str] = None  # sweep report: "seed" adds, per cell, the vote of its seeds' students
 
     def __post_init__(self) -> None:
+        from distill_lab.teachers.anthropic_models import LIST_PRICES, list_prices
+
         _check(self.failures_per_category >= 0, "report.failures_per_category", "must be >= 0")
+        _check(self.projected_price_model is None or list_prices(self.projected_price_model) is not None,
+               "report.projected_price_model",
+               f"{self.projected_price_model!r} has no list prices; known: {', '.join(sorted(LIST_PRICES))}")
+        _check(self.projected_chars_per_token > 0, "report.projected_chars_per_token", "must be > 0")
+        _check(self.frontier_points >= 0, "report.frontier_points", "must be >= 0")
+        _check(not self.publish or self.wandb_report, "report.publish", "needs report.wandb_report=true")
+        _check(self.vote_over in (None, "seed"), "report.vote_over", f"must be null or seed, got {self.vote_over!r}")
+        _check(not self.vote_runs or len(self.vote_runs) >= 2, "report.vote_runs",
+               f"a vote needs at least 2 eval runs, got {len(self.vote_runs)}")
+        _check(self.vote_over is None or bool(self.sweep_dir), "report.vote_over",
+               "votes across a sweep's seeds: set report.sweep_dir too")
+        _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
+               "says the report.vote_runs are seeds: set report.vote_runs too")

@@ -1,16 +1,13 @@
-"""Contrasts of a sweep with two intervals: over the prompts and over the seeds.
+"""Contrasts of a sweep with one interval over the seeds and the prompts.
 
 Every run of a sweep answers the same held-out prompts (the prompt pool depends on ``recipe.seed``
 only), and each run's ``samples.jsonl`` holds whether each answer was right. A contrast compares two
-sets of measurements in pairs (runs matched on every other setting and the seed), and reports:
-
-- the mean difference in accuracy (points);
-- a bootstrap interval over prompts: the prompts are resampled with replacement, the same resample in
-  every run (so a paired contrast stays paired), and the difference recomputed (prompt-sampling
-  variance: what another draw of held-out prompts would give);
-- a Student-t interval over the pairs (training-seed variance, and the other settings pooled).
-
-An interval that excludes 0 in both separates the two at this budget. The contrasts reported:
+sets of measurements in pairs (runs matched on every other setting and the seed), and reports the mean
+difference in accuracy (points) with one interval (``stats.two_level_interval``) that resamples seeds
+and prompts together: the pairs of one seed move together (at seed 0 every size shares the LoRA init
+and the data order), both sides of a pair share the seed, and where both answered the same prompts they
+share the prompt resample (a paired contrast stays paired). An interval that excludes 0 separates the
+two at this budget. The contrasts reported:
 
 - efforts: ``high - low`` (and the other two pairs) of student accuracy, pooled over sizes and per size,
   pairs matched on size and seed, when ``teacher.effort`` is swept;
@@ -32,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from distill_lab.stats import seed_interval
+from distill_lab.stages.report.tables import markdown_table
+from distill_lab.stats import two_level_interval
 
 CATEGORY_ORDER = ("style", "format", "knowledge", "reasoning", "edge_case")
 EFFORT_PAIRS = (("high", "low"), ("medium", "low"), ("high", "medium"))
@@ -67,12 +65,17 @@ def _select(ans: Answers, model: str, split: str, category: str | None = None,
 
 
 def contrast(pairs: list[tuple[dict[str, float], dict[str, float]]], *, paired: bool, confidence: float = 0.95,
-             seed: int = 0) -> dict[str, Any] | None:
-    """Mean of ``acc(a) - acc(b)`` over ``pairs``, with a bootstrap interval over prompts and a t-interval
-    over the pairs. ``paired``: both sides answered the same prompts (one resample for both)."""
-    pairs = [(a, b) for a, b in pairs if a and b]
-    if not pairs:
+             seed: int = 0, seeds: list[Any] | None = None) -> dict[str, Any] | None:
+    """Mean of ``acc(a) - acc(b)`` over ``pairs`` of runs with ONE interval over seeds and prompts
+    (``stats.two_level_interval``). ``seeds``: the training seed of each pair; pairs of one seed (several
+    sizes at seed 0) are cells of one seed unit, resampled together, because they share the LoRA init and
+    the data order (None: every pair its own seed). The two sides of a pair always share the seed;
+    ``paired``: they also answered the same prompts (one prompt resample for both)."""
+    keep = [i for i, (a, b) in enumerate(pairs) if a and b]
+    if not keep:
         return None
+    pairs = [pairs[i] for i in keep]
+    units = [seeds[i] for i in keep] if seeds is not None else list(range(len(pairs)))
     if paired:
         ids_a = ids_b = sorted(set.intersection(*(set(a) & set(b) for a, b in pairs)))
     else:
@@ -80,18 +83,23 @@ def contrast(pairs: list[tuple[dict[str, float], dict[str, float]]], *, paired: 
         ids_b = sorted(set.intersection(*(set(b) for _, b in pairs)))
     if not ids_a or not ids_b:
         return None
-    a = np.array([[x[i] for i in ids_a] for x, _ in pairs])  # [pairs, prompts]
-    b = np.array([[y[i] for i in ids_b] for _, y in pairs])
-    per_pair = a.mean(axis=1) - b.mean(axis=1)
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, len(ids_a), (N_BOOT, len(ids_a)))
-    ib = ia if paired else rng.integers(0, len(ids_b), (N_BOOT, len(ids_b)))
-    boot = a[:, ia].mean(axis=(0, 2)) - b[:, ib].mean(axis=(0, 2))
-    tail = (1 - confidence) / 2
-    over_pairs = seed_interval(list(per_pair), confidence, -1.0, 1.0)
-    return {"mean": float(per_pair.mean()), "ci_prompts": [float(np.quantile(boot, tail)),
-                                                           float(np.quantile(boot, 1 - tail))],
-            "ci_pairs": over_pairs["ci"], "n_pairs": len(pairs), "n_prompts": [len(ids_a), len(ids_b)]}
+    order = list(dict.fromkeys(units))  # seed units in first-seen order
+    per_unit = [[p for p, u in zip(pairs, units, strict=True) if u == unit] for unit in order]
+    width = max(len(c) for c in per_unit)  # cells per seed; a seed short of a cell has NaN there
+
+    def arm(side: int, ids: list[str]) -> np.ndarray:
+        y = np.full((len(order), width, len(ids)), np.nan)
+        for i, cells in enumerate(per_unit):
+            for j, pair in enumerate(cells):
+                y[i, j] = [pair[side][k] for k in ids]
+        return y
+
+    st = two_level_interval([arm(0, ids_a), arm(1, ids_b)], "diff", paired_seeds=True, paired_prompts=paired,
+                            value_range=(0.0, 1.0), confidence=confidence, n_resamples=N_BOOT, seed=seed)
+    if st is None or st["mean"] is None:
+        return None
+    return {"mean": st["mean"], "ci": st["ci"], "method": st["method"], "n_seeds": len(order),
+            "n_pairs": len(pairs), "n_prompts": [len(ids_a), len(ids_b)]}
 
 
 def _label(run: Any, keys: list[str]) -> tuple:
@@ -106,8 +114,8 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
     splits = sorted({s for r in ok for (_, s, _) in answers[r.path]}, key=lambda s: (s != "test", s))
     rows: list[dict[str, Any]] = []
 
-    def add(kind: str, what: str, where: str, split: str, pairs, paired: bool) -> None:
-        st = contrast(pairs, paired=paired, confidence=confidence)
+    def add(kind: str, what: str, where: str, split: str, pairs, paired: bool, seeds=None) -> None:
+        st = contrast(pairs, paired=paired, confidence=confidence, seeds=seeds)
         if st is not None:
             rows.append({"kind": kind, "contrast": what, "within": where, "split": split, **st})
 
@@ -121,9 +129,10 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                 def pick(keys, hi=hi, lo=lo, split=split):
                     return [(_select(answers[by[(hi, *k)].path], "student", split),
                              _select(answers[by[(lo, *k)].path], "student", split)) for k in keys]
-                add("effort", f"{hi} - {lo}", "all sizes", split, pick(keys), True)
+                add("effort", f"{hi} - {lo}", "all sizes", split, pick(keys), True, [k[1] for k in keys])
                 for size in sizes if len(sizes) > 1 else ():
-                    add("effort", f"{hi} - {lo}", f"size {size}", split, pick([k for k in keys if k[0] == size]), True)
+                    sub = [k for k in keys if k[0] == size]
+                    add("effort", f"{hi} - {lo}", f"size {size}", split, pick(sub), True, [k[1] for k in sub])
     if "recipe.size" in swept:
         by = {(r.size, r.effort, r.seed, _label(r, rest)): r for r in ok}
         sizes = sorted({r.size for r in ok if r.size is not None})
@@ -133,7 +142,8 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
             for split in splits:
                 add("size", f"{big} - {small} rows", "all efforts", split,
                     [(_select(answers[by[(big, *k)].path], "student", split),
-                      _select(answers[by[(small, *k)].path], "student", split)) for k in keys], True)
+                      _select(answers[by[(small, *k)].path], "student", split)) for k in keys], True,
+                    [k[1] for k in keys])
     cells: dict[tuple, list[Any]] = defaultdict(list)
     for r in ok:
         cells[(r.effort, r.size, r.student, _label(r, rest))].append(r)
@@ -167,22 +177,22 @@ def contrasts_markdown(rows: list[dict[str, Any]], confidence: float) -> list[st
     def excludes_0(ci) -> bool:
         return bool(ci) and (ci[0] > 0 or ci[1] < 0)
 
-    def sep(r):  # one pair (one seed) has no interval over pairs: say what the prompts alone tell
-        if r["ci_pairs"] is None:
-            return "over prompts only: " + ("yes" if excludes_0(r["ci_prompts"]) else "no")
-        return "yes" if excludes_0(r["ci_prompts"]) and excludes_0(r["ci_pairs"]) else "no"
-
-    lines = ["", "## Contrasts with intervals over prompts and over seeds", "",
-             "Student accuracy differences in points (the 'graded score' rows: the families' scores): "
-             f"mean over the pairs of runs (matched on the other settings "
-             f"and the seed), a {int(confidence * 100)}% bootstrap interval over prompts (the same resample in every "
-             f"run) and a Student-t interval over the pairs. 'separated': both intervals exclude 0. "
-             "One pair (one seed) has the interval over prompts only (`report/contrasts.py`).", "",
-             "| kind | contrast | within | split | difference (pt) | over prompts | over pairs | pairs | prompts | "
-             "separated |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    def prompts(r):  # one count when both sides answered the same prompts
         n = r["n_prompts"]
-        lines.append(f"| {r['kind']} | {r['contrast']} | {r['within']} | {r['split']} | {100 * r['mean']:+.1f} | "
-                     f"{pts(r['ci_prompts'])} | {pts(r['ci_pairs'])} | {r['n_pairs']} | "
-                     f"{n[0] if n[0] == n[1] else f'{n[0]} / {n[1]}'} | {sep(r)} |")
+        return n[0] if n[0] == n[1] else f"{n[0]} / {n[1]}"
+
+    lines = ["", "## Contrasts with one interval over seeds and prompts", "",
+             "Student accuracy differences in points (the 'graded score' rows: the families' scores): "
+             "mean over the pairs of runs (matched on the other settings and the seed), with one "
+             f"{int(confidence * 100)}% interval that resamples seeds and prompts together (a two-level bootstrap: "
+             "the pairs of one seed move together, both sides of a pair share the seed and, where they answered "
+             "the same prompts, the prompt resample; calibrated to Student's t for few seeds; Newcombe's interval "
+             "where every resample agrees). 'separated': the interval excludes 0. With one seed the interval "
+             "cannot see seed-to-seed variance (`report/contrasts.py`, `stats.two_level_interval`).", ""]
+    lines += markdown_table(
+        ["kind", "contrast", "within", "split", "difference (pt)", "interval (pt)", "seeds", "pairs", "prompts",
+         "separated"],
+        ([r["kind"], r["contrast"], r["within"], r["split"], f"{100 * r['mean']:+.1f}", pts(r["ci"]),
+          r["n_seeds"], r["n_pairs"], prompts(r),
+          ("yes" if excludes_0(r["ci"]) else "no") + (" (one seed)" if r["n_seeds"] == 1 else "")] for r in rows))
     return lines

@@ -10,14 +10,20 @@ are the three figures their docstrings define: for ``json_fields`` / ``sorted_wo
 Contrasts: per run, the difference between a probe and its control on the same split, then the mean
 over seeds with a Student-t interval (an interval that excludes zero separates them at this budget):
 taught minus untaught facts (what teaching did), forward minus reverse (the reversal curse apart),
-announced minus unannounced edge cases (how much the hint carries), in-distribution minus composed
-reasoning (test minus ood of ``composition``).
+announced minus unannounced edge cases (how much the hint carries, within item: the held-out edge
+cases come in pairs), the training phrasing minus the held-out phrasings of taught facts (memorised
+rows against a fact that generalises), two-step minus three-step chains (test minus ood of
+``composition``). Control tasks (``tasks.is_control``) are marked in the family table; they are never
+inside a category figure. The training dose per family (train rows, supervised tokens: the train
+summary's ``dose_per_family``) gets its own table, mean over seeds.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
+
+from distill_lab.stages.report.tables import interval_cell, markdown_table
 
 MODELS = ("student", "base", "teacher")
 # (name, (family, split) minus (family, split), what it tells)
@@ -30,8 +36,10 @@ CONTRASTS = (
      "how much of the edge-case score the hint in the prompt carries"),
     ("announced - unannounced edge cases (ood)", ("edge_checks", "ood"), ("edge_checks_unannounced", "ood"),
      "the same, out of distribution"),
-    ("single skills - composition", ("composition", "test"), ("composition", "ood"),
-     "what chaining two trained skills costs, at trained sizes"),
+    ("train phrasing - held-out phrasing facts", ("capital_facts_train_phrasing", "test"), ("capital_facts", "test"),
+     "memorised rows against facts that generalise to another wording"),
+    ("two-step - three-step chains", ("composition", "test"), ("composition", "ood"),
+     "what one more chained step costs, every step at trained sizes"),
 )
 
 
@@ -75,17 +83,43 @@ def aggregate_families(runs: list[Any], interval) -> dict[str, Any]:
         for name, diffs in r.contrasts.items():
             for m, v in diffs.items():
                 cons[name][m].append(v)
+    dose: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        for fam, d in (getattr(r, "dose", None) or {}).items():
+            for what, v in d.items():
+                dose[fam][what].append(v)
     return {"families": {k: {w: interval(v, 0.0, 1.0) for w, v in d.items()} for k, d in sorted(fams.items())},
-            "contrasts": {k: {m: interval(v, -1.0, 1.0) for m, v in d.items()} for k, d in cons.items()}}
+            "contrasts": {k: {m: interval(v, -1.0, 1.0) for m, v in d.items()} for k, d in cons.items()},
+            "dose": {f: {w: sum(v) / len(v) for w, v in d.items()} for f, d in sorted(dose.items())}}
 
 
-def _pct(cell: dict[str, Any] | None) -> str:
-    if not cell or cell.get("mean") is None:
-        return "–"
-    txt = f"{100 * cell['mean']:.1f}"
-    if cell.get("ci"):
-        txt += f" [{100 * cell['ci'][0]:.1f}, {100 * cell['ci'][1]:.1f}]"
-    return txt
+def _family_label(fam: str) -> str:
+    """The family's name, with the probe it controls for a control task."""
+    from distill_lab.tasks.base import family_class, is_control
+
+    try:
+        return f"{fam} (control of {family_class(fam).control_of})" if is_control(fam) else fam
+    except KeyError:
+        return fam
+
+
+def dose_markdown(rows: list[dict[str, Any]], label) -> list[str]:
+    """The training dose per family: train rows and supervised tokens (mean over seeds), with each
+    family's share of the cell's supervised tokens."""
+    if not any(row.get("dose") for row in rows):
+        return []
+    lines = ["", "## Training dose per family", "",
+             "Train rows and supervised tokens (the student's tokenizer: thinking + answer + end of turn) per "
+             "family, mean over seeds; recipe.match_dose=rows matches the rows, not the tokens.", ""]
+    body = []
+    for row in rows:
+        dose = row.get("dose") or {}
+        total = sum(d.get("supervised_tokens", 0.0) for d in dose.values()) or 1.0
+        for fam, d in dose.items():
+            tok = d.get("supervised_tokens")
+            body.append([label(row), fam, f"{d.get('rows', 0):.0f}", "–" if tok is None else f"{tok:.0f}",
+                         "–" if tok is None else f"{100 * tok / total:.1f}"])
+    return lines + markdown_table(["cell", "family", "train rows", "supervised tokens", "share of tokens %"], body)
 
 
 def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
@@ -95,25 +129,25 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
         lines += ["", "## By task family: accuracy, content and format apart", "",
                   "accuracy = the family's verify; content = its `score` (for json_fields / sorted_words the "
                   "content whatever the format, for style_rules the voice); format = its strict extractor "
-                  "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %.", "",
-                  "| cell | split | family | student acc. | student content/score | student format | "
-                  "base acc. | base content/score | teacher acc. | teacher content/score |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for row in rows:
-            for key, st in (row.get("families") or {}).items():
-                split, fam = key.split("/", 1)
-                lines.append(f"| {label(row)} | {split} | {fam} | {_pct(st.get('student_accuracy'))} | "
-                             f"{_pct(st.get('student_score'))} | {_pct(st.get('student_format'))} | "
-                             f"{_pct(st.get('base_accuracy'))} | {_pct(st.get('base_score'))} | "
-                             f"{_pct(st.get('teacher_accuracy'))} | {_pct(st.get('teacher_score'))} |")
+                  "found the answer (`format.answer_parsed`). Mean over seeds [one interval over seeds and prompts "
+                  "where the runs kept samples.jsonl, else over seeds], in %. "
+                  "A control is read against its probe and is never inside a category figure.", ""]
+        figures = ("student_accuracy", "student_score", "student_format", "base_accuracy", "base_score",
+                   "teacher_accuracy", "teacher_score")
+        lines += markdown_table(
+            ["cell", "split", "family", "student acc.", "student content/score", "student format", "base acc.",
+             "base content/score", "teacher acc.", "teacher content/score"],
+            ([label(row), key.split("/", 1)[0], _family_label(key.split("/", 1)[1]),
+              *(interval_cell(st.get(what)) for what in figures)]
+             for row in rows for key, st in (row.get("families") or {}).items()))
     if any(row.get("contrasts") for row in rows):
         lines += ["", "## Contrasts between probes and their controls", "",
-                  "Per run the difference in accuracy (points), then mean over seeds [Student-t interval over "
-                  "seeds]; an interval that excludes 0 separates the two at this budget.", "",
-                  "| cell | contrast | student | base | teacher | what it tells |", "|---|---|---|---|---|---|"]
+                  "The difference in accuracy (points), mean over seeds [one interval over seeds and prompts, "
+                  "the seeds paired, where the runs kept samples.jsonl; else a Student-t interval over seeds]; "
+                  "an interval that excludes 0 separates the two at this budget.", ""]
         tells = {name: what for name, _, _, what in CONTRASTS}
-        for row in rows:
-            for name, st in (row.get("contrasts") or {}).items():
-                lines.append(f"| {label(row)} | {name} | {_pct(st.get('student'))} | {_pct(st.get('base'))} | "
-                             f"{_pct(st.get('teacher'))} | {tells.get(name, '')} |")
-    return lines
+        lines += markdown_table(
+            ["cell", "contrast", "student", "base", "teacher", "what it tells"],
+            ([label(row), name, *(interval_cell(st.get(m)) for m in MODELS), tells.get(name, "")]
+             for row in rows for name, st in (row.get("contrasts") or {}).items()))
+    return lines + dose_markdown(rows, label)

@@ -93,6 +93,43 @@ def summarize(m: EvalMetrics) -> dict[str, Any]:
             "gain": by_split(lambda s, c: m.gain_stat(s, c))}
 
 
+def paired_intervals(summ: dict[str, Any], samples: list[dict[str, Any]], confidence: float) -> None:
+    """Replace the eval's bootstrap intervals of retention, score retention and gain (per split and category)
+    by ``stats.two_level_interval`` on the greedy answers of ``samples``: with one run that is a bootstrap
+    over the paired prompts, calibrated to Student's t, with Newcombe / Wilson intervals where every
+    resample agrees (never zero width) and clipped to the range (retention <= 1 / teacher accuracy, gain in
+    [-1, 1]). Without samples the eval's intervals stay (``ci_method`` says which)."""
+    import numpy as np
+
+    from distill_lab.stats import two_level_interval
+
+    greedy: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
+    for r in samples:
+        if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0:
+            c = float(bool(r["correct"]))
+            greedy.setdefault((r["model"], r["split"]), {})[r["prompt_id"]] = (
+                r.get("category") or "", c, c if r.get("score") is None else float(r["score"]))
+
+    def arms(a: str, b: str, split: str, cat: str, graded: bool):
+        ga, gb = greedy.get((a, split), {}), greedy.get((b, split), {})
+        ids = sorted(pid for pid in set(ga) & set(gb) if cat == "all" or ga[pid][0] == cat)
+        k = 2 if graded else 1
+        return (np.array([[ga[i][k] for i in ids]]), np.array([[gb[i][k] for i in ids]])) if ids else None
+
+    rm = summ["retention_model"]
+    for key, (a, b, stat, graded) in {"retention": (rm, "teacher", "ratio", False),
+                                      "score_retention": (rm, "teacher", "ratio", True),
+                                      "gain": ("student", "base", "diff", False)}.items():
+        for split, cats in summ[key].items():
+            for cat, st in cats.items():
+                pair = arms(a, b, split, cat, graded)
+                if pair is None:
+                    continue
+                got = two_level_interval(list(pair), stat, confidence=confidence)
+                if got is not None and got["ci"] is not None:
+                    st["ci"], st["ci_method"] = got["ci"], got["method"]
+
+
 def failures(samples: list[dict[str, Any]], per_category: int, model: str = "student") -> list[dict[str, Any]]:
     """Up to ``per_category`` greedy failures of ``model`` per (split, category), with the teacher's
     answer and the base model's answer to the same prompt."""
@@ -206,8 +243,9 @@ METHOD = """## Method
 - "Score retention" uses each family's graded score in [0, 1] instead of pass/fail (the house-style
   family scores the share of style features that match the teacher's answer; elsewhere score = accuracy).
 - Accuracy CIs are Wilson score intervals. Retention = student accuracy / teacher accuracy and gain =
-  student − base, both on paired prompts, with percentile bootstrap CIs over prompts (the same resampled
-  prompts for both models). pass@k is the unbiased estimator over n samples; majority vote breaks ties
+  student − base, both on paired prompts, with bootstrap CIs over prompts (the same resampled prompts for
+  both models; `stats.two_level_interval`: calibrated to Student's t, Newcombe / Wilson where every
+  resample agrees, clipped to the possible range: retention at most 1 / teacher accuracy). pass@k is the unbiased estimator over n samples; majority vote breaks ties
   by first occurrence.
 - The seed document's figures are printed beside ours for comparison; it states no method, model,
   or sample size, so they are not a like-for-like reference. Its "novel reasoning" corresponds best to
@@ -281,7 +319,9 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
         md.append(benchmark_markdown(bench, live))
     for label, d, m in zip(_labels(eval_dirs), eval_dirs, metrics, strict=True):
         summ = summarize(m)
-        fails = failures(load_samples(d), failures_per_category)
+        samples = load_samples(d)
+        paired_intervals(summ, samples, float(m.eval.get("confidence") or 0.95))
+        fails = failures(samples, failures_per_category)
         pngs = make_plots(label, m, summ, out_dir) if plots else []
         md.append(run_markdown(label, m, summ, fails, pngs))
         runs.append({"label": label, "eval_dir": str(d), "student": m.student,

@@ -7,6 +7,7 @@ from typing import Optional
 
 from distill_lab.errors import check as _check
 from distill_lab.stages.train.checks import check_hardware, check_resume
+from distill_lab.stages.train.optimizers import OPTIMIZERS
 
 
 @dataclass
@@ -39,8 +40,6 @@ class OptimizerConfig:
     grad_clip: Optional[float] = 1.0
 
     def __post_init__(self) -> None:
-        from distill_lab.stages.train.optimizers import OPTIMIZERS
-
         _check(self.name in OPTIMIZERS, "optimizer.name", f"unknown optimizer {self.name!r}; known: {', '.join(OPTIMIZERS)}")
         _check(self.lr > 0, "optimizer.lr", f"learning rate must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")

@@ -30,6 +30,7 @@ class FeatureStats:
     masked_tokens: int = 0
     max_row_tokens: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    per_family: dict[str, dict[str, int]] = field(default_factory=dict)  # dose_per_family of what trains
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +94,18 @@ def end_of_turn_id(tokenizer) -> int:
         return tid
     assert tokenizer.eos_token_id is not None, "tokenizer has neither <|im_end|> nor an eos token"
     return int(tokenizer.eos_token_id)
+
+
+def dose_per_family(examples: list[Example], rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Training dose per task family (``row["task"]``): the rows that train and their supervised tokens
+    (labels not masked: the thinking and answer the loss is taken on, end-of-turn included)."""
+    task = {str(r.get("id", n)): str(r.get("task") or "unknown") for n, r in enumerate(rows)}
+    out: dict[str, dict[str, int]] = {}
+    for e in examples:
+        d = out.setdefault(task.get(e.row_id, "unknown"), {"rows": 0, "supervised_tokens": 0})
+        d["rows"] += 1
+        d["supervised_tokens"] += sum(lab != IGNORE for lab in e.labels)
+    return dict(sorted(out.items()))
 
 
 def build_examples(rows: list[dict[str, Any]], tokenizer, data: DataConfig, *,

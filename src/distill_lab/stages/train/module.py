@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 
+from distill_lab.backends.base import Backend
 from distill_lab.backends.forward import unwrap
-from distill_lab.backends.select import Backend
 from distill_lab.console import ProgressLog
 from distill_lab.stages.train.optimizers import build_optimizer
 

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from distill_lab.artifacts.run_cost import machine
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
-from distill_lab.stages.train.features import FeatureStats, build_examples
+from distill_lab.stages.train.features import FeatureStats, build_examples, dose_per_family
 from distill_lab.stages.train.packing import Example
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
         held = set(order[:k])
         val = [e for i, e in enumerate(examples) if i in held]
         examples = [e for i, e in enumerate(examples) if i not in held]
+    stats.per_family = dose_per_family(examples, rows)  # after the validation hold-out: what trains
     return examples, val, stats
 
 
@@ -227,7 +229,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "supervised_tokens": int(sum(h["supervised_tokens"] for h in steps)),
         "masked_label_counts": {"supervised": stats.supervised_tokens, "masked": stats.masked_tokens},
         "rows": {"train": len(train_ex), "val": len(val_ex), **{k: v for k, v in asdict(stats).items()
-                                                               if k not in ("supervised_tokens", "masked_tokens")}},
+                                                               if k not in ("supervised_tokens", "masked_tokens",
+                                                                            "per_family")}},
+        "dose_per_family": stats.per_family,  # train rows and supervised tokens per task family
         "supervised_tokens_per_s": (sum(h["supervised_tokens"] for h in timed) / sum(h["time_s"] for h in timed))
         if timed else None,
         "padding_share": (sum(h["padding_share"] for h in steps) / len(steps)) if steps else None,
@@ -238,6 +242,10 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         "precision_configured": cfg.hardware.precision,
         "backend": report.as_dict(),
         "attention": str(_unwrap(module.model).config._attn_implementation),
+        # for the report's FLOPs estimate (artifacts/run_cost.py: 6 x params_total x supervised_tokens)
+        "params_total": sum(p.numel() for p in _unwrap(module.model).parameters()),
+        "params_trainable": sum(p.numel() for p in _unwrap(module.model).parameters() if p.requires_grad),
+        "machine": machine(),
     }
     _finish_logger(trainer)
     return StageResult(artifacts=artifacts, summary=summary,

@@ -1,0 +1,199 @@
+"""A sweep's runs aggregated over seeds: one cell per (effort, size), or per combination of whatever else
+was swept, and cost per accuracy point where the teacher was paid.
+
+Accuracy and retention per split and capability category come from the runs' per-prompt answers
+(``samples.jsonl``) with one interval over seeds and prompts (``stats.two_level_interval``: a two-level
+bootstrap, Wilson where every seed agrees, clipped to the possible range; retention = student / teacher
+paired on seeds and prompts). A cell whose runs lack ``samples.jsonl`` falls back to the mean of the runs'
+figures with a Student-t interval over seeds (``stats.seed_interval``), and its figures say so
+(``method``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import numpy as np
+
+from distill_lab.stages.report.contrasts import Answers, read_answers
+from distill_lab.stages.report.costs import cell_costs
+from distill_lab.stages.report.families import CONTRASTS, MODELS, aggregate_families
+from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
+from distill_lab.stats import seed_interval, two_level_interval
+from distill_lab.vocab import effort_rank
+
+
+def run_answers(run: Run) -> Answers | None:
+    """The run's greedy answers per prompt (``samples.jsonl`` of its eval), None without them."""
+    return read_answers(Path(run.path) / "eval") or read_answers(Path(run.path))
+
+
+def _table(answers: list[Answers], model: str, split: str, category: str | None = None,
+           graded: bool = False) -> tuple[list[str], np.ndarray] | None:
+    """[seed, prompt] of one model on the prompts every run answered (None where none)."""
+    per_run = [{pid: (score if graded else c) for (m, s, pid), (cat, c, score) in a.items()
+                if m == model and s == split and (category is None or cat == category)} for a in answers]
+    ids = sorted(set.intersection(*(set(d) for d in per_run))) if per_run else []
+    if not ids:
+        return None
+    return ids, np.array([[d[i] for i in ids] for d in per_run])
+
+
+def _figures(answers: list[Answers], split: str, category: str | None, confidence: float
+             ) -> dict[str, dict[str, Any]]:
+    """Accuracy of each model and retention (student / teacher, on correctness and on score)."""
+    out: dict[str, dict[str, Any]] = {}
+    kw = dict(confidence=confidence)
+    for model in ("student", "base", "teacher"):
+        t = _table(answers, model, split, category)
+        if t is not None:
+            out[model] = two_level_interval([t[1]], "mean", **kw)
+    for name, graded in (("retention", False), ("score_retention", True)):
+        st, te = _table(answers, "student", split, category, graded), _table(answers, "teacher", split, category,
+                                                                            graded)
+        if st is None or te is None:
+            continue
+        ids = sorted(set(st[0]) & set(te[0]))
+        if ids:
+            cols = [[ids_.index(i) for i in ids] for ids_ in (st[0], te[0])]
+            out[name] = two_level_interval([st[1][:, cols[0]], te[1][:, cols[1]]], "ratio", **kw)
+    return out
+
+
+def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """One row per (effort, size, other swept values): means over seeds, with one interval over seeds and
+    prompts where the runs kept their answers (a t-interval over seeds where not)."""
+    ok = [r for r in runs if r.status == "ok"]
+    other = [k for k in swept_keys(ok) if k not in ("teacher.effort", "recipe.size")]
+    cells: dict[tuple, list[Run]] = defaultdict(list)
+    for r in ok:
+        cells[(r.effort, r.size, tuple(r.params.get(k) for k in other))].append(r)
+    rows = []
+    for (effort, size, rest), rs in sorted(cells.items(), key=lambda kv: (effort_rank(kv[0][0]),
+                                                                          kv[0][1] or 0,
+                                                                          tuple(v or "" for v in kv[0][2]))):
+        row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
+                               "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
+        answers = [run_answers(r) for r in rs]
+        if all(answers):
+            for s in SPLITS:
+                figs = _figures(answers, s, None, confidence)
+                for model in ("student", "base", "teacher"):
+                    if model in figs:
+                        row[f"{model}_{s}_accuracy"] = figs[model]
+                if "retention" in figs:
+                    row[f"retention_{s}"] = figs["retention"]
+            cat_keys = sorted({(s, cat) for a in answers for (m, s, _), (cat, _, _) in a.items() if cat})
+            cats_2l = {f"{s}/{cat}": figs for s, cat in cat_keys if (figs := _figures(answers, s, cat, confidence))}
+            if cats_2l:
+                row["categories"] = dict(sorted(cats_2l.items()))
+        else:  # runs without samples.jsonl: what their metrics say, with a t-interval over seeds
+            _over_seeds(row, rs, confidence)
+        costs = [r.cost_usd for r in rs if r.cost_usd is not None]
+        row["cost_usd"] = mean(costs) if costs else None
+        acc = nested(row, "student_test_accuracy", "mean")
+        base = nested(row, "base_test_accuracy", "mean")
+        paid = row["cost_usd"] is not None and row["cost_usd"] > 0
+        row["cost_per_point"] = row["cost_usd"] / (100 * acc) if paid and acc else None
+        gain = (acc - base) if acc is not None and base is not None else None
+        row["cost_per_gain_point"] = row["cost_usd"] / (100 * gain) if paid and gain and gain > 0 else None
+        losses = [r.train_loss for r in rs if r.train_loss is not None]
+        row["train_loss"] = mean(losses) if losses else None
+        tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
+        row["train_tokens"] = mean(tokens) if tokens else None
+        row.update(cell_costs(rs))  # teacher USD (paid / projected), FLOPs, wall time: report/costs.py
+        fam_answers = [family_answers(r) for r in rs]
+        fam = (families_two_level(fam_answers, confidence) if all(fam_answers)
+               else aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi)))
+        row.update({k: v for k, v in fam.items() if v})
+        rows.append(row)
+    return rows
+
+
+def _over_seeds(row: dict[str, Any], rs: list[Run], confidence: float) -> None:
+    """The cell's figures from the runs' metrics only: mean and Student-t interval over seeds."""
+    def st(vals: list[float], lo: float | None, hi: float | None) -> dict[str, Any]:
+        return {**seed_interval(vals, confidence, lo, hi), "method": "t over seeds (no samples.jsonl)"}
+
+    for model in ("student", "base", "teacher"):
+        for s in SPLITS:
+            vals = [v for r in rs if (v := r.accuracy.get(model, {}).get(s)) is not None]
+            if vals:
+                row[f"{model}_{s}_accuracy"] = st(vals, 0.0, 1.0)
+    for s in SPLITS:
+        vals = [r.retention.get(s) for r in rs if r.retention.get(s) is not None]
+        if vals:
+            row[f"retention_{s}"] = st(vals, 0.0, None)
+    cats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rs:
+        for s, by_cat in r.categories.items():
+            for cat, vals in by_cat.items():
+                for what, v in vals.items():
+                    if v is not None:
+                        cats[f"{s}/{cat}"][what].append(v)
+    if cats:
+        row["categories"] = {k: {what: st(v, 0.0, None if what.endswith("retention") else 1.0)
+                                 for what, v in d.items()} for k, d in sorted(cats.items())}
+
+
+# (model, split, family) -> prompt -> (correct, graded score, answer parsed)
+FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float]]]
+
+
+def family_answers(run: Run) -> FamilyAnswers | None:
+    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them.
+    Read here directly; the per-sample loader of the evidence work replaces it when merged."""
+    import json
+
+    for p in (Path(run.path) / "eval" / "samples.jsonl", Path(run.path) / "samples.jsonl"):
+        if p.is_file():
+            break
+    else:
+        return None
+    out: FamilyAnswers = defaultdict(dict)
+    with p.open() as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r.get("kind", "greedy") != "greedy" or r.get("sample_index", 0) != 0 or not r.get("task"):
+                continue
+            c = float(bool(r["correct"]))
+            out[(r["model"], r["split"], r["task"])][r["prompt_id"]] = (
+                c, c if r.get("score") is None else float(r["score"]),
+                float(r.get("extracted") is not None) if "extracted" in r else float("nan"))
+    return dict(out) or None
+
+
+def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: int) -> np.ndarray | None:
+    per_run = [a.get(key) or {} for a in answers]
+    ids = sorted(set.intersection(*(set(d) for d in per_run)))
+    if not ids:
+        return None
+    y = np.array([[d[i][k] for i in ids] for d in per_run])
+    return None if np.isnan(y).all() else y
+
+
+def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[str, Any]:
+    """Per-family figures and the probes' contrasts of one cell with one interval over seeds and prompts
+    (``stats.two_level_interval``), in the shape of ``families.aggregate_families``: accuracy, score and
+    format per model, and each contrast of ``families.CONTRASTS`` (two families, or two splits: different
+    prompts on each side, the seeds paired)."""
+    fams: dict[str, dict[str, Any]] = defaultdict(dict)
+    keys = sorted({k for a in answers for k in a})
+    for model, split, task in keys:
+        for what, k in (("accuracy", 0), ("score", 1), ("format", 2)):
+            y = _family_table(answers, (model, split, task), k)
+            if y is not None:
+                fams[f"{split}/{task}"][f"{model}_{what}"] = two_level_interval([y], "mean", confidence=confidence)
+    cons: dict[str, dict[str, Any]] = {}
+    for name, (fa, sa), (fb, sb), _ in CONTRASTS:
+        for model in MODELS:
+            ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
+            if ya is not None and yb is not None:
+                st = two_level_interval([ya, yb], "diff", paired_prompts=False, confidence=confidence)
+                if st is not None:
+                    cons.setdefault(name, {})[model] = st
+    return {"families": dict(sorted(fams.items())), "contrasts": cons}

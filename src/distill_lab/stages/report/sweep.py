@@ -23,6 +23,13 @@ from typing import Any
 
 from distill_lab.stages.report.contrasts import sweep_contrasts
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status
+from distill_lab.stages.report.samples import (
+    attach_evidence,
+    cell_evidence,
+    is_packed,
+    pack_evidence,
+    unpack_evidence,
+)
 from distill_lab.stages.report.sweep_markdown import markdown
 from distill_lab.stages.report.sweep_plots import category_plots, plot
 from distill_lab.stages.report.sweep_runs import (
@@ -36,15 +43,29 @@ from distill_lab.stages.report.sweep_runs import (
 from distill_lab.stages.report.sweep_stats import aggregate
 
 # what callers imported from this module before the split (tests, other stages' code)
-__all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "run_report", "write_report"]
+__all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "pack_evidence", "run_report",
+           "write_report"]
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95) -> dict[str, Any]:
-    """Collect, aggregate and write every output; returns the artifact paths and a summary."""
-    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    """Collect, aggregate and write every output; returns the artifact paths and a summary. ``sweep_dir``
+    may be a packed evidence file (``report/samples.py``): the report is then made from it alone."""
+    if is_packed(sweep_dir):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            return _write_report(unpack_evidence(sweep_dir, Path(d) / "sweep"), Path(out_dir), confidence,
+                                 label=Path(sweep_dir))
+    return _write_report(Path(sweep_dir), Path(out_dir), confidence)
+
+
+def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect(sweep_dir)
+    attach_evidence(runs)  # accuracies and truncation shares from each run's samples.jsonl
     rows = aggregate(runs, confidence)
+    cell_evidence(rows, runs, [k for k in swept_keys([r for r in runs if r.status == "ok"])
+                               if k not in ("teacher.effort", "recipe.size")])
     contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
     try:
         grid_jobs = expected_grid(sweep_dir)
@@ -66,12 +87,12 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         for r in rows:
             w.writerow({k: (nested(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
                         if k not in ("categories", "families", "contrasts")})
-    data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
+    data = {"sweep_dir": str(label or sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),
             "contrasts": contrast_rows}
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (out_dir / "sweep.md").write_text(markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows))
+    (out_dir / "sweep.md").write_text(markdown(rows, runs, label or sweep_dir, confidence, grid, contrast_rows))
     artifacts = {"sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),
                  "sweep_runs_csv": str(out_dir / "sweep_runs.csv"),
                  "sweep_summary_csv": str(out_dir / "sweep_summary.csv")}
@@ -102,7 +123,15 @@ def run_report(cfg, run_dir: Path):
     from distill_lab.tracking.loggers import open_run
 
     out_dir = Path(cfg.report.output_dir or run_dir)
+    packed = None
+    if cfg.report.pack_evidence:  # the per-sample evidence of the sweep, in one compressed file
+        packed = pack_evidence(cfg.report.sweep_dir, cfg.report.pack_evidence)
+        print(f"distill-lab report: packed {packed['samples']} samples of {packed['runs']} runs and "
+              f"{packed['files']} files into {packed['file']} ({packed['bytes'] / 1024:.0f} KiB)")
     res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence)
+    if packed is not None:
+        res["artifacts"]["evidence"] = packed["file"]
+        res["summary"]["evidence_bytes"] = packed["bytes"]
     with open_run(cfg, "report", run_dir) as wl:
         if wl.enabled:
             header = ["effort", "size", "n_runs", "student_test", "student_ood", "retention_test",

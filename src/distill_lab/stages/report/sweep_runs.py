@@ -66,11 +66,20 @@ class Run:
     contrasts: dict[str, dict[str, float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict, repr=False)  # the resolved config (manifest)
     git_commit: str | None = None
+    # from the run's samples.jsonl (report/samples.attach_evidence): {"samples": path or None, "shares": {model:
+    # {split: greedy_shares}}, "budgets": metrics' budgets, "truncation_allowed": bool, "budget_cut": [splits]}
+    evidence: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
                if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
-                            "contrasts")}
+                            "contrasts", "evidence")}
+        for model, by_split in (self.evidence.get("shares") or {}).items():
+            for split, sh in by_split.items():
+                out[f"{model}_{split}_truncated"] = sh["truncated"]
+                out[f"{model}_{split}_unclosed_thinking"] = sh["unclosed_thinking"]
+        if self.evidence:
+            out["samples"] = "yes" if self.evidence.get("samples") else "not recoverable (no samples.jsonl)"
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():

@@ -123,6 +123,18 @@ def test_allow_truncation_runs_records_the_cut_and_never_parses_a_truncated_outp
     assert all(s["outcome"] == "truncated" and s["extracted"] is None and not s["correct"] for s in cut)
     share = m["models"]["base"]["splits"]["test"]["truncated_share"]
     assert share == sum(s["truncated"] for s in base if s["split"] == "test") / sum(s["split"] == "test" for s in base)
+    # the report flags the cut budget in red: a warning line per split, shares in the tables, a red plot marker
+    rcfg = compose_config([f"report.eval_dirs=[{tmp_path / 'eval'}]"], stage="report")
+    run_stage("report", rcfg, tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "🔴 **Truncation allowed on test: max_new_tokens 20 < " in md and "🔴 **Truncation allowed on ood" in md
+    assert "| base truncated | base unclosed think |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| test | 5 |"))
+    assert row.rstrip().endswith(f"| {100 * share:.1f}% | {row.split('|')[-2].strip()} |")
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(next((tmp_path / "report").glob("accuracy_*.png")))
+    assert ((img[..., 0] > 0.9) & (img[..., 1] < 0.2) & (img[..., 2] < 0.2)).sum() > 20  # the red label
 
 
 def test_a_truncated_answer_is_its_own_outcome_and_never_read_as_a_number():

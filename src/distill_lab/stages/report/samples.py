@@ -13,7 +13,7 @@ Packed evidence (``report.pack_evidence=<file>``): one gzip-compressed JSON-line
 small files verbatim (manifests, ``metrics.json``, ``dataset.json``, ``.hydra/*.yaml``, ``multirun.yaml``:
 no weights, no dataset rows) and every sample record. Lines::
 
-  {"type": "evidence", "version": 1, "sweep_dir": str, "runs": n, "samples": n}
+  {"type": "evidence", "version": 1, "sweep_dir": str, "runs": n, "runs_without_samples": [job, ...]}
   {"type": "file", "path": "<job>/eval/metrics.json", "text": str}   # the sweep folder's own path -> "@sweep"
   {"type": "run", "run": job, "path": "<job>/eval", "effort", "size", "seed", "params": {...}}
   {"type": "sample", "run": job, "record": {...one samples.jsonl line...}}
@@ -104,7 +104,7 @@ def samples_path(job_dir: str | Path) -> Path | None:
 
 
 def is_packed(path: str | Path) -> bool:
-    return Path(path).is_file() and str(path).endswith(".gz")
+    return str(path).endswith(".gz") and not Path(path).is_dir()
 
 
 def load_run_samples(run: Run) -> RunSamples | None:
@@ -174,20 +174,19 @@ def pack_evidence(sweep_dir: str | Path, out_file: str | Path) -> dict[str, Any]
         raise SweepError(f"report.pack_evidence: {out_file}: the packed evidence is a .jsonl.gz file")
     runs = [r for r in collect(sweep_dir) if r.status == "ok"]
     loaded = [(r, samples_path(r.path)) for r in runs]
-    missing = [r.job for r, p in loaded if p is None]
-    if missing:
-        raise SweepError(f"report.pack_evidence: finished runs without {SAMPLES}: {', '.join(missing)}")
+    missing = [r.job for r, p in loaded if p is None]  # packed with their metrics only: "not recoverable"
+    loaded = [(r, p) for r, p in loaded if p is not None]
     files = _packable(sweep_dir)
     n_samples = 0
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_name(out_file.name + ".tmp")
     # mtime=0: the same evidence packs to the same bytes (a study's commit changes only when its evidence does)
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
         def line(d: dict[str, Any]) -> None:
             gz.write((json.dumps(d, ensure_ascii=False) + "\n").encode())
 
         line({"type": "evidence", "version": PACK_VERSION, "sweep_dir": given, "runs": len(runs),
-              "samples": sum(1 for r, p in loaded for _ in open(p))})  # type: ignore[arg-type]
+              "runs_without_samples": missing})
         for f in files:
             line({"type": "file", "path": f.relative_to(sweep_dir).as_posix(),
                   "text": _tokenize_paths(f.read_text(), sweep_dir, given)})
@@ -202,7 +201,7 @@ def pack_evidence(sweep_dir: str | Path, out_file: str | Path) -> dict[str, Any]
                         n_samples += 1
     os.replace(tmp, out_file)
     return {"file": str(out_file), "bytes": out_file.stat().st_size, "runs": len(runs), "samples": n_samples,
-            "files": len(files)}
+            "files": len(files), "runs_without_samples": missing}
 
 
 def unpack_evidence(packed: str | Path, dest: str | Path) -> Path:
@@ -286,6 +285,10 @@ def attach_evidence(runs: list[Run]) -> None:
                     if sh is not None:
                         ev["shares"].setdefault(model, {})[split] = sh
                         run.accuracy.setdefault(model, {})[split] = sh["accuracy"]
+            for split, sh in ev["shares"].get("student", {}).items():  # retention = student / teacher, per split
+                t = ev["shares"].get("teacher", {}).get(split)
+                if t is not None:
+                    run.retention[split] = sh["accuracy"] / t["accuracy"] if t["accuracy"] else None
         run.evidence = ev
 
 

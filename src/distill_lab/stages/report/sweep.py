@@ -127,7 +127,9 @@ def run_report(cfg, run_dir: Path):
     if cfg.report.pack_evidence:  # the per-sample evidence of the sweep, in one compressed file
         packed = pack_evidence(cfg.report.sweep_dir, cfg.report.pack_evidence)
         print(f"distill-lab report: packed {packed['samples']} samples of {packed['runs']} runs and "
-              f"{packed['files']} files into {packed['file']} ({packed['bytes'] / 1024:.0f} KiB)")
+              f"{packed['files']} files into {packed['file']} ({packed['bytes'] / 1024:.0f} KiB)"
+              + (f"; runs without samples (metrics only): {', '.join(packed['runs_without_samples'])}"
+                 if packed["runs_without_samples"] else ""))
     res = write_report(cfg.report.sweep_dir, out_dir, confidence=cfg.eval.confidence)
     if packed is not None:
         res["artifacts"]["evidence"] = packed["file"]

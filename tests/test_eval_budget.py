@@ -168,3 +168,15 @@ def test_the_effort_study_at_176_tokens_is_refused_before_training_and_runs_with
     m = json.loads((tmp_path / "auto" / "eval" / "metrics.json").read_text())
     assert {s: b["source"] for s, b in m["budgets"].items()} == {"test": "auto", "ood": "auto"}
     assert m["budgets"]["ood"]["max_new_tokens"] == math.ceil(m["budgets"]["ood"]["teacher_longest"] * 1.25)
+
+
+@pytest.mark.slow  # SmolLM2's tokenizer (converted once into the student cache) and 280 oracle rows
+def test_the_effort_study_at_176_is_refused_naming_the_teachers_189_token_ood_answer(tmp_path):
+    """The review's numbers, through the pipeline's own check: with SmolLM2 the teacher's longest
+    high-effort OOD answer is 189 tokens (end of turn included); 176 is refused before any training."""
+    cfg = compose_config(["experiment=effort_x_size", "teacher.effort=high", "eval.max_new_tokens=176"],
+                         stage="pipeline")
+    with pytest.raises(ConfigError, match=r"split 'ood': 176 < 189 tokens.*23 of its 40 answers would be cut") as e:
+        run_stage("pipeline", cfg, tmp_path / "run")
+    assert "split 'test'" not in str(e.value)  # the longest high-effort test answer is 156: it fits
+    assert not (tmp_path / "run" / "train").exists()

@@ -57,7 +57,8 @@ class SplitBudget:
             return f"{self.split}: {self.max_new_tokens} ({self.source}: unchecked)"
         how = (f"auto = ceil({self.teacher_longest} x {self.margin})" if self.source == "auto"
                else f"explicit; teacher's longest {self.teacher_longest}")
-        flag = f", CUTS {100 * (self.teacher_cut_share or 0):.0f}% of the teacher's answers" if self.below_teacher else ""
+        flag = (f", CUTS {round((self.teacher_cut_share or 0) * self.teacher_answers)} of the teacher's answers"
+                if self.below_teacher else "")
         return f"{self.split}: {self.max_new_tokens} ({how}, {self.teacher_answers} answers{flag})"
 
 
@@ -121,8 +122,8 @@ def resolve_budgets(max_new_tokens: Any, splits: Iterable[str], lengths: dict[st
             refused.append(out[split])
     if refused and not allow_truncation:
         parts = "; ".join(f"split {b.split!r}: {b.max_new_tokens} < {b.teacher_longest} tokens, the teacher's longest "
-                          f"answer there (prompt {b.teacher_longest_prompt}; {100 * (b.teacher_cut_share or 0):.0f}% of "
-                          f"its {b.teacher_answers} answers would be cut)" for b in refused)
+                          f"answer there (prompt {b.teacher_longest_prompt}; {round((b.teacher_cut_share or 0) * b.teacher_answers)} "
+                          f"of its {b.teacher_answers} answers would be cut)" for b in refused)
         raise ConfigError(f"{field}: {max_new_tokens} is below the teacher's own answers, in the student's tokens "
                           f"(thinking and end of turn included): {parts}. A perfect student would be cut off. Use "
                           f"{field}=auto (longest x eval.budget_margin) or at least "

@@ -157,3 +157,16 @@ def test_bad_packed_files_are_named(tmp_path):
         f.write('{"type": "file", "path": "../../etc/x", "text": ""}\n')
     with pytest.raises(SweepError, match="no header line"):
         write_report(bad, tmp_path / "o")
+
+
+def test_the_family_table_shows_truncated_and_unclosed_thinking_shares():
+    from distill_lab.stages.report.families import families_markdown, run_families
+
+    block = {"n": 20, "accuracy": 0.2, "score": 0.2, "format": {"answer_parsed": 0.5},
+             "truncated_share": 0.35, "unclosed_thinking_share": 0.4}
+    fams = run_families({"student": {"splits": {"ood": {"families": {"addition": block}}}}})
+    assert fams["ood/addition"]["student_truncated"] == 0.35
+    row = {"families": {k: {w: {"mean": v, "ci": None} for w, v in d.items() if w != "n"} for k, d in fams.items()}}
+    md = families_markdown([row], lambda r: "cell")
+    assert "| student truncated | student unclosed think |" in md[5]
+    assert md[-1].endswith("| 35.0 | 40.0 |")

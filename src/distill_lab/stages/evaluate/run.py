@@ -254,7 +254,8 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
             scalars.update(benchmark_scalars(bench))
             lg.log_table("eval/benchmark", COLUMNS, table_rows(benchmark_rows(bench)))
         lg.log_metrics(scalars)
-        cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct"]
+        cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct",
+                "outcome", "truncated", "unclosed_thinking"]
         lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
 
 

@@ -180,3 +180,14 @@ def test_the_effort_study_at_176_is_refused_naming_the_teachers_189_token_ood_an
         run_stage("pipeline", cfg, tmp_path / "run")
     assert "split 'test'" not in str(e.value)  # the longest high-effort test answer is 156: it fits
     assert not (tmp_path / "run" / "train").exists()
+
+
+@pytest.mark.parametrize("override, field", [
+    ("eval.max_new_tokens=0", "eval.max_new_tokens"), ("eval.max_new_tokens=autoo", "eval.max_new_tokens"),
+    ("eval.budget_margin=0.9", "eval.budget_margin"), ("eval.fallback_max_new_tokens=0", "eval.fallback_max_new_tokens"),
+    ("report.pack_evidence=x.jsonl.gz", "report.pack_evidence")])
+def test_bad_budget_and_evidence_settings_name_their_field(override, field):
+    from distill_lab.app import compose_config as compose
+
+    with pytest.raises(ConfigError, match=rf"^{field}:"):
+        compose(["student=tiny", override], stage="report" if override.startswith("report") else "eval")

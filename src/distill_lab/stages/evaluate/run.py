@@ -256,7 +256,7 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
         lg.log_metrics(scalars)
         cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct",
                 "outcome", "truncated", "unclosed_thinking"]
-        lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
+        lg.log_table("eval/samples", cols, [[r.get(c) for c in cols] for r in records if r["kind"] == "greedy"])
 
 
 def use_bf16(cfg: Config) -> bool:

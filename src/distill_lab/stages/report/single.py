@@ -241,6 +241,10 @@ def budget_lines(m: EvalMetrics, summ: dict[str, Any]) -> list[str]:
     """The budget of each split and how it was chosen; a red warning where it cut the teacher's own answers
     (``eval.allow_truncation``) or was never checked against them (an older run)."""
     budgets = summ.get("budgets") or {}
+    bench = m.extra.get("benchmark")
+    if bench:  # a public benchmark keeps its published budget (eval.suite.max_new_tokens)
+        return [f"- max_new_tokens {bench.get('max_new_tokens')}: the benchmark's published budget (its truncation "
+                "share is in the benchmark table)"]
     if not budgets:
         return [f"- {RED} **generation budget not checked against the teacher's answers** (max_new_tokens "
                 f"{m.eval.get('max_new_tokens')}; a run from before eval.max_new_tokens=auto)"]

@@ -157,6 +157,11 @@ def test_bad_packed_files_are_named(tmp_path):
         f.write('{"type": "file", "path": "../../etc/x", "text": ""}\n')
     with pytest.raises(SweepError, match="no header line"):
         write_report(bad, tmp_path / "o")
+    with gzip.open(bad, "wt") as f:
+        f.write('{"type": "evidence", "version": 1}\n{"type": "file", "path": "../../etc/x", "text": ""}\n')
+    with pytest.raises(SweepError, match="a packed path leaves the folder: '../../etc/x'"):
+        write_report(bad, tmp_path / "o")
+    assert not (tmp_path / "o" / "sweep.md").exists()
 
 
 def test_the_family_table_shows_truncated_and_unclosed_thinking_shares():

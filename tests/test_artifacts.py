@@ -70,10 +70,15 @@ def test_metrics_file_with_bad_json_names_the_line(tmp_path):
 
 
 def test_sample_metrics_compute_over_greedy_outputs():
-    runaway = next(m for m in SAMPLE_METRICS if m.name == "runaway_share")
-    recs = [{"runaway": True}, {"runaway": False}, {"runaway": False}, {"runaway": True}]
-    assert runaway.compute(recs) == 0.5
-    assert runaway.cell(0.5) == "50.0%" and runaway.cell(None) == "–"
+    truncated = next(m for m in SAMPLE_METRICS if m.name == "truncated_share")
+    recs = [{"truncated": True}, {"truncated": False}, {"truncated": False}, {"truncated": True}]
+    assert truncated.compute(recs) == 0.5
+    assert truncated.cell(0.5) == "50.0%" and truncated.cell(None) == "–"
+    # older records have only the runaway flag
+    assert truncated.compute([{"runaway": True}, {"runaway": False}, {"runaway": False}]) == pytest.approx(1 / 3)
+    unclosed = next(m for m in SAMPLE_METRICS if m.name == "unclosed_thinking_share")
+    assert unclosed.compute([{"unclosed_thinking": True}, {"think_unclosed": False}, {"think_unclosed": True},
+                             {"unclosed_thinking": False}]) == 0.5
     sim = next(m for m in SAMPLE_METRICS if m.name == "style_similarity")
     assert sim.compute([{"style_similarity": 0.2}, {"style_similarity": None}, {"style_similarity": 0.4}]) == \
         pytest.approx(0.3)
@@ -94,7 +99,7 @@ def test_a_sample_metric_reaches_the_block_and_the_report(tmp_path):
              "think_unclosed": False, "thinking_chars": 5, "output_tokens": 9, "answer_chars": [0, 4, 0, 2][i],
              "runaway": i == 1, "style_similarity": None, "score": None} for i in range(4)]
     b = block(recs, confidence=0.95, pass_k=[1])
-    assert b["empty_answer_share"] == 0.5 and b["runaway_share"] == 0.25
+    assert b["empty_answer_share"] == 0.5 and b["runaway_share"] == 0.25 and b["truncated_share"] == 0.25
 
 
 def test_dataset_info_round_trip_and_errors(tmp_path):

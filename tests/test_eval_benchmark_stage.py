@@ -266,6 +266,8 @@ def test_report_and_wandb_show_the_benchmark_table(tmp_path, server, monkeypatch
     assert "| math500 | student | openai_compat | 4 × 1 | 100.0% [" in md
     assert "| math500 | base | openai_compat | 4 × 1 | 75.0% [" in md and "| 25.0% |" in md
     assert "| gpqa_diamond | base | openai_compat | 3 × 1 | 0.0% [" in md
+    # a benchmark keeps its published budget: named, never flagged as unchecked against a teacher
+    assert "the benchmark's published budget" in md and "🔴" not in md
     rj = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [r["model"] for r in rj["runs"][0]["benchmark"]] == ["base", "student"]
     assert rep.artifacts["report_md"].endswith("report.md")

@@ -91,7 +91,7 @@ def test_eval_stage_on_an_external_suite(tmp_path):
     cfg = compose_config(["student=tiny"], stage="eval")
     adapter = memorizer_dir(cfg.student)
     cfg = compose_config(["student=tiny", f"eval.suite_file={f}", f"eval.adapter_dir={adapter}", "eval.include_base=false",
-                          "eval.max_new_tokens=30", "eval.progress=false", "eval.bootstrap=50", "hardware.threads=1"],
+                          "eval.max_new_tokens=30", "eval.allow_truncation=true", "eval.progress=false", "eval.bootstrap=50", "hardware.threads=1"],
                          stage="eval")
     run_stage("eval", cfg, tmp_path / "run")
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -112,7 +112,7 @@ def test_teacher_asked_live_for_suite_prompts(tmp_path):
         {"prompt": "What is the capital of France?", "reference": "Paris"},
         {"prompt": "What is 3 + 4?", "reference": "7", "teacher_answer": "The answer is 8."},
     ])
-    cfg = compose_config(["student=tiny", f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
+    cfg = compose_config(["student=tiny", f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4", "eval.allow_truncation=true",
                           "eval.progress=false", "eval.bootstrap=20", "hardware.threads=1"], stage="eval")
     run_stage("eval", cfg, tmp_path / "run")
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -138,7 +138,7 @@ def test_teacher_asked_live_reports_what_the_replies_cost(tmp_path, monkeypatch)
         f = _write(tmp_path / "suite.jsonl", [{"prompt": "What is 2 + 2?", "reference": "4"},
                                                {"prompt": "What is 3 + 3?", "reference": "6"}])
         cfg = compose_config(["student=tiny", "teacher=anthropic", f"teacher.base_url={srv.url}",
-                              f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4",
+                              f"eval.suite_file={f}", "eval.teacher_live=true", "eval.max_new_tokens=4", "eval.allow_truncation=true",
                               "eval.progress=false", "eval.bootstrap=20", "hardware.threads=1"], stage="eval")
         run_stage("eval", cfg, tmp_path / "run")
     finally:

@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
     cfg = compose_config(["student=tiny"], stage="eval")
     adapter = memorizer_dir(cfg.student)
     cfg = compose_config(["student=tiny", f"eval.dataset_dir={root / 'dataset'}", f"eval.adapter_dir={adapter}",
-                          "eval.max_new_tokens=40", "eval.n_samples=2", "eval.temperature=0.7",
+                          "eval.max_new_tokens=40", "eval.allow_truncation=true", "eval.n_samples=2", "eval.temperature=0.7",
                           "eval.bootstrap=300", "eval.progress=false", "hardware.threads=1"], stage="eval")
     res = run_stage("eval", cfg, root / "eval")
     rcfg = compose_config([f"report.eval_dirs=[{root / 'eval'}]", "report.failures_per_category=2"],
@@ -151,7 +151,7 @@ def test_lora_student_and_its_base_share_weights_but_not_outputs(tmp_path):
     from distill_lab.students import load_student
 
     write_oracle_dataset(tmp_path / "dataset")
-    common = ["student=tiny", f"eval.dataset_dir={tmp_path / 'dataset'}", "eval.max_new_tokens=8",
+    common = ["student=tiny", f"eval.dataset_dir={tmp_path / 'dataset'}", "eval.max_new_tokens=8", "eval.allow_truncation=true",
               "eval.progress=false", "eval.bootstrap=20", "eval.max_prompts=2", "hardware.threads=1"]
     cfg = compose_config(common, stage="eval")
     base, _ = load_student(cfg.student)

@@ -23,7 +23,7 @@ TINY_ADDITION = [
     "recipe.families=[{name: addition, params: {digits: 1, ood_digits: 2}}]",
     "recipe.size=80", "recipe.test_size=20", "recipe.ood_size=10",
     "train.max_steps=300", "train.batch_size=16", "optimizer.lr=3e-3", "optimizer.warmup_steps=10",
-    "eval.max_new_tokens=40",
+    "eval.max_new_tokens=40", "eval.allow_truncation=true",
 ]
 
 

@@ -57,7 +57,7 @@ def test_report_tables_retention_failures_and_plots(tmp_path, two_runs):
     assert "| reasoning | test | 4 | 75.0% | 100.0% | 75.0% [" in md and "Novel reasoning: 40%–60%" in md
     # the base never closed its think block: format compliance 0, runaway 100 % (the per-output metrics
     # of artifacts.metrics.SAMPLE_METRICS follow the fixed columns, in their order)
-    assert "| base | test | @1 0.0% | 0.0% | 0.0% | 0.0% | 100.0% | 64 | 11 | 100.0% | 0.13 |" in md
+    assert "| base | test | @1 0.0% | 0.0% | 0.0% | 0.0% | 100.0% | 64 | 11 | 100.0% | 100.0% | 0.13 |" in md
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     ra, rb = rep["runs"]
     assert ra["accuracy"]["test"]["student"]["accuracy"] == ma.accuracy("student", "test") == 0.75

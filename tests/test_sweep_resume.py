@@ -194,7 +194,7 @@ def test_generate_sweep_killed_with_sigkill_resumes(tmp_path):
 
 SWEEP = ["pipeline", "-m", "student=tiny", "hardware=cpu_fp32", "hardware.threads=1", "recipe.size=8",
          "recipe.test_size=3", "recipe.ood_size=3", "train.max_steps=2", "train.batch_size=4",
-         "eval.max_new_tokens=8", "eval.include_base=false", "seed=0,1,2", "sweep_name=resume_test"]
+         "eval.max_new_tokens=8", "eval.allow_truncation=true", "eval.include_base=false", "seed=0,1,2", "sweep_name=resume_test"]
 
 
 @pytest.mark.slow

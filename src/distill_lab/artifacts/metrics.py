@@ -13,6 +13,10 @@ Schema (version 1)::
    "retention": {MODEL: CMP},                  # MODEL / teacher on accuracy, for base and student
    "score_retention": {MODEL: CMP},            # the same on the families' graded scores (style!)
    "gain": CMP | null,                         # student - base (null unless both were evaluated)
+   "budgets": {SPLIT: {"max_new_tokens", "source": auto|explicit|no teacher answers, "teacher_longest",
+                       "teacher_longest_prompt", "teacher_answers", "margin", "below_teacher",
+                       "teacher_cut_share"}},  # students/budget.SplitBudget; absent in older files
+   "truncation_allowed": bool,                 # eval.allow_truncation (reports flag cut splits in red)
    ...}                                        # further keys (timings_s, teacher_live) kept as they are
 
   BLOCK = {"n": prompts, "correct": greedy correct, "accuracy": float, "accuracy_ci": [lo, hi] (Wilson),
@@ -20,6 +24,7 @@ Schema (version 1)::
            "score": mean of the family's graded score in [0, 1] (= accuracy for pass/fail families),
            "format": {"think_closed", "has_thinking", "answer_parsed", "compliant"} (shares),
            "lengths": {"output_tokens", "thinking_chars", "answer_chars"} (means of greedy outputs),
+           "runaway_share" (= truncated_share, kept for older readers),
            and one value per ``SAMPLE_METRICS`` entry below}
   CMP = {"overall": STAT, "categories": {CATEGORY: STAT},
          "splits": {SPLIT: {"all": STAT, "categories": {CATEGORY: STAT}}}}
@@ -70,7 +75,11 @@ class SampleMetric:
 
 
 SAMPLE_METRICS: tuple[SampleMetric, ...] = (
-    SampleMetric("runaway_share", "runaway", "share", lambda r: bool(r["runaway"])),
+    # cut by the token budget before end of turn (wrong, never parsed); older records: their runaway flag
+    SampleMetric("truncated_share", "truncated", "share", lambda r: bool(r.get("truncated", r.get("runaway")))),
+    # the think block never closed (cut, or an end of turn inside the thinking): no answer to read
+    SampleMetric("unclosed_thinking_share", "unclosed thinking", "share",
+                 lambda r: bool(r.get("unclosed_thinking", r.get("think_unclosed")))),
     SampleMetric("style_similarity", "style sim.", "ratio", lambda r: r.get("style_similarity")),
     # thinking that never reached an answer (closed or not): the failure a token budget or a runaway hides
     SampleMetric("empty_answer_share", "empty answer", "share",

@@ -79,6 +79,7 @@ def block(records: list[dict[str, Any]], *, confidence: float, pass_k: list[int]
             "thinking_chars": _mean_of(greedy, "thinking_chars"),
             "answer_chars": _mean_of(greedy, "answer_chars"),
         },
+        "runaway_share": M.accuracy([bool(r["runaway"]) for r in greedy]),  # = truncated_share (older readers)
         **{metric.name: metric.compute(greedy) for metric in SAMPLE_METRICS},
     }
 

@@ -62,7 +62,10 @@ def bench_record(model: str, p: EvalPrompt, item: BenchItem, grader: str, kind: 
         "score": float(correct), "think_unclosed": parsed.think_unclosed, "think_closed": parsed.think_opened
         and not parsed.think_unclosed, "output_tokens": out.n_tokens, "thinking_chars": len(parsed.thinking),
         "answer_chars": len(parsed.answer), "runaway": out.truncated, "truncated": out.truncated,
-        "style_similarity": None, "grade": detail or None,
+        "style_similarity": None, "grade": detail or None, "family": grader,
+        "unclosed_thinking": parsed.think_unclosed, "completion_tokens": out.n_tokens,
+        "outcome": ("truncated" if out.truncated else "unclosed_thinking" if parsed.think_unclosed
+                    else "correct" if correct else "wrong"),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from distill_lab.errors import check as _check
 from distill_lab.stages.evaluate.suites.config import EvalBackendConfig, SuiteConfig
@@ -17,7 +17,12 @@ class EvalConfig:
     splits: list[str] = field(default_factory=lambda: list(HELD_OUT_SPLITS))
     max_prompts: Optional[int] = None  # per split
     include_base: bool = True
-    max_new_tokens: int = 256
+    # auto: per split, the teacher's longest answer on the evaluated prompts in the student's tokens x
+    # budget_margin (students/budget.py); a number below that answer is refused unless allow_truncation
+    max_new_tokens: Any = "auto"
+    budget_margin: float = 1.25
+    allow_truncation: bool = False  # run with a budget that cuts the teacher's own answers (flagged in red)
+    fallback_max_new_tokens: int = 256  # auto on a split without teacher answers (recorded as unchecked)
     temperature: float = 0.0
     top_p: float = 1.0
     n_samples: int = 1
@@ -38,7 +43,12 @@ class EvalConfig:
     teacher_live: bool = False  # ask the `teacher` group for prompts without teacher rows (suite prompts)
 
     def __post_init__(self) -> None:
-        _check(self.max_new_tokens >= 1, "eval.max_new_tokens", "must be >= 1")
+        _check(self.max_new_tokens == "auto" or (isinstance(self.max_new_tokens, int)
+                                                  and not isinstance(self.max_new_tokens, bool)
+                                                  and self.max_new_tokens >= 1),
+               "eval.max_new_tokens", f"{self.max_new_tokens!r}: must be auto or an integer >= 1")
+        _check(self.budget_margin >= 1.0, "eval.budget_margin", "must be >= 1 (a multiple of the teacher's longest answer)")
+        _check(self.fallback_max_new_tokens >= 1, "eval.fallback_max_new_tokens", "must be >= 1")
         _check(self.teacher_max_cost_usd is None or self.teacher_max_cost_usd >= 0, "eval.teacher_max_cost_usd",
                "must be >= 0 or null")
         _check(self.greedy or self.n_samples > 1, "eval.greedy", "false needs eval.n_samples > 1")

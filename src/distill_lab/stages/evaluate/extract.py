@@ -112,13 +112,18 @@ class Scored:
     score: float  # the family's graded score in [0, 1] (1.0/0.0 = correct/wrong where it has none)
 
 
-def score_output(text: str, task: str | None, reference: str | None, teacher_text: str | None = None) -> Scored:
+def score_output(text: str, task: str | None, reference: str | None, teacher_text: str | None = None, *,
+                 truncated: bool = False) -> Scored:
     """Strip the thinking, extract the final answer with the family's extractor, verify it.
 
     ``teacher_text`` (the teacher's answer to the same prompt, thinking stripped) goes to families
     whose ``score`` compares with the teacher (the house style family scores style features).
+    A ``truncated`` output (the token budget ended it before end of turn) is wrong and never parsed: a
+    sum cut mid-number would otherwise read as a wrong number (or a right prefix).
     """
     parsed = split_thinking(text)
+    if truncated:
+        return Scored(parsed, None, False, 0.0)
     fam = verifier_for(task)
     extracted = fam.extract(parsed.answer) if parsed.answer else None
     correct = bool(parsed.answer) and reference is not None and bool(fam.verify(parsed.answer, reference))

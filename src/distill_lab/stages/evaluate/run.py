@@ -15,9 +15,18 @@ are its samples.
 
 Artifacts in the run directory:
   ``metrics.json``  the schema below
-  ``samples.jsonl`` one line per output: model, prompt_id, split, category, task, kind, sample_index,
-                    prompt, reference, output, thinking, answer, extracted, correct, score, think_unclosed,
-                    output_tokens, thinking_chars, answer_chars, runaway, style_similarity
+  ``samples.jsonl`` one line per output: model, seed, prompt_id, split, category, task (= family), kind,
+                    sample_index, prompt, reference, output, thinking, answer, extracted (the parsed answer;
+                    null when truncated), correct, score, outcome (correct | wrong | truncated |
+                    unclosed_thinking), truncated (the budget ended it before end of turn: wrong, never
+                    parsed), unclosed_thinking (= think_unclosed: the think block never closed),
+                    max_new_tokens (the split's budget), prompt_tokens, output_tokens (= completion_tokens),
+                    thinking_tokens, answer_tokens, thinking_chars, answer_chars, runaway, style_similarity
+
+Budgets (``eval.max_new_tokens``, ``students/budget.py``): ``auto`` derives each split's budget from the
+teacher's longest answer on its prompts in the student's tokens; an explicit budget below it stops the
+stage before any model is loaded unless ``eval.allow_truncation``. The budgets and how they were derived
+are in ``metrics.json`` (``budgets``), the stage summary (its manifest) and the log.
 
 ``metrics.json`` is the typed record ``distill_lab.artifacts.metrics.EvalMetrics`` (its schema is
 documented there); reports read it through that type.
@@ -42,6 +51,7 @@ from distill_lab.stages.evaluate.extract import score_output, split_thinking
 from distill_lab.stages.evaluate.placement import place_model, use_bf16
 from distill_lab.stages.evaluate.prompts import EvalPrompt, load_heldout, load_suite
 from distill_lab.stats import rouge_l_f1
+from distill_lab.students.budget import SplitBudget, resolve_budgets, teacher_lengths
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -66,52 +76,119 @@ def load_prompts(ec: EvalConfig) -> list[EvalPrompt]:
     return prompts
 
 
+def outcome_of(correct: bool, truncated: bool, unclosed: bool) -> str:
+    """One output's outcome: truncated (the budget ended it) before unclosed thinking before right/wrong."""
+    return "truncated" if truncated else "unclosed_thinking" if unclosed else "correct" if correct else "wrong"
+
+
+def _n_tokens(tokenizer: Any | None, text: str) -> int | None:
+    if tokenizer is None:
+        return None
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+
 def make_record(model: str, p: EvalPrompt, kind: str, sample_index: int, text: str, *,
-                n_tokens: int | None, runaway: bool) -> dict[str, Any]:
+                n_tokens: int | None, runaway: bool, truncated: bool | None = None, seed: int | None = None,
+                tokenizer: Any | None = None, prompt_tokens: int | None = None,
+                max_new_tokens: int | None = None) -> dict[str, Any]:
+    """One output as a ``samples.jsonl`` record; ``truncated`` (default: ``runaway``) outputs are wrong and
+    never parsed."""
+    truncated = runaway if truncated is None else truncated
     teacher = p.teacher_outputs[0] if p.teacher_outputs else None
     teacher_answer = split_thinking(teacher).answer if teacher is not None and model != "teacher" else None
-    s = score_output(text, p.task, p.reference, teacher_answer)
+    s = score_output(text, p.task, p.reference, teacher_answer, truncated=truncated)
     style = rouge_l_f1(text, teacher) if model != "teacher" and teacher is not None else None
     return {
-        "model": model, "prompt_id": p.prompt_id, "split": p.split, "category": p.category,
-        "task": p.task or "generic", "kind": kind, "sample_index": sample_index,
+        "model": model, "seed": seed, "prompt_id": p.prompt_id, "split": p.split, "category": p.category,
+        "task": p.task or "generic", "family": p.task or "generic", "kind": kind, "sample_index": sample_index,
         "prompt": p.user_text, "reference": p.reference, "output": text,
         "thinking": s.parsed.thinking, "answer": s.parsed.answer, "extracted": s.extracted,
-        "correct": s.correct, "score": s.score, "think_unclosed": s.parsed.think_unclosed,
-        "output_tokens": n_tokens, "thinking_chars": len(s.parsed.thinking), "answer_chars": len(s.parsed.answer),
+        "correct": s.correct, "score": s.score,
+        "outcome": outcome_of(s.correct, truncated, s.parsed.think_unclosed),
+        "truncated": truncated, "unclosed_thinking": s.parsed.think_unclosed, "think_unclosed": s.parsed.think_unclosed,
+        "max_new_tokens": max_new_tokens, "prompt_tokens": prompt_tokens,
+        "output_tokens": n_tokens, "completion_tokens": n_tokens,
+        "thinking_tokens": _n_tokens(tokenizer, s.parsed.thinking), "answer_tokens": _n_tokens(tokenizer, s.parsed.answer),
+        "thinking_chars": len(s.parsed.thinking), "answer_chars": len(s.parsed.answer),
         "runaway": runaway, "style_similarity": style,
     }
 
 
-def teacher_records(prompts: list[EvalPrompt], tokenizer: Any | None = None) -> list[dict[str, Any]]:
-    """The teacher's answers as records (sample 0 is its greedy answer); tokens counted with the
-    student's tokenizer so lengths compare."""
+def teacher_messages(p: EvalPrompt, text: str) -> list[dict[str, Any]]:
+    """The prompt's conversation with the teacher's answer ``text`` as its assistant turn (reasoning apart)."""
+    parsed = split_thinking(text)
+    return [*p.messages, {"role": "assistant", "content": parsed.answer,
+                          "reasoning_content": parsed.thinking if parsed.think_opened else None}]
+
+
+def teacher_records(prompts: list[EvalPrompt], tokenizer: Any | None = None, *,
+                    seed: int | None = None) -> list[dict[str, Any]]:
+    """The teacher's answers as records (sample 0 is its greedy answer); tokens counted as the student would
+    generate them (``students/budget.answer_tokens``: its chat template, end of turn included) so lengths
+    compare with the budget. The teacher's answers are never subject to the budget (``truncated`` false)."""
+    from distill_lab.students.budget import answer_tokens
+
     out = []
     for p in prompts:
         for i, text in enumerate(p.teacher_outputs):
-            n_tok = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if tokenizer is not None else None
+            n_tok = answer_tokens(tokenizer, teacher_messages(p, text)) if tokenizer is not None else None
             for kind in (("greedy", "sample") if i == 0 else ("sample",)):
-                out.append(make_record("teacher", p, kind, i, text, n_tokens=n_tok, runaway=False))
+                out.append(make_record("teacher", p, kind, i, text, n_tokens=n_tok, runaway=False, seed=seed,
+                                       tokenizer=tokenizer))
     return out
 
 
+def budgets_for(ec: EvalConfig, prompts: list[EvalPrompt], tokenizer: Any) -> dict[str, SplitBudget]:
+    """Each evaluated split's budget (``students/budget.py``); ``ConfigError`` for an explicit budget below the
+    teacher's longest answer unless ``eval.allow_truncation``. Runs before any model is loaded."""
+    from distill_lab.students.budget import TeacherAnswer
+
+    answers = [TeacherAnswer(p.split, p.prompt_id, teacher_messages(p, t)) for p in prompts for t in p.teacher_outputs]
+    splits = list(dict.fromkeys(p.split for p in prompts))
+    return resolve_budgets(ec.max_new_tokens, splits, teacher_lengths(tokenizer, answers), margin=ec.budget_margin,
+                           allow_truncation=ec.allow_truncation, fallback=ec.fallback_max_new_tokens)
+
+
 def evaluate_model(name: str, model: Any, tokenizer: Any, prompts: list[EvalPrompt], ec: EvalConfig, *,
-                   bf16: bool = False, progress: bool = True) -> list[dict[str, Any]]:
-    """Greedy outputs (and n sampled outputs when ``ec.n_samples > 1``) of one model, as records."""
+                   bf16: bool = False, progress: bool = True, budgets: dict[str, SplitBudget] | None = None,
+                   seed: int | None = None) -> list[dict[str, Any]]:
+    """Greedy outputs (and n sampled outputs when ``ec.n_samples > 1``) of one model, as records; each split
+    generated with its own budget (``budgets``; an integer ``ec.max_new_tokens`` where none is given)."""
     texts = [render(tokenizer, p.messages) for p in prompts]
-    common = dict(max_new_tokens=ec.max_new_tokens, batch_size=ec.batch_size, bf16=bf16, progress=progress)
-    greedy = generate(model, tokenizer, texts, desc=f"{name} greedy", **common)
+    prompt_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
-    def rec(p: EvalPrompt, kind: str, i: int, g: Generation) -> dict[str, Any]:
-        return make_record(name, p, kind, i, g.text, n_tokens=g.n_tokens, runaway=g.runaway)
+    def budget(split: str) -> int:
+        if budgets is not None and split in budgets:
+            return budgets[split].max_new_tokens
+        if ec.max_new_tokens == "auto":
+            raise ValueError(f"eval: no budget resolved for split {split!r} (eval.max_new_tokens=auto)")
+        return int(ec.max_new_tokens)
 
-    records = [rec(p, "greedy", 0, gs[0]) for p, gs in zip(prompts, greedy, strict=True)]
-    if ec.n_samples > 1:
-        sampled = generate(model, tokenizer, texts, num_return_sequences=ec.n_samples, do_sample=True,
-                           temperature=ec.temperature, top_p=ec.top_p, seed=ec.seed,
-                           desc=f"{name} x{ec.n_samples}", **common)
-        for p, gs in zip(prompts, sampled, strict=True):
-            records += [rec(p, "sample", i, g) for i, g in enumerate(gs)]
+    by_split: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_split.setdefault(p.split, []).append(i)
+
+    def rec(i: int, kind: str, k: int, g: Generation) -> dict[str, Any]:
+        p = prompts[i]
+        return make_record(name, p, kind, k, g.text, n_tokens=g.n_tokens, runaway=g.runaway, seed=seed,
+                           tokenizer=tokenizer, prompt_tokens=prompt_tokens[i], max_new_tokens=budget(p.split))
+
+    greedy: dict[int, dict[str, Any]] = {}
+    sampled: dict[int, list[dict[str, Any]]] = {}
+    for split, idx in by_split.items():
+        common = dict(max_new_tokens=budget(split), batch_size=ec.batch_size, bf16=bf16, progress=progress)
+        gens = generate(model, tokenizer, [texts[i] for i in idx], desc=f"{name} {split} greedy", **common)
+        for i, gs in zip(idx, gens, strict=True):
+            greedy[i] = rec(i, "greedy", 0, gs[0])
+        if ec.n_samples > 1:
+            gens = generate(model, tokenizer, [texts[i] for i in idx], num_return_sequences=ec.n_samples,
+                            do_sample=True, temperature=ec.temperature, top_p=ec.top_p, seed=ec.seed,
+                            desc=f"{name} {split} x{ec.n_samples}", **common)
+            for i, gs in zip(idx, gens, strict=True):
+                sampled[i] = [rec(i, "sample", k, g) for k, g in enumerate(gs)]
+    records = [greedy[i] for i in range(len(prompts))]
+    for i in range(len(prompts)):
+        records += sampled.get(i, [])
     return records
 
 
@@ -148,7 +225,8 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
         for m in metrics.model_names():
             for s in metrics.splits():
                 b = metrics.block(m, s) or {}
-                for key in ("accuracy", "majority_accuracy", "runaway_share"):
+                for key in ("accuracy", "majority_accuracy", "runaway_share", "truncated_share",
+                            "unclosed_thinking_share"):
                     if b.get(key) is not None:
                         scalars[f"eval/{m}/{s}/{key}"] = b[key]
         for m in metrics.retention:
@@ -167,8 +245,9 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
             scalars.update(benchmark_scalars(bench))
             lg.log_table("eval/benchmark", COLUMNS, table_rows(benchmark_rows(bench)))
         lg.log_metrics(scalars)
-        cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct"]
-        lg.log_table("eval/samples", cols, [[r[c] for c in cols] for r in records if r["kind"] == "greedy"])
+        cols = ["model", "split", "category", "task", "prompt", "reference", "output", "extracted", "correct",
+                "outcome", "truncated", "unclosed_thinking"]
+        lg.log_table("eval/samples", cols, [[r.get(c) for c in cols] for r in records if r["kind"] == "greedy"])
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
@@ -204,32 +283,41 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     for p in prompts:
         counts[p.split] = counts.get(p.split, 0) + 1
     log.info("eval: %d prompts %s", len(prompts), counts)
+    from distill_lab.students.loader import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.student)  # the budgets are checked before any model is loaded
+    budgets = budgets_for(ec, prompts, tokenizer)
+    for b in budgets.values():
+        (log.warning if b.below_teacher or b.teacher_longest is None else log.info)("eval: max_new_tokens %s",
+                                                                                   b.describe())
     t0 = time.perf_counter()
     records: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
-    tokenizer = None
+    kw = dict(bf16=bf16, progress=ec.progress, budgets=budgets, seed=cfg.seed)
     if ec.adapter_dir:
         model, tokenizer = load_student(cfg.student, adapter_dir=ec.adapter_dir)
         model = place_model(model, cfg)
         t = time.perf_counter()
-        records += evaluate_model("student", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+        records += evaluate_model("student", model, tokenizer, prompts, ec, **kw)
         timings["student"] = time.perf_counter() - t
         if ec.include_base and hasattr(model, "disable_adapter"):  # peft: the base is the same weights
             t = time.perf_counter()
             with model.disable_adapter():
-                records += evaluate_model("base", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+                records += evaluate_model("base", model, tokenizer, prompts, ec, **kw)
             timings["base"] = time.perf_counter() - t
         del model
     if ec.include_base and "base" not in timings:
         model, tokenizer = load_student(cfg.student)
         model = place_model(model, cfg)
         t = time.perf_counter()
-        records += evaluate_model("base", model, tokenizer, prompts, ec, bf16=bf16, progress=ec.progress)
+        records += evaluate_model("base", model, tokenizer, prompts, ec, **kw)
         timings["base"] = time.perf_counter() - t
         del model
-    records += teacher_records(prompts, tokenizer)
+    records += teacher_records(prompts, tokenizer, seed=cfg.seed)
     metrics = assemble_metrics(records, ec, student=cfg.student.name, eval_config=config_dict(cfg)["eval"])
     metrics.extra["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    metrics.extra["budgets"] = {s: b.to_json() for s, b in budgets.items()}
+    metrics.extra["truncation_allowed"] = bool(ec.allow_truncation)
     if live is not None:
         metrics.extra["teacher_live"] = live
     write_outputs(run_dir, metrics, records)
@@ -239,7 +327,8 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     objective = metrics.accuracy("student", "test")
     log.info("eval: accuracy %s in %.1fs", summary, time.perf_counter() - t0)
     return StageResult(artifacts={"metrics": str(run_dir / "metrics.json"), "samples": str(run_dir / "samples.jsonl")},
-                       summary={"accuracy": summary}, objective=objective)
+                       summary={"accuracy": summary, "max_new_tokens": {s: b.to_json() for s, b in budgets.items()}},
+                       objective=objective)
 
 
 def _run_suite(cfg: Config, run_dir: Path) -> StageResult:

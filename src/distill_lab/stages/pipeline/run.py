@@ -26,6 +26,9 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     if gen.incomplete is not None:  # train on a partial dataset only when asked to re-run: stop here
         return StageResult(artifacts=gen.artifacts, summary={"generate": gen.summary}, incomplete=gen.incomplete)
 
+    from distill_lab.students.budget import check_dataset_budgets
+
+    check_dataset_budgets(cfg.eval, cfg.student, dataset)  # a budget below the teacher's answers: stop before training
     cfg_train = replace(cfg, stage="train", train=replace(cfg.train, dataset_dir=dataset))
     train = run_stage("train", cfg_train, run_dir / "train")
 

@@ -11,7 +11,9 @@ from distill_lab.errors import check as _check
 @dataclass
 class ReportConfig:
     eval_dirs: list[str] = field(default_factory=list)  # artifacts of `eval`
-    sweep_dir: Optional[str] = None  # a multirun directory: collect every run in it
+    sweep_dir: Optional[str] = None  # a multirun directory (or its packed evidence, *.jsonl.gz): every run in it
+    # write the sweep's per-sample evidence into this one .jsonl.gz (report/samples.py) before reporting
+    pack_evidence: Optional[str] = None
     output_dir: Optional[str] = None
     failures_per_category: int = 3  # example failures shown per category and split
     plots: bool = True  # PNG plots (matplotlib, Agg backend)
@@ -58,3 +60,5 @@ class ReportConfig:
                "votes across a sweep's seeds: set report.sweep_dir too")
         _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
                "says the report.vote_runs are seeds: set report.vote_runs too")
+        _check(self.pack_evidence is None or (bool(self.sweep_dir) and str(self.pack_evidence).endswith(".jsonl.gz")),
+               "report.pack_evidence", "needs report.sweep_dir (a multirun folder) and a file name ending in .jsonl.gz")

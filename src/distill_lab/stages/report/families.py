@@ -53,6 +53,8 @@ def run_families(models: dict[str, Any]) -> dict[str, dict[str, dict[str, float 
                 cell[f"{model}_accuracy"] = b.get("accuracy")
                 cell[f"{model}_score"] = b.get("score")
                 cell[f"{model}_format"] = (b.get("format") or {}).get("answer_parsed")
+                cell[f"{model}_truncated"] = b.get("truncated_share", b.get("runaway_share"))
+                cell[f"{model}_unclosed_thinking"] = b.get("unclosed_thinking_share")
                 cell["n"] = b.get("n")
     return dict(out)
 
@@ -133,10 +135,11 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
                   "where the runs kept samples.jsonl, else over seeds], in %. "
                   "A control is read against its probe and is never inside a category figure.", ""]
         figures = ("student_accuracy", "student_score", "student_format", "base_accuracy", "base_score",
-                   "teacher_accuracy", "teacher_score")
+                   "teacher_accuracy", "teacher_score", "student_truncated", "student_unclosed_thinking")
         lines += markdown_table(
             ["cell", "split", "family", "student acc.", "student content/score", "student format", "base acc.",
-             "base content/score", "teacher acc.", "teacher content/score"],
+             "base content/score", "teacher acc.", "teacher content/score", "student truncated",
+             "student unclosed think"],
             ([label(row), key.split("/", 1)[0], _family_label(key.split("/", 1)[1]),
               *(interval_cell(st.get(what)) for what in figures)]
              for row in rows for key, st in (row.get("families") or {}).items()))

@@ -76,7 +76,10 @@ def summarize(m: EvalMetrics) -> dict[str, Any]:
             b = m.block(model, s)
             if b:
                 acc[s][model] = {"accuracy": b["accuracy"], "ci": b["accuracy_ci"], "n": b["n"],
-                                 "correct": b["correct"]}
+                                 "correct": b["correct"],
+                                 "truncated": b.get("truncated_share", b.get("runaway_share")),
+                                 "unclosed_thinking": b.get("unclosed_thinking_share",
+                                                            1 - b["format"]["think_closed"] if b.get("format") else None)}
     # retention of the distilled student; of the base model when the eval had no adapter
     ret_model = m.retention_model()
 
@@ -87,7 +90,9 @@ def summarize(m: EvalMetrics) -> dict[str, Any]:
                 out[s] = {"all": stat(s, None), **{c: stat(s, c) for c in m.categories(s) if stat(s, c) is not None}}
         return out
 
-    return {"splits": splits, "accuracy": acc, "retention_model": ret_model,
+    budgets = m.extra.get("budgets") or {}
+    return {"splits": splits, "accuracy": acc, "retention_model": ret_model, "budgets": budgets,
+            "budget_cut": [s for s in splits if (budgets.get(s) or {}).get("below_teacher")],
             "retention": by_split(lambda s, c: m.retention_stat(ret_model, s, c)),
             "score_retention": by_split(lambda s, c: m.retention_stat(ret_model, s, c, score=True)),
             "gain": by_split(lambda s, c: m.gain_stat(s, c))}
@@ -172,11 +177,14 @@ def run_markdown(label: str, m: EvalMetrics, summ: dict[str, Any], fails: list[d
     lines.append(f"- prompts per split: {m.prompts}; greedy decoding, max_new_tokens {ec.get('max_new_tokens')}, "
                  f"n_samples {ec.get('n_samples')} (temperature {ec.get('temperature')}, top_p {ec.get('top_p')}), "
                  f"confidence {ec.get('confidence')}, bootstrap {ec.get('bootstrap')} resamples")
+    lines += budget_lines(m, summ)
     lines += ["", "### Accuracy by split (greedy; Wilson CI)", ""]
     present = m.model_names()
     rm = summ["retention_model"]
-    head = "| split | n | " + " | ".join(present) + f" | gain (student − base) | retention ({rm} / teacher) |"
-    lines += [head, "|" + "---|" * (len(present) + 4)]
+    gen = [x for x in present if x != "teacher"]  # the models that generated under the budget
+    head = ("| split | n | " + " | ".join(present) + f" | gain (student − base) | retention ({rm} / teacher) | "
+            + " | ".join(f"{x} truncated | {x} unclosed think" for x in gen) + " |")
+    lines += [head, "|" + "---|" * (len(present) + 4 + 2 * len(gen))]
     for s in summ["splits"]:
         row = summ["accuracy"][s]
         n = next(iter(row.values()))["n"] if row else 0
@@ -185,10 +193,12 @@ def run_markdown(label: str, m: EvalMetrics, summ: dict[str, Any], fails: list[d
         r = summ["retention"].get(s, {}).get("all")
         gcell = f"{_signed_pct(g['value'])}{_signed_ci(g['ci'])}" if g else "–"
         rcell = f"{_pct(r['value'])}{_ci(r['ci'])}" if r else "–"
-        lines.append(f"| {s} | {n} | " + " | ".join(cells) + f" | {gcell} | {rcell} |")
+        shares = [f"{_pct(row[x].get('truncated'))} | {_pct(row[x].get('unclosed_thinking'))}" if x in row
+                  else "– | –" for x in gen]
+        lines.append(f"| {s} | {n} | " + " | ".join(cells) + f" | {gcell} | {rcell} | " + " | ".join(shares) + " |")
     lines += ["", f"### Retention per capability category ({rm} / teacher; paired bootstrap CI)", "",
               f"| category | split | n | {rm} | teacher | retention | score retention | gain (student − base) "
-              "| seed's figure |", "|---|---|---|---|---|---|---|---|---|"]
+              f"| seed's figure | {rm} truncated | {rm} unclosed think |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summ["splits"]:
         for cat, st in sorted(summ["retention"].get(s, {}).items()):
             if cat == "all":
@@ -198,7 +208,8 @@ def run_markdown(label: str, m: EvalMetrics, summ: dict[str, Any], fails: list[d
             sc = summ["score_retention"].get(s, {}).get(cat)
             scell = f"{_pct(sc['value'])}{_ci(sc['ci'])}" if sc else "–"
             lines.append(f"| {cat} | {s} | {st['n']} | {_pct(st['a_accuracy'])} | {_pct(st['b_accuracy'])} | "
-                         f"{_pct(st['value'])}{_ci(st['ci'])} | {scell} | {gcell} | {seed_cell(cat)} |")
+                         f"{_pct(st['value'])}{_ci(st['ci'])} | {scell} | {gcell} | {seed_cell(cat)} | "
+                         f"{_share(m, rm, s, cat, 'truncated_share')} | {_share(m, rm, s, cat, 'unclosed_thinking_share')} |")
     extra = [metric.label for metric in SAMPLE_METRICS]
     lines += ["", "### Sampling, format and length", "",
               "| model | split | pass@k | majority | format ok | think closed | has thinking | output tokens | "
@@ -238,6 +249,9 @@ METHOD = """## Method
 - Every model answers the same held-out prompts: `test` (the training distribution) and `ood`
   (beyond it). The teacher's answers are its dataset rows for those prompts; the students generate
   greedily with their chat template and thinking on, capped at `max_new_tokens`, stopping at end of turn.
+  The budget per split is derived from the teacher's own answers (`eval.max_new_tokens=auto`: the longest,
+  in the student's tokens, times `eval.budget_margin`); an output the budget ended before end of turn is
+  "truncated": wrong, and never parsed for an answer. "Unclosed think" is an output whose thinking never closed.
 - The thinking (`<think>…</think>`) is stripped before the task family's extractor and verifier see the
   answer; an answer only inside the thinking, or after an unclosed `<think>`, counts as wrong.
 - "Score retention" uses each family's graded score in [0, 1] instead of pass/fail (the house-style
@@ -251,6 +265,44 @@ METHOD = """## Method
   or sample size, so they are not a like-for-like reference. Its "novel reasoning" corresponds best to
   our `reasoning` category on the `ood` split.
 """
+
+
+RED = "🔴"
+
+
+def _share(m: EvalMetrics, model: str, split: str, cat: str, key: str) -> str:
+    b = m.block(model, split, cat) or {}
+    return _pct(b.get(key))
+
+
+def budget_lines(m: EvalMetrics, summ: dict[str, Any]) -> list[str]:
+    """The budget of each split and how it was chosen; a red warning where it cut the teacher's own answers
+    (``eval.allow_truncation``) or was never checked against them (an older run)."""
+    budgets = summ.get("budgets") or {}
+    bench = m.extra.get("benchmark")
+    if bench:  # a public benchmark keeps its published budget (eval.suite.max_new_tokens)
+        return [f"- max_new_tokens {bench.get('max_new_tokens')}: the benchmark's published budget (its truncation "
+                "share is in the benchmark table)"]
+    if not budgets:
+        return [f"- {RED} **generation budget not checked against the teacher's answers** (max_new_tokens "
+                f"{m.eval.get('max_new_tokens')}; a run from before eval.max_new_tokens=auto)"]
+    parts = []
+    for s, b in budgets.items():
+        if b.get("teacher_longest") is None:
+            parts.append(f"{s} {b['max_new_tokens']} (no teacher answers: unchecked)")
+        elif b.get("source") == "auto":
+            parts.append(f"{s} {b['max_new_tokens']} (auto: the teacher's longest answer {b['teacher_longest']} tokens "
+                         f"x {b.get('margin')})")
+        else:
+            parts.append(f"{s} {b['max_new_tokens']} (explicit; the teacher's longest answer {b['teacher_longest']})")
+    lines = [f"- max_new_tokens per split: {'; '.join(parts)}"]
+    for s in summ.get("budget_cut") or []:
+        b = budgets[s]
+        lines.append(f"- {RED} **Truncation allowed on {s}: max_new_tokens {b['max_new_tokens']} < {b['teacher_longest']}, "
+                     f"the teacher's longest answer; it cuts {_pct(b.get('teacher_cut_share'))} of the teacher's own "
+                     f"answers.** A perfect student would be cut off: accuracies on {s} are biased low "
+                     "(eval.allow_truncation=true).")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ plots
@@ -274,6 +326,10 @@ def make_plots(label: str, m: EvalMetrics, summ: dict[str, Any], out_dir: Path) 
         bars(ax, points, (i - (len(present) - 1) / 2) * width, width, label=x)
     ax.set_xticks(range(len(splits)), splits)
     ax.set_ylim(0, 1.05)
+    for j, s in enumerate(splits):  # eval.allow_truncation: the budget cut the teacher's own answers here
+        if s in (summ.get("budget_cut") or []):
+            ax.axvspan(j - 0.45, j + 0.45, color="red", alpha=0.12, zorder=0)
+            ax.text(j, 1.0, "budget < teacher", color="red", ha="center", va="bottom", fontsize=7)
     ax.set_ylabel("accuracy (greedy)")
     ax.set_title(f"accuracy by split: {label}", fontsize=9)
     ax.legend(fontsize=8)

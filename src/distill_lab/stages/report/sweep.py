@@ -28,6 +28,13 @@ from distill_lab.stages.report.contrasts import sweep_contrasts
 from distill_lab.stages.report.costs import CostError, run_cost
 from distill_lab.stages.report.frontier import cost_report
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status
+from distill_lab.stages.report.samples import (
+    attach_evidence,
+    cell_evidence,
+    is_packed,
+    pack_evidence,
+    unpack_evidence,
+)
 from distill_lab.stages.report.sweep_markdown import markdown
 from distill_lab.stages.report.sweep_plots import category_plots, plot
 from distill_lab.stages.report.sweep_runs import (
@@ -42,16 +49,31 @@ from distill_lab.stages.report.sweep_stats import aggregate
 from distill_lab.stages.report.vote import seed_votes, seed_votes_markdown
 
 # what callers imported from this module before the split (tests, other stages' code)
-__all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "run_report", "write_report"]
+__all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs", "pack_evidence", "run_report",
+           "write_report"]
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95, *,
                  price_model: str | None = None, chars_per_token: float = 4.0,
                  frontier_points: float = 5.0, vote_over: str | None = None) -> dict[str, Any]:
-    """Collect, aggregate and write every output; returns the artifact paths and a summary. ``price_model``
-    projects an unpaid teacher's spend at that model's list prices (report/costs.py). ``vote_over="seed"``:
-    also the vote of each cell's seeds' students (``report/vote.py``)."""
-    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    """Collect, aggregate and write every output; returns the artifact paths and a summary. ``sweep_dir``
+    may be a packed evidence file (``report/samples.py``): the report is then made from it alone.
+    ``price_model`` projects an unpaid teacher's spend at that model's list prices (report/costs.py).
+    ``vote_over="seed"``: also the vote of each cell's seeds' students (``report/vote.py``)."""
+    kw = dict(price_model=price_model, chars_per_token=chars_per_token, frontier_points=frontier_points,
+              vote_over=vote_over)
+    if is_packed(sweep_dir):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            return _write_report(unpack_evidence(sweep_dir, Path(d) / "sweep"), Path(out_dir), confidence,
+                                 label=Path(sweep_dir), **kw)
+    return _write_report(Path(sweep_dir), Path(out_dir), confidence, **kw)
+
+
+def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path | None = None, *,
+                  price_model: str | None, chars_per_token: float, frontier_points: float,
+                  vote_over: str | None) -> dict[str, Any]:
     runs = collect(sweep_dir)
     for r in runs:  # each run's cost record, before anything is written (a bad price model fails here)
         if r.status == "ok":
@@ -61,7 +83,10 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
             except CostError as e:
                 raise SweepError(str(e)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
+    attach_evidence(runs)  # accuracies and truncation shares from each run's samples.jsonl
     rows = aggregate(runs, confidence)
+    cell_evidence(rows, runs, [k for k in swept_keys([r for r in runs if r.status == "ok"])
+                               if k not in ("teacher.effort", "recipe.size")])
     contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
     try:
         grid_jobs = expected_grid(sweep_dir)
@@ -83,14 +108,14 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
         for r in rows:
             w.writerow({k: (nested(v, "mean") if isinstance(v, dict) else v) for k, v in r.items()
                         if k not in ("categories", "families", "contrasts", "dose")})
-    data = {"sweep_dir": str(sweep_dir), "confidence": confidence, "expected_jobs": expected,
+    data = {"sweep_dir": str(label or sweep_dir), "confidence": confidence, "expected_jobs": expected,
             "runs": [{k: v for k, v in asdict(r).items() if k != "config"} for r in runs], "cells": rows,
             "grid": asdict(grid) if grid is not None else None, "config_groups": config_groups(runs),
             "contrasts": contrast_rows}
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"]) if k not in ("teacher.effort", "recipe.size")]
     cost_lines, cost_plots, fronts = cost_report(rows, other, out_dir, frontier_points)
     data["frontiers"] = fronts
-    md = markdown(rows, runs, sweep_dir, confidence, grid, contrast_rows)
+    md = markdown(rows, runs, label or sweep_dir, confidence, grid, contrast_rows)
     if vote_over == "seed":
         data["votes"] = seed_votes(runs, other, confidence)
         md += "\n".join(seed_votes_markdown(data["votes"])) + "\n"
@@ -128,6 +153,13 @@ def run_report(cfg, run_dir: Path):
 
     rc = cfg.report
     out_dir = Path(rc.output_dir or run_dir)
+    packed = None
+    if rc.pack_evidence:  # the per-sample evidence of the sweep, in one compressed file
+        packed = pack_evidence(rc.sweep_dir, rc.pack_evidence)
+        print(f"distill-lab report: packed {packed['samples']} samples of {packed['runs']} runs and "
+              f"{packed['files']} files into {packed['file']} ({packed['bytes'] / 1024:.0f} KiB)"
+              + (f"; runs without samples (metrics only): {', '.join(packed['runs_without_samples'])}"
+                 if packed["runs_without_samples"] else ""))
     group = None
     if rc.wandb_report:  # checked before anything is written
         from distill_lab.errors import ConfigError
@@ -144,6 +176,9 @@ def run_report(cfg, run_dir: Path):
     res = write_report(rc.sweep_dir, out_dir, confidence=cfg.eval.confidence, price_model=rc.projected_price_model,
                        chars_per_token=rc.projected_chars_per_token, frontier_points=rc.frontier_points,
                        vote_over=rc.vote_over)
+    if packed is not None:
+        res["artifacts"]["evidence"] = packed["file"]
+        res["summary"]["evidence_bytes"] = packed["bytes"]
     with open_run(cfg, "report", run_dir, group=group) as wl:
         if wl.enabled and rc.wandb_report:  # what the W&B Report's panels read
             for key, (cols, table) in wandb_report.sweep_tables(res).items():

@@ -17,6 +17,46 @@ from distill_lab.stages.report.tables import interval_cell, markdown_table
 NOT_PERCENT = ("cost_usd", "train_loss")  # plain figures among the cells (the rest are fractions shown in %)
 
 
+RED = "🔴"
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if key.endswith(("_truncated", "_unclosed_thinking")) and row.get(key) is None and \
+            str(row.get("samples", "")).startswith("0/"):
+        return "not recoverable"
+    txt = interval_cell(row.get(key), scale=1 if key in NOT_PERCENT else 100)
+    if key == "effort" and row.get("budget_cut"):
+        txt = f"{RED} {txt}"
+    return txt
+
+
+def budget_lines(rows: list[dict[str, Any]], runs: list[Run]) -> list[str]:
+    """The generation budgets the cells ran with, and a red warning where one cut the teacher's own answers
+    (``eval.allow_truncation``) or was never checked against them (runs from before the check)."""
+    ok = [r for r in runs if r.status == "ok"]
+    out = []
+    cut = [row for row in rows if row.get("budget_cut")]
+    if cut:
+        out.append(f"{RED} **Truncation allowed: a budget below the teacher's own answers.** "
+                   + "; ".join(f"effort {row.get('effort')}, size {row.get('size')}: {', '.join(row['budget_cut'])} "
+                               f"(max_new_tokens {row.get('max_new_tokens')})" for row in cut)
+                   + ". A perfect student would be cut off there: these accuracies are biased low (the "
+                   "'truncated' columns show how many outputs the budget ended).")
+        out.append("")
+    unchecked = [r for r in ok if r.evidence and not r.evidence.get("budgets")]
+    if unchecked:
+        budgets = sorted({str(r.evidence.get("max_new_tokens")) for r in unchecked})
+        out.append(f"{RED} **Budgets not checked against the teacher** in {len(unchecked)} of {len(ok)} runs (made "
+                   f"before eval.max_new_tokens=auto; max_new_tokens {', '.join(budgets)}): whether the budget cut "
+                   "the teacher's own answers is not recorded in them.")
+        out.append("")
+    if any(not str(row.get("samples", "0/0")).startswith(str(row.get("n_runs"))) for row in rows):
+        out.append("Truncation and unclosed-thinking shares come from the runs' samples.jsonl; cells whose runs "
+                   "have none say 'not recoverable' (their accuracies come from metrics.json).")
+        out.append("")
+    return out
+
+
 def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confidence: float,
              grid: Any = None, contrast_rows: list[dict[str, Any]] | None = None) -> str:
     other = [k for k in swept_keys([r for r in runs if r.status == "ok"])
@@ -25,6 +65,10 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
             ("student_test_accuracy", "student test %"), ("student_ood_accuracy", "student OOD %"),
             ("base_test_accuracy", "base test %"), ("teacher_test_accuracy", "teacher test %"),
             ("retention_test", "retention test %"), ("retention_ood", "retention OOD %")]
+    # per-sample evidence: shares pooled over the cell's runs (report/samples.py); a cell without samples has none
+    cols += [("student_test_truncated", "truncated test %"), ("student_ood_truncated", "truncated OOD %"),
+             ("student_test_unclosed_thinking", "unclosed think test %"),
+             ("student_ood_unclosed_thinking", "unclosed think OOD %"), ("samples", "runs with samples")]
     if any(r.get("cost_per_point") is not None for r in rows):
         cols += [("cost_usd", "teacher $"), ("cost_per_point", "$ / acc. point"),
                  ("cost_per_gain_point", "$ / gained point")]
@@ -38,9 +82,9 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
              + (" Cells whose runs kept no samples.jsonl: Student-t interval over seeds only."
                 if any("t over seeds" in str((row.get("student_test_accuracy") or {}).get("method")) for row in rows)
                 else ""), ""]
+    lines += budget_lines(rows, runs)
     lines += markdown_table([h for _, h in cols],
-                            ([interval_cell(row.get(k), scale=1 if k in NOT_PERCENT else 100) for k, _ in cols]
-                             for row in rows))
+                            ([_cell(row, k) for k, _ in cols] for row in rows))
     if any(row.get("categories") for row in rows):
         lines += ["", "## Retention by capability category (student / teacher)", "",
                   "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "

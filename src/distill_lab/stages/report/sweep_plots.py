@@ -40,6 +40,10 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
             lo = [100 * (r[key]["mean"] - r[key]["ci"][0]) if r[key]["ci"] else 0 for r in pts]
             hi = [100 * (r[key]["ci"][1] - r[key]["mean"]) if r[key]["ci"] else 0 for r in pts]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"effort={effort}")
+            cut = [(xv, yv) for xv, yv, r in zip(xs, ys, pts, strict=True) if s in (r.get("budget_cut") or [])]
+            if cut:  # eval.allow_truncation: the budget cut the teacher's own answers here
+                ax.scatter([c[0] for c in cut], [c[1] for c in cut], s=140, facecolors="none", edgecolors="red",
+                           linewidths=2, zorder=5, label="budget below the teacher's answers")
         ax.set_xscale("log")
         if x == "size":
             sizes = sorted({r["size"] for r in rows if r.get("size") is not None})

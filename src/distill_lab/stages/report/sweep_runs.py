@@ -72,14 +72,23 @@ class Run:
     # what the run cost (artifacts/run_cost.RunCost.to_json(); report/costs.py): teacher USD paid or projected,
     # teacher tokens, supervised tokens, FLOPs estimate, wall time, machine
     cost: dict[str, Any] = field(default_factory=dict)
+    # from the run's samples.jsonl (report/samples.attach_evidence): {"samples": path or None, "shares": {model:
+    # {split: greedy_shares}}, "budgets": metrics' budgets, "truncation_allowed": bool, "budget_cut": [splits]}
+    evidence: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def flat(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items()
                if k not in ("params", "accuracy", "accuracy_ci", "retention", "categories", "config", "families",
-                            "contrasts", "dose", "cost")}
+                            "contrasts", "dose", "cost", "evidence")}
         for k, v in self.cost.items():
             if k not in ("supervised_tokens", "wall_s"):  # already columns (train_tokens, wall_s)
                 out[k] = json.dumps(v) if isinstance(v, dict) else v
+        for model, by_split in (self.evidence.get("shares") or {}).items():
+            for split, sh in by_split.items():
+                out[f"{model}_{split}_truncated"] = sh["truncated"]
+                out[f"{model}_{split}_unclosed_thinking"] = sh["unclosed_thinking"]
+        if self.evidence:
+            out["samples"] = "yes" if self.evidence.get("samples") else "not recoverable (no samples.jsonl)"
         for k, v in self.params.items():
             out[f"param:{k}"] = v
         for model, by_split in self.accuracy.items():

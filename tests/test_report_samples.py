@@ -1,0 +1,178 @@
+"""Per-sample evidence in the sweep report (stages/report/samples.py): cells computed from the runs'
+samples.jsonl, truncation shares in the tables, 'not recoverable' where samples are missing, the red flag
+for budgets below the teacher, and the packed evidence the report regenerates from alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from distill_lab.stages.common import run_stage
+from distill_lab.stages.report.samples import greedy_shares, load_sweep_samples, pack_evidence
+from distill_lab.stages.report.sweep import SweepError, write_report
+from tests.conftest import compose_config
+from tests.test_sweep import fabricate_pipeline_sweep
+
+N = 10  # prompts per split in the fabricated samples
+
+
+def _samples(job, seed: int, right: int, cut: int, unclosed: int) -> None:
+    """Student greedy records per split: ``right`` correct, then ``cut`` truncated, then ``unclosed`` with an
+    unclosed think block (and never closed: also not truncated), the rest plainly wrong; the teacher right."""
+    recs = []
+    for split in ("test", "ood"):
+        for i in range(N):
+            trunc = right <= i < right + cut
+            unc = right + cut <= i < right + cut + unclosed
+            recs.append({"model": "student", "seed": seed, "prompt_id": f"{split}{i}", "split": split, "kind": "greedy",
+                         "task": "addition", "category": "reasoning", "prompt": f"What is {i} + 1?",
+                         "output": "x", "correct": i < right, "truncated": trunc, "unclosed_thinking": trunc or unc,
+                         "extracted": None if trunc else str(i + 1)})
+            recs.append({"model": "teacher", "prompt_id": f"{split}{i}", "split": split, "kind": "greedy",
+                         "task": "addition", "category": "reasoning", "prompt": f"What is {i} + 1?", "output": "y",
+                         "correct": True, "runaway": False, "think_unclosed": False})  # an older record's fields
+    (job / "eval" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def _jobs(sweep):
+    out = {}
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        items = dict(line[2:].split("=", 1) for line in (job / ".hydra" / "overrides.yaml").read_text().splitlines())
+        out[job] = (items["teacher.effort"], int(items["recipe.size"]), int(items["seed"]))
+    return out
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """12 runs (effort low/high x size 100/300 x seeds 0-2); samples with a known number right and cut per run
+    (deliberately not what metrics.json says); the cell (high, 300) has no samples."""
+    sw = fabricate_pipeline_sweep(tmp_path / "src")
+    for job, (effort, size, seed) in _jobs(sw).items():
+        if (effort, size) == ("high", 300):
+            continue
+        _samples(job, seed, right=2 + seed, cut=3 if effort == "high" else 0, unclosed=1)
+    return sw
+
+
+def test_cells_are_computed_from_the_samples_with_truncation_shares(sweep, tmp_path):
+    write_report(sweep, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    cells = {(c["effort"], c["size"]): c for c in data["cells"]}
+    # accuracy from the samples (seeds 0-2: 2, 3, 4 of 10 right), not metrics.json's fabricated value
+    assert cells[("low", 100)]["student_test_accuracy"]["mean"] == pytest.approx(0.3)
+    # pooled over the cell's 3 runs x 10 outputs: 9 cut of 30; unclosed thinking: the cut ones and one more each
+    assert cells[("high", 100)]["student_test_truncated"]["mean"] == pytest.approx(9 / 30)
+    assert cells[("high", 100)]["student_ood_unclosed_thinking"]["mean"] == pytest.approx(12 / 30)
+    assert cells[("low", 300)]["student_test_truncated"]["mean"] == 0.0
+    assert cells[("high", 300)]["samples"] == "0/3" and "student_test_truncated" not in cells[("high", 300)]
+    md = (tmp_path / "out" / "sweep.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| effort | size |"))
+    assert "truncated test %" in header and "unclosed think OOD %" in header
+    row = next(line for line in md.splitlines() if line.startswith("| high | 100 |"))
+    assert "| 30.0 | 30.0 | 40.0 | 40.0 | 3/3 |" in row
+    # retention from the samples too (teacher 100 %: a Wilson interval where every seed agrees, never zero-width)
+    assert "| 100.0 [72.2, 100.0] | 30.0 [2.6, 65.3] |" in row
+    missing = next(line for line in md.splitlines() if line.startswith("| high | 300 |"))
+    assert missing.count("not recoverable") == 4 and "0/3" in missing
+    assert "Budgets not checked against the teacher" in md  # fabricated runs carry no budgets
+
+
+def test_greedy_shares_and_older_records():
+    recs = [{"model": "student", "split": "test", "kind": "greedy", "correct": False, "runaway": True},
+            {"model": "student", "split": "test", "kind": "greedy", "correct": True, "think_unclosed": False},
+            {"model": "student", "split": "test", "kind": "sample", "correct": False, "runaway": True},
+            {"model": "student", "split": "test", "kind": "greedy", "correct": False, "think_unclosed": True}]
+    sh = greedy_shares(recs, "student", "test")
+    assert (sh["n"], sh["correct"], sh["truncated_n"], sh["unclosed_thinking_n"]) == (3, 1, 1, 1)
+    assert sh["outcomes"] == {"truncated": 1, "correct": 1, "unclosed_thinking": 1}
+    assert greedy_shares(recs, "base") is None
+
+
+def test_budget_below_the_teacher_is_flagged_in_red_in_the_table_and_the_plot(sweep, tmp_path):
+    import matplotlib.image as mpimg
+
+    def red_pixels(png):
+        img = mpimg.imread(png)
+        return int(((img[..., 0] > 0.9) & (img[..., 1] < 0.2) & (img[..., 2] < 0.2)).sum())
+
+    write_report(sweep, tmp_path / "plain")
+    for job, (effort, size, _seed) in _jobs(sweep).items():
+        m = json.loads((job / "eval" / "metrics.json").read_text())
+        cut = effort == "high" and size == 100
+        m["budgets"] = {s: {"max_new_tokens": 176 if cut else 237, "teacher_longest": 189, "source": "explicit",
+                            "below_teacher": cut and s == "ood", "teacher_cut_share": 0.575 if cut and s == "ood" else 0}
+                        for s in ("test", "ood")}
+        m["truncation_allowed"] = cut
+        (job / "eval" / "metrics.json").write_text(json.dumps(m))
+    write_report(sweep, tmp_path / "flagged")
+    md = (tmp_path / "flagged" / "sweep.md").read_text()
+    assert "🔴 **Truncation allowed: a budget below the teacher's own answers.** effort high, size 100: ood" in md
+    assert any(line.startswith("| 🔴 high | 100 |") for line in md.splitlines())
+    assert not any(line.startswith("| 🔴 low") for line in md.splitlines())
+    assert "Budgets not checked" not in md
+    assert red_pixels(tmp_path / "plain" / "accuracy_vs_size.png") == 0
+    assert red_pixels(tmp_path / "flagged" / "accuracy_vs_size.png") > 50
+
+
+def test_packed_evidence_regenerates_the_report_alone(sweep, tmp_path):
+    (sweep.parent / "multirun.yaml").write_text("hydra:\n  sweeper:\n    params: {}\n")
+    for job in _jobs(sweep):  # the dataset path as the eval stage records it: inside the sweep folder
+        m = json.loads((job / "eval" / "metrics.json").read_text())
+        m["dataset_dir"] = str(job / "generate" / "dataset")
+        (job / "eval" / "metrics.json").write_text(json.dumps(m))
+    write_report(sweep, tmp_path / "from_folder")
+    cfg = compose_config([f"report.sweep_dir={sweep}", f"report.pack_evidence={tmp_path / 'study' / 'samples.jsonl.gz'}",
+                          f"report.output_dir={tmp_path / 'cli'}"], stage="report")
+    res = run_stage("report", cfg, tmp_path / "rep")
+    packed = tmp_path / "study" / "samples.jsonl.gz"
+    assert res.artifacts["evidence"] == str(packed) and res.summary["evidence_bytes"] == packed.stat().st_size
+    before = load_sweep_samples(sweep)
+    shutil.move(str(sweep), str(tmp_path / "gone"))  # the sweep folder is no longer there: the pack alone
+    write_report(packed, tmp_path / "from_pack")
+    a = json.loads((tmp_path / "from_folder" / "sweep.json").read_text())
+    b = json.loads((tmp_path / "from_pack" / "sweep.json").read_text())
+    assert b["sweep_dir"] == str(packed)
+    assert a["cells"] == b["cells"]  # effort and size read from the packed dataset.json files, samples restored
+    md_a = (tmp_path / "from_folder" / "sweep.md").read_text().splitlines()[1:]
+    md_b = (tmp_path / "from_pack" / "sweep.md").read_text().splitlines()[1:]
+    assert md_a == md_b
+    after = load_sweep_samples(packed)
+    assert after.keys() == before.keys() and len(after) == 9
+    assert all(after[k].records == before[k].records and after[k].effort == before[k].effort for k in after)
+    # the runs without samples travel with their metrics only; the same evidence packs to the same bytes
+    a1 = pack_evidence(tmp_path / "gone", tmp_path / "a1.jsonl.gz")
+    pack_evidence(tmp_path / "gone", tmp_path / "a2.jsonl.gz")
+    assert a1["samples"] == 9 * 40 and a1["runs_without_samples"] == ["9", "10", "11"]
+    assert (tmp_path / "a1.jsonl.gz").read_bytes() == (tmp_path / "a2.jsonl.gz").read_bytes()
+
+
+def test_bad_packed_files_are_named(tmp_path):
+    with pytest.raises(SweepError, match="no such packed evidence file"):
+        write_report(tmp_path / "none.jsonl.gz", tmp_path / "o")
+    bad = tmp_path / "bad.jsonl.gz"
+    import gzip
+
+    with gzip.open(bad, "wt") as f:
+        f.write('{"type": "file", "path": "../../etc/x", "text": ""}\n')
+    with pytest.raises(SweepError, match="no header line"):
+        write_report(bad, tmp_path / "o")
+    with gzip.open(bad, "wt") as f:
+        f.write('{"type": "evidence", "version": 1}\n{"type": "file", "path": "../../etc/x", "text": ""}\n')
+    with pytest.raises(SweepError, match="a packed path leaves the folder: '../../etc/x'"):
+        write_report(bad, tmp_path / "o")
+    assert not (tmp_path / "o" / "sweep.md").exists()
+
+
+def test_the_family_table_shows_truncated_and_unclosed_thinking_shares():
+    from distill_lab.stages.report.families import families_markdown, run_families
+
+    block = {"n": 20, "accuracy": 0.2, "score": 0.2, "format": {"answer_parsed": 0.5},
+             "truncated_share": 0.35, "unclosed_thinking_share": 0.4}
+    fams = run_families({"student": {"splits": {"ood": {"families": {"addition": block}}}}})
+    assert fams["ood/addition"]["student_truncated"] == 0.35
+    row = {"families": {k: {w: {"mean": v, "ci": None} for w, v in d.items() if w != "n"} for k, d in fams.items()}}
+    md = families_markdown([row], lambda r: "cell")
+    assert "| student truncated | student unclosed think |" in md[5]
+    assert md[-1].endswith("| 35.0 | 40.0 |")

@@ -88,6 +88,13 @@ class Backend:
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:  # pragma: no cover
         raise NotImplementedError
 
+    def loss_sums(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, float, int]:
+        """``loss_sum`` and, from the same forward, the loss summed over the final answer's targets (no
+        gradient) and their count (``backends/forward.py::token_loss_sums``); 0, 0 where none is marked."""
+        from distill_lab.backends.forward import token_loss_sums
+
+        return token_loss_sums(model, batch)
+
 
 def choose(requested: str, traits: RunTraits) -> tuple[str, list[str]]:
     """``hardware.kernels`` + the run's traits -> (backend name, notes on the choice)."""

@@ -79,6 +79,12 @@ class RecipeConfig:
     decontaminate: bool = True  # train never shares a prompt or an n-gram with test/ood
     ngram: int = 8  # n-gram size (words) for decontamination
     shortfall: str = "shrink"  # a member runs short: shrink (keep the mix, smaller total) | fill | error
+    # mixed-effort distillation (stages/generate/effort_mix.py): the teacher at several efforts over this one
+    # pool, mixed by share on the train split, e.g. low@0.5+high@0.5 (":" for "@" and "," for "+" also read);
+    # null: every row at teacher.effort. Held-out prompts are answered at the mix's most detailed effort.
+    effort_mix: Optional[str] = None
+    effort_assign: str = "random"  # random (seeded, exact shares per family) | difficulty (easy -> low effort)
+    effort_mix_duplicate: bool = False  # true: every train prompt at every effort of the mix (equal shares)
 
     def __post_init__(self) -> None:
         _check(self.size >= 1, "recipe.size", f"must be >= 1, got {self.size}")
@@ -90,6 +96,9 @@ class RecipeConfig:
         _check(0 < self.near_dup_threshold <= 1, "recipe.near_dup_threshold", "must be in (0, 1]")
         _check(self.shortfall in ("shrink", "fill", "error"), "recipe.shortfall",
                f"must be shrink, fill or error, got {self.shortfall!r}")
+        from distill_lab.stages.generate.effort_mix import check_recipe_mix
+
+        check_recipe_mix(self.effort_mix, self.effort_assign, self.effort_mix_duplicate)
 
 
 @dataclass

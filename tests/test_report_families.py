@@ -117,7 +117,7 @@ def test_a_key_set_in_a_later_sitting_makes_its_own_cell(tmp_path):
 
 
 def test_a_cell_with_several_categories_gets_a_retention_by_category_chart(tmp_path, monkeypatch):
-    import distill_lab.stages.report.sweep as sweep_mod
+    import distill_lab.stages.report.sweep_plots as sweep_plots
 
     sweep = tmp_path / "sw"
     for seed in (0, 1, 2):
@@ -133,13 +133,13 @@ def test_a_cell_with_several_categories_gets_a_retention_by_category_chart(tmp_p
             c: {"value": v} for c, v in cats.items()}}}}}
         (job / "metrics.json").write_text(json.dumps(m))
     drawn = []
-    real = sweep_mod.retention_by_category_plot
+    real = sweep_plots.retention_by_category_plot
 
     def spy(categories, splits, stat, title, path):
         drawn.append({(s, c): stat(s, c) for s in splits for c in categories})
         return real(categories, splits, stat, title, path)
 
-    monkeypatch.setattr(sweep_mod, "retention_by_category_plot", spy)
+    monkeypatch.setattr(sweep_plots, "retention_by_category_plot", spy)
     res = write_report(sweep, tmp_path / "out")
     (png,) = res["artifacts"]["category_plots"]
     assert Path(png).name == "retention_by_category.png" and Path(png).read_bytes()[:4] == b"\x89PNG"

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import seed_interval
 
 CATEGORY_ORDER = ("style", "format", "knowledge", "reasoning", "edge_case")
@@ -172,17 +173,19 @@ def contrasts_markdown(rows: list[dict[str, Any]], confidence: float) -> list[st
             return "over prompts only: " + ("yes" if excludes_0(r["ci_prompts"]) else "no")
         return "yes" if excludes_0(r["ci_prompts"]) and excludes_0(r["ci_pairs"]) else "no"
 
+    def prompts(r):  # one count when both sides answered the same prompts
+        n = r["n_prompts"]
+        return n[0] if n[0] == n[1] else f"{n[0]} / {n[1]}"
+
     lines = ["", "## Contrasts with intervals over prompts and over seeds", "",
              "Student accuracy differences in points (the 'graded score' rows: the families' scores): "
              f"mean over the pairs of runs (matched on the other settings "
              f"and the seed), a {int(confidence * 100)}% bootstrap interval over prompts (the same resample in every "
              f"run) and a Student-t interval over the pairs. 'separated': both intervals exclude 0. "
-             "One pair (one seed) has the interval over prompts only (`report/contrasts.py`).", "",
-             "| kind | contrast | within | split | difference (pt) | over prompts | over pairs | pairs | prompts | "
-             "separated |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        n = r["n_prompts"]
-        lines.append(f"| {r['kind']} | {r['contrast']} | {r['within']} | {r['split']} | {100 * r['mean']:+.1f} | "
-                     f"{pts(r['ci_prompts'])} | {pts(r['ci_pairs'])} | {r['n_pairs']} | "
-                     f"{n[0] if n[0] == n[1] else f'{n[0]} / {n[1]}'} | {sep(r)} |")
+             "One pair (one seed) has the interval over prompts only (`report/contrasts.py`).", ""]
+    lines += markdown_table(
+        ["kind", "contrast", "within", "split", "difference (pt)", "over prompts", "over pairs", "pairs", "prompts",
+         "separated"],
+        ([r["kind"], r["contrast"], r["within"], r["split"], f"{100 * r['mean']:+.1f}", pts(r["ci_prompts"]),
+          pts(r["ci_pairs"]), r["n_pairs"], prompts(r), sep(r)] for r in rows))
     return lines

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from distill_lab.stages.report.tables import interval_cell, markdown_table
+
 MODELS = ("student", "base", "teacher")
 # (name, (family, split) minus (family, split), what it tells)
 CONTRASTS = (
@@ -79,15 +81,6 @@ def aggregate_families(runs: list[Any], interval) -> dict[str, Any]:
             "contrasts": {k: {m: interval(v, -1.0, 1.0) for m, v in d.items()} for k, d in cons.items()}}
 
 
-def _pct(cell: dict[str, Any] | None) -> str:
-    if not cell or cell.get("mean") is None:
-        return "–"
-    txt = f"{100 * cell['mean']:.1f}"
-    if cell.get("ci"):
-        txt += f" [{100 * cell['ci'][0]:.1f}, {100 * cell['ci'][1]:.1f}]"
-    return txt
-
-
 def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
     """Sections for ``sweep.md``: per family figures and the contrasts, one block per cell."""
     lines: list[str] = []
@@ -95,25 +88,21 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
         lines += ["", "## By task family: accuracy, content and format apart", "",
                   "accuracy = the family's verify; content = its `score` (for json_fields / sorted_words the "
                   "content whatever the format, for style_rules the voice); format = its strict extractor "
-                  "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %.", "",
-                  "| cell | split | family | student acc. | student content/score | student format | "
-                  "base acc. | base content/score | teacher acc. | teacher content/score |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for row in rows:
-            for key, st in (row.get("families") or {}).items():
-                split, fam = key.split("/", 1)
-                lines.append(f"| {label(row)} | {split} | {fam} | {_pct(st.get('student_accuracy'))} | "
-                             f"{_pct(st.get('student_score'))} | {_pct(st.get('student_format'))} | "
-                             f"{_pct(st.get('base_accuracy'))} | {_pct(st.get('base_score'))} | "
-                             f"{_pct(st.get('teacher_accuracy'))} | {_pct(st.get('teacher_score'))} |")
+                  "found the answer (`format.answer_parsed`). Mean over seeds [interval over seeds], in %.", ""]
+        figures = ("student_accuracy", "student_score", "student_format", "base_accuracy", "base_score",
+                   "teacher_accuracy", "teacher_score")
+        lines += markdown_table(
+            ["cell", "split", "family", "student acc.", "student content/score", "student format", "base acc.",
+             "base content/score", "teacher acc.", "teacher content/score"],
+            ([label(row), *key.split("/", 1), *(interval_cell(st.get(what)) for what in figures)]
+             for row in rows for key, st in (row.get("families") or {}).items()))
     if any(row.get("contrasts") for row in rows):
         lines += ["", "## Contrasts between probes and their controls", "",
                   "Per run the difference in accuracy (points), then mean over seeds [Student-t interval over "
-                  "seeds]; an interval that excludes 0 separates the two at this budget.", "",
-                  "| cell | contrast | student | base | teacher | what it tells |", "|---|---|---|---|---|---|"]
+                  "seeds]; an interval that excludes 0 separates the two at this budget.", ""]
         tells = {name: what for name, _, _, what in CONTRASTS}
-        for row in rows:
-            for name, st in (row.get("contrasts") or {}).items():
-                lines.append(f"| {label(row)} | {name} | {_pct(st.get('student'))} | {_pct(st.get('base'))} | "
-                             f"{_pct(st.get('teacher'))} | {tells.get(name, '')} |")
+        lines += markdown_table(
+            ["cell", "contrast", "student", "base", "teacher", "what it tells"],
+            ([label(row), name, *(interval_cell(st.get(m)) for m in MODELS), tells.get(name, "")]
+             for row in rows for name, st in (row.get("contrasts") or {}).items()))
     return lines

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_lab.stages.report.tables import markdown_table
+
 SEED_KEY = "seed"
 
 
@@ -107,15 +109,14 @@ def missing_markdown(status: GridStatus) -> list[str]:
     if status.complete:
         return [f"All {status.expected} jobs of the sweep grid (multirun.yaml) finished."]
     lines = [f"**Partial sweep: {status.finished} of {status.expected} jobs of the grid (multirun.yaml) "
-             "finished.** Re-run the same command to complete it (finished stages are skipped).", "",
-             "| cell | seeds expected | seeds finished | missing |", "|---|---|---|---|"]
-    for c in status.cells:
-        if len(c["finished_seeds"]) == len(c["expected_seeds"]):
-            continue
-        name = ", ".join(f"{k}={v}" for k, v in c["cell"].items()) or "(the one cell)"
-        gone = [s for s in c["expected_seeds"] if s not in c["finished_seeds"]]
-        lines.append(f"| {name} | {', '.join(map(str, c['expected_seeds']))} | "
-                     f"{', '.join(map(str, c['finished_seeds'])) or '–'} | seeds {', '.join(map(str, gone))} |")
+             "finished.** Re-run the same command to complete it (finished stages are skipped).", ""]
+    short = [c for c in status.cells if len(c["finished_seeds"]) != len(c["expected_seeds"])]
+    lines += markdown_table(
+        ["cell", "seeds expected", "seeds finished", "missing"],
+        ([", ".join(f"{k}={v}" for k, v in c["cell"].items()) or "(the one cell)",
+          ", ".join(map(str, c["expected_seeds"])), ", ".join(map(str, c["finished_seeds"])) or "–",
+          "seeds " + ", ".join(str(s) for s in c["expected_seeds"] if s not in c["finished_seeds"])]
+         for c in short))
     lines += ["", "Missing jobs:", ""]
     for m in status.missing_jobs:
         ov = " ".join(f"{k}={v}" for k, v in m["overrides"].items())

@@ -244,6 +244,9 @@ def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
              f"tokens: {s['tokens']}",
              f"cost: ${s['cost_usd']:.4f} (this run ${s['run_cost_usd']:.4f}); wall {s['wall_s']:.1f}s, "
              f"{s['requests_per_s'] or 0:.2f} requests/s"]
+    if len(s.get("per_effort") or {}) > 1:  # a mixed-effort recipe: what each effort made and cost
+        lines.append("per effort: " + "; ".join(f"{e} {d['rows']} rows, ${d['cost_usd']:.4f}, {d['output_tokens']} "
+                                                  "output tokens" for e, d in s["per_effort"].items()))
     if s["stopped"]:
         lines.append(f"stopped early: {s['stopped']}")
     for line in lines:

@@ -53,6 +53,22 @@ def test_processed_unit_counts_every_row_token():
     assert sched.steps_for_tokens(10**6, lambda i: lengths[i], cap=7) == (7, sched.tokens_through(7, lambda i: lengths[i]))
 
 
+def test_plan_steps_by_unit():
+    from distill_lab.stages.train.packing import IGNORE, Example
+    from distill_lab.stages.train.run import plan_steps
+
+    # rows of 20 tokens, 5 supervised targets each (the first token is never a target)
+    ex = [Example(f"r{i}", list(range(20)), [IGNORE] * 14 + list(range(14, 20))) for i in range(6)]
+    sched = StepSchedule(len(ex), batch_size=2, grad_accum=1, world_size=1, seed=0)
+    sup = compose_config(["student=tiny", "train.token_budget=25", "train.batch_size=2"], stage="train")
+    assert plan_steps(sup, sched, ex) == (3, {"unit": "supervised", "budget": 25, "steps": 3, "tokens": 36})
+    proc = compose_config(["student=tiny", "train.token_budget=25", "train.token_budget_unit=processed",
+                           "train.batch_size=2"], stage="train")
+    assert plan_steps(proc, sched, ex) == (1, {"unit": "processed", "budget": 25, "steps": 1, "tokens": 40})
+    off = compose_config(["student=tiny", "train.max_steps=7"], stage="train")
+    assert plan_steps(off, sched, ex) == (7, None)
+
+
 def test_budgets_that_cannot_be_met_are_config_errors(tmp_path):
     ds = make_dataset(tmp_path, size=24, effort="low")
     with pytest.raises(ConfigError, match=r"train\.token_budget: .*train\.max_steps=3"):

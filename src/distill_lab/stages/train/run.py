@@ -64,8 +64,8 @@ def plan_steps(cfg: Config, schedule, examples: list[Example]) -> tuple[int, dic
     if tc.token_budget is None:
         return plain, None
     unit = tc.token_budget_unit
-    count = (lambda i: n_targets(examples[i])) if unit == "supervised" else (lambda i: len(examples[i]))
-    steps, got = schedule.steps_for_tokens(tc.token_budget, count, plain)
+    per_row = [n_targets(e) if unit == "supervised" else len(e) for e in examples]  # counted once per row
+    steps, got = schedule.steps_for_tokens(tc.token_budget, per_row.__getitem__, plain)
     if got < tc.token_budget:
         rows = schedule.rows_per_step
         if tc.epochs:
@@ -282,8 +282,8 @@ def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False) -> StageR
         "val_loss_answer": vals[-1].get("val_loss_answer") if vals else None,
         # the dose, over every step of the run (a resumed run included), from the fixed schedule
         "rows_seen": done * sched.rows_per_step,
-        "supervised_tokens_trained": sched.tokens_through(done, lambda i: n_targets(train_ex[i])),
-        "tokens_processed": sched.tokens_through(done, lambda i: len(train_ex[i])),
+        "supervised_tokens_trained": sched.tokens_through(done, [n_targets(e) for e in train_ex].__getitem__),
+        "tokens_processed": sched.tokens_through(done, [len(e) for e in train_ex].__getitem__),
         "token_budget": budget,
         "world_size": int(trainer.world_size),
         "precision": precision,  # what ran; hardware.precision is what was asked for

@@ -1,7 +1,7 @@
 """``experiment=effort_x_size_v2``: the v2 effort study's grid as configured (not run here).
 
 Efforts low/medium/high swept plus the mix arm (a second command into the same sweep folder), two sizes,
-four seeds, the equal-rows and equal-tokens dose arms (``conf/dose/``), >= 100 held-out prompts per split,
+four seeds, the equal-rows and equal-tokens dose arms (``conf/dose/``; one sweep folder each), >= 100 held-out prompts per split,
 the learning rate chosen per run on a validation slice (``train.lr_grid``), and the evaluation budget
 ``auto``. Composing the whole experiment needs ``eval.max_new_tokens=auto`` (another branch adds it):
 until then the composed checks skip, and the file-level ones run.
@@ -24,7 +24,8 @@ def test_the_grid_as_written():
     assert params["teacher.effort"].split(",") == ["low", "medium", "high"]
     assert len(str(params["recipe.size"]).split(",")) == 2
     assert str(params["seed"]).split(",") == ["0", "1", "2", "3"]
-    assert params["dose"].split(",") == ["equal_rows", "equal_tokens"]
+    assert "dose" not in params  # one sweep folder (and report) per dose arm: dose=equal_tokens on the command line
+    assert {"override /dose": "equal_rows"} in OmegaConf.to_container(exp.defaults)
     assert exp.recipe.test_size >= 100 and exp.recipe.ood_size >= 100
     assert len(exp.train.lr_grid) >= 2 and exp.data.val_fraction > 0
     assert exp.eval.max_new_tokens == "auto"

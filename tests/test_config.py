@@ -18,7 +18,7 @@ from distill_lab.vocab import Effort
 from .conftest import compose_config
 
 GROUPS = ["teacher", "student", "recipe", "optimizer", "hardware", "logger", "launcher", "eval",
-          "experiment", "debug"]
+          "experiment", "debug", "dose"]
 
 
 def _options(group: str) -> list[str]:

@@ -198,6 +198,6 @@ def test_train_stage_logs_its_step_metrics_to_wandb(offline, tmp_path):
     run = read_run(find_runs(run_dir)[0])
     steps = {r["step"]: r for r in step_log(run_dir) if "loss" in r}
     assert run.metric("train/loss") == pytest.approx([steps[2]["loss"], steps[4]["loss"]], rel=1e-6)
-    for key in ("lr", "grad_norm", "supervised_tokens_per_s", "padding_share", "peak_mem_mb"):
+    for key in ("loss_answer", "lr", "grad_norm", "supervised_tokens_per_s", "padding_share", "peak_mem_mb"):
         assert run.metric(f"train/{key}") == pytest.approx([steps[2][key], steps[4][key]], rel=1e-6), key
     _no_secret_under(run_dir)

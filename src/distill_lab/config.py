@@ -79,6 +79,9 @@ class Config:
                                            and ".." not in self.sweep_name.split("/")),
                "sweep_name", f"{self.sweep_name!r}: a non-empty relative folder name without '..'")
         check_training_policy(self.student, self.hardware)
+        from distill_lab.stages.generate.effort_mix_spec import check_teacher_mix
+
+        check_teacher_mix(self.recipe.effort_mix, self.teacher)  # every effort of a mix fits the teacher
 
 
 def check_training_policy(student: StudentConfig, hw: HardwareConfig) -> None:

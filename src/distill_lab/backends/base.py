@@ -63,3 +63,10 @@ class Backend:
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:  # pragma: no cover
         raise NotImplementedError
+
+    def loss_sums(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, float, int]:
+        """``loss_sum`` and, from the same forward, the loss summed over the final answer's targets (no
+        gradient) and their count (``backends/forward.py::token_loss_sums``); 0, 0 where none is marked."""
+        from distill_lab.backends.forward import token_loss_sums
+
+        return token_loss_sums(model, batch)

@@ -53,8 +53,26 @@ def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     The decoder runs, then the LM head and loss only at supervised positions, in chunks, inside the
     root module's forward (``backends/loss.py``: bounded memory, FSDP2 gathers the head's weights).
     """
+    loss, n, _, _ = token_loss_sums(model, batch)
+    return loss, n
+
+
+def answer_selection(batch: dict[str, torch.Tensor], sel: torch.Tensor) -> torch.Tensor | None:
+    """[N] bool over the supervised targets ``sel`` selects: which are the final answer's tokens
+    (``answer_labels``, ``stages/train/packing.py``); None when the batch marks no answer."""
+    if "answer_labels" not in batch:
+        return None
+    return (batch["answer_labels"][:, 1:] != IGNORE)[sel]
+
+
+def token_loss_sums(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, float, int]:
+    """``token_loss_sum`` and, from the same logits, the loss summed over the final answer's targets
+    (no gradient) and their count (0 and 0 when the batch marks no answer)."""
     targets, sel, n = supervised(batch)
+    mark = answer_selection(batch, sel)
     kwargs = model_inputs(model, batch)
     with maskless() if "segments" in kwargs or "cu_seq_lens_q" in kwargs else nullcontext():
-        loss = supervised_loss_sum(model, kwargs, sel, targets[sel])
-    return loss, n
+        if mark is None:
+            return supervised_loss_sum(model, kwargs, sel, targets[sel]), n, 0.0, 0
+        loss, marked = supervised_loss_sum(model, kwargs, sel, targets[sel], mark=mark)
+    return loss, n, float(marked), int(mark.sum())

@@ -51,10 +51,11 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """sum_i CE(hidden[i] @ weight.T + bias, targets[i]) over chunks of rows; see the module docstring."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_size: int, grad_wanted: bool):
+    def forward(ctx, hidden, weight, bias, targets, chunk_size: int, grad_wanted: bool, mark=None):
         need_h, need_w, need_b = (grad_wanted and x for x in ctx.needs_input_grad[:3])
         n = hidden.shape[0]
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        marked = torch.zeros((), dtype=torch.float32, device=hidden.device)  # the part over ``mark`` (no grad)
         d_hidden = torch.empty_like(hidden) if need_h else None
         d_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
         d_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
@@ -63,7 +64,10 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             t = targets[start:start + chunk_size]
             logits = F.linear(h, weight, bias).float()  # [c, V]: the only [., V] tensors alive are this chunk's
             lse = torch.logsumexp(logits, dim=-1)
-            loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            ce = lse - logits.gather(1, t[:, None]).squeeze(1)
+            loss += ce.sum()
+            if mark is not None:
+                marked += ce[mark[start:start + chunk_size]].sum()
             if not (need_h or need_w or need_b):
                 continue
             probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place
@@ -79,25 +83,38 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(*(x for x in (d_hidden, d_weight, d_bias) if x is not None))
         ctx.have = (need_h, need_w, need_b)
         ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return loss
+        ctx.mark_non_differentiable(marked)
+        return loss, marked
 
     @staticmethod
-    def backward(ctx, grad_loss):
+    def backward(ctx, grad_loss, _grad_marked):
         saved = iter(ctx.saved_tensors)
         grads = []
         for have, dtype in zip(ctx.have, ctx.dtypes, strict=True):
             grads.append((next(saved) * grad_loss).to(dtype) if have else None)
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 def linear_cross_entropy_sum(hidden: torch.Tensor, head: nn.Module | torch.Tensor, targets: torch.Tensor, *,
                              bias: torch.Tensor | None = None, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """Sum over the N rows of ``cross_entropy(head(hidden[i]), targets[i])`` as an fp32 scalar.
+    """The loss of ``linear_cross_entropy_sums`` (below) alone."""
+    return linear_cross_entropy_sums(hidden, head, targets, bias=bias, chunk_size=chunk_size)[0]
+
+
+def linear_cross_entropy_sums(hidden: torch.Tensor, head: nn.Module | torch.Tensor, targets: torch.Tensor,
+                              mark: torch.Tensor | None = None, *, bias: torch.Tensor | None = None,
+                              chunk_size: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over the N rows of ``cross_entropy(head(hidden[i]), targets[i])`` as an fp32 scalar, its part over
+    ``mark``).
 
     ``hidden`` [N, H] (the supervised positions only); ``head`` an ``nn.Linear`` [V, H] or its weight
     (``bias`` then optional); ``targets`` [N] token ids in [0, V) (no ignore index: select first).
     Equal to ``F.cross_entropy(F.linear(hidden, W, b).float(), targets, reduction="sum")`` and its
     gradients, computed ``chunk_size`` rows at a time.
+
+    The second value is the sum over the rows where ``mark`` [N] (bool) holds, without gradient (zero when
+    ``mark`` is None): the loss of a subset of the positions (the final answer's tokens)
+    from the same logits, so logging it costs no second forward.
     """
     weight, bias = _weight_and_bias(head, bias)
     if chunk_size < 1:
@@ -108,8 +125,10 @@ def linear_cross_entropy_sum(hidden: torch.Tensor, head: nn.Module | torch.Tenso
     if hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"linear_cross_entropy_sum: hidden size {hidden.shape[1]} != head input size "
                          f"{weight.shape[1]}")
+    if mark is not None and mark.shape != targets.shape:
+        raise ValueError(f"linear_cross_entropy_sums: mark must be [N] like targets; got {tuple(mark.shape)}")
     return ChunkedLinearCrossEntropy.apply(hidden, weight, bias, targets.long(), chunk_size,
-                                           torch.is_grad_enabled())
+                                           torch.is_grad_enabled(), None if mark is None else mark.bool())
 
 
 def _unwrap(model):
@@ -117,9 +136,11 @@ def _unwrap(model):
 
 
 def supervised_loss_sum(model: nn.Module, inputs: dict[str, Any], supervised: torch.Tensor, targets: torch.Tensor,
-                        *, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+                        *, chunk_size: int = DEFAULT_CHUNK, mark: torch.Tensor | None = None):
     """Decoder over ``inputs``, then the chunked head + loss at the positions where ``supervised``
     [B, T-1] holds (targets [N] = the next tokens there), all inside one call of ``model`` (the root).
+    With ``mark`` [N] (bool), returns ``(loss, loss over the marked positions)`` (the second without
+    gradient; ``linear_cross_entropy_sums``).
 
     The root's ``forward`` is swapped for the duration of the call only: hooks registered on the root
     (FSDP2's parameter gathering, gradient reduction) run around it as around any forward.
@@ -132,7 +153,10 @@ def supervised_loss_sum(model: nn.Module, inputs: dict[str, Any], supervised: to
         hidden = lm.model(**kwargs, use_cache=False).last_hidden_state  # [B, T, H]
         if hidden.shape[0] != supervised.shape[0]:  # a packed batch run flattened (varlen): back to [S, T, H]
             hidden = hidden.reshape(supervised.shape[0], supervised.shape[1] + 1, hidden.shape[-1])
-        return linear_cross_entropy_sum(hidden[:, :-1][supervised], lm.lm_head, targets, chunk_size=chunk_size)
+        h = hidden[:, :-1][supervised]
+        if mark is None:
+            return linear_cross_entropy_sum(h, lm.lm_head, targets, chunk_size=chunk_size)
+        return linear_cross_entropy_sums(h, lm.lm_head, targets, mark, chunk_size=chunk_size)
 
     own = model.__dict__.get("forward")
     model.forward = root_forward

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from distill_lab.backends.base import Backend, BackendReport
-from distill_lab.backends.forward import supervised, unwrap
+from distill_lab.backends.forward import answer_selection, supervised, unwrap
 
 
 class ReferenceBackend(Backend):
@@ -30,3 +30,13 @@ class ReferenceBackend(Backend):
         kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
         logits = model(**kwargs, use_cache=False).logits[:, :-1][sel]  # [N, V]
         return F.cross_entropy(logits.float(), targets[sel], reduction="sum"), n
+
+    def loss_sums(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, float, int]:
+        targets, sel, n = supervised(batch)
+        mark = answer_selection(batch, sel)
+        kwargs: dict[str, Any] = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+        logits = model(**kwargs, use_cache=False).logits[:, :-1][sel]  # [N, V]
+        ce = F.cross_entropy(logits.float(), targets[sel], reduction="none")
+        if mark is None:
+            return ce.sum(), n, 0.0, 0
+        return ce.sum(), n, float(ce.detach()[mark].sum()), int(mark.sum())

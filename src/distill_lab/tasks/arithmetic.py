@@ -57,6 +57,16 @@ def addition_trace(a: int, b: int, effort: str) -> str:
     return "\n".join([head, *lines, tail])
 
 
+def count_carries(a: int, b: int) -> int:
+    """How many columns of ``a + b`` carry into the next one."""
+    carries = carry = 0
+    while a or b:
+        carry = (a % 10 + b % 10 + carry) // 10
+        carries += carry
+        a, b = a // 10, b // 10
+    return carries
+
+
 def multiplication_trace(a: int, b: int, effort: str) -> str:
     """Long multiplication: low = one line, medium = partial products, high = every digit with carries."""
     effort = effort_level(effort)
@@ -132,6 +142,10 @@ class Addition(_TwoOperands):
         a, b = problem.meta["a"], problem.meta["b"]
         return addition_trace(a, b, effort), f"The answer is {a + b}."
 
+    def difficulty(self, problem: Problem) -> float:
+        """The number of carries the column addition makes (0 for 123 + 456, 3 for 999 + 1)."""
+        return float(count_carries(problem.meta["a"], problem.meta["b"]))
+
 
 @register
 class Multiplication(_TwoOperands):
@@ -148,3 +162,9 @@ class Multiplication(_TwoOperands):
     def oracle(self, problem: Problem, effort: str) -> tuple[str, str]:
         a, b = problem.meta["a"], problem.meta["b"]
         return multiplication_trace(a, b, effort), f"The answer is {a * b}."
+
+    def difficulty(self, problem: Problem) -> float:
+        """The one-digit products long multiplication writes down: the multiplicand's digits times the
+        multiplier's non-zero digits (a zero digit adds no partial product)."""
+        a, b = problem.meta["a"], problem.meta["b"]
+        return float(len(str(a)) * sum(1 for ch in str(b) if ch != "0"))

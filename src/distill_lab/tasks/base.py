@@ -17,6 +17,7 @@ What a family implements:
                            accuracy does not fit (``house_style``) compare the answer's features with
                            the teacher's answer to the same prompt.
   ``coverage(train, heldout)`` optional: how much of what held-out problems need train holds.
+  ``difficulty(problem)``   optional: a number that grows with how hard the problem is (None: not stated).
   ``decontam_text(problem)`` the text compared across splits for n-gram decontamination and
                            near-duplicate removal (default: the prompt). Templated families return
                            their instance-specific part so shared boilerplate is not an overlap.
@@ -146,6 +147,11 @@ class TaskFamily(ABC):
     def score(self, text: str, reference: str | None, teacher_text: str | None = None) -> float:
         """Evaluation score of one answer in [0, 1]; default: 1.0 when ``verify`` accepts it."""
         return float(self.verify(text, reference))
+
+    def difficulty(self, problem: Problem) -> float | None:
+        """How hard the problem is within this family (larger: harder), for rules that treat easy and hard
+        problems differently (``recipe.effort_assign=difficulty``); None: the family states none."""
+        return None
 
     def decontam_text(self, problem: Problem) -> str:
         """The text compared across splits for n-gram decontamination (default: the prompt)."""

@@ -97,8 +97,7 @@ async def _call(fn: Callable[[], Awaitable[T]], retries: int, backoff: Backoff, 
 async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkItem], journal: Journal,
                       *, spent_before: float = 0.0) -> EngineResult:
     g, t = cfg.generate, cfg.teacher
-    fp = teacher.fingerprint()
-    client = teacher.client
+    client = teacher.client  # one client; each request's params carry its own teacher's effort (mixed effort)
     backoff = Backoff(base_s=g.retry_base_s, cap_s=g.retry_cap_s)
     res = EngineResult(tally=Tally())
     tally = res.tally
@@ -126,6 +125,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             if kind == "succeeded":
                 reply = parse_message(r.result.message.model_dump(), bid)  # batch results carry no request-id
                 cost = usage_cost(reply.usage, t.prices, batch=True)
+                fp = (item.teacher or teacher).fingerprint()
                 journal.append(build_row(item.problem, item.sample_index, fp, reply, cfg.recipe.verify, cost))
                 written.add(cid)
                 tally.done += 1
@@ -165,7 +165,7 @@ async def run_batches(cfg: Config, teacher: AnthropicTeacher, items: list[WorkIt
             if not admitted:
                 break
             new = []
-            for chunk in chunks([{"custom_id": it.id, "params": teacher.request_params(it.problem)}
+            for chunk in chunks([{"custom_id": it.id, "params": (it.teacher or teacher).request_params(it.problem)}
                                  for it in admitted]):
                 b = await _call(lambda chunk=chunk: teacher.create_batch(chunk),
                                 t.max_retries, backoff, res)

@@ -8,7 +8,8 @@
     else whitespace words; the unit is stated),
   - the filters applied and how many rows each removed (``filters``: the generate stage's outcome
     counts, e.g. {"kept": 380, "max_tokens": 4}; plus the recipe's hygiene counts),
-  - any shortfall of the mix, and the cost (USD and billed tokens),
+  - any shortfall of the mix, the effort mix (``recipe.effort_mix``: shares, rule, prompts per effort),
+    and the cost (USD and billed tokens), in total and per teacher effort,
   - a PNG histogram of thinking lengths by effort.
 """
 
@@ -188,6 +189,26 @@ def write_card(rows: list[dict[str, Any]], out_dir: str | Path, *, recipe_stats:
         for s, v in short.items():
             lines.append(f"- {s}: {v['realised']} of {v['requested']} (ran short: {', '.join(v['short'])})")
         lines.append("")
+
+    mix = rs.get("effort_mix")
+    if mix:
+        lines += ["## Effort mix", "",
+                  f"- `recipe.effort_mix={mix['spec']}`: {mix['label']}, assigned by `{mix['rule']}`"
+                  + (", every train prompt at every effort" if mix.get("duplicate") else
+                     ", one effort per train prompt (no prompt twice)"),
+                  f"- held-out prompts answered at `{mix['held_out_effort']}` (the mix's most detailed effort)"]
+        lines += [f"- {split}: " + ", ".join(f"{e} {n}" for e, n in counts.items())
+                  for split, counts in mix.get("realised", {}).items()]
+        lines.append("")
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        u = {k: v for k, v in (r.get("usage") or {}).items() if isinstance(v, int)}
+        per[_effort(r)].update({"rows": 1, **u})
+        per[_effort(r)]["cost_micro_usd"] += round(float(r.get("cost_usd") or 0.0) * 1e6)
+    lines += ["## Cost and tokens per effort", "",
+              *_table(["effort", "rows", "cost USD", "input tokens", "output tokens", "thinking tokens"],
+                      [[e, c["rows"], f"{c['cost_micro_usd'] / 1e6:.4f}", c["input_tokens"], c["output_tokens"],
+                        c["thinking_tokens"]] for e, c in sorted(per.items())]), ""]
 
     usage: Counter[str] = Counter()
     for r in rows:

@@ -86,6 +86,12 @@ class RecipeConfig:
     # members' train weights say; null = no override. Held-out splits do not depend on it (a sweep over it
     # evaluates the same prompts, edge cases paired with their unannounced controls at every share)
     edge_case_share: Optional[float] = None
+    # mixed-effort distillation (stages/generate/effort_mix.py): the teacher at several efforts over this one
+    # pool, mixed by share on the train split, e.g. low@0.5+high@0.5 (":" for "@" and "," for "+" also read);
+    # null: every row at teacher.effort. Held-out prompts are answered at the mix's most detailed effort.
+    effort_mix: Optional[str] = None
+    effort_assign: str = "random"  # random (seeded, exact shares per family) | difficulty (easy -> low effort)
+    effort_mix_duplicate: bool = False  # true: every train prompt at every effort of the mix (equal shares)
 
     def __post_init__(self) -> None:
         _check(self.size >= 1, "recipe.size", f"must be >= 1, got {self.size}")
@@ -101,6 +107,9 @@ class RecipeConfig:
                f"must be rows or null, got {self.match_dose!r}")
         _check(self.edge_case_share is None or 0 <= self.edge_case_share <= 1, "recipe.edge_case_share",
                f"must be in [0, 1] or null, got {self.edge_case_share}")
+        from distill_lab.stages.generate.effort_mix_spec import check_recipe_mix
+
+        check_recipe_mix(self.effort_mix, self.effort_assign, self.effort_mix_duplicate)
 
 
 @dataclass

@@ -35,6 +35,8 @@ class WorkItem:
     problem: Problem
     sample_index: int
     id: str
+    # the teacher this request goes to (a mixed-effort recipe has one per effort); None: the run's teacher
+    teacher: Teacher | None = None
 
 
 @dataclass
@@ -63,7 +65,7 @@ def build_row(problem: Problem, k: int, fp: dict[str, Any], reply: TeacherReply,
 async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], journal: Journal,
                        *, backoff: Backoff | None = None, spent_before: float = 0.0) -> EngineResult:
     g, t = cfg.generate, cfg.teacher
-    fp = teacher.fingerprint()
+    fps: dict[int, dict[str, Any]] = {}  # per teacher object: its fingerprint (the row's teacher record)
     limiter = RateLimiter(g.requests_per_minute, g.input_tokens_per_minute, g.output_tokens_per_minute)
     cap = SpendCap(None if g.max_cost_usd is None else g.max_cost_usd - spent_before)
     backoff = backoff or Backoff(base_s=g.retry_base_s, cap_s=g.retry_cap_s)
@@ -96,8 +98,9 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                         "progress line and the summary)", short_text(reason))
 
     async def one(item: WorkItem) -> None:
-        est_in = teacher.estimate_input_tokens(item.problem)
-        worst = max_request_cost(teacher.worst_input_tokens(item.problem), t.max_tokens, t.prices)
+        who = item.teacher or teacher
+        est_in = who.estimate_input_tokens(item.problem)
+        worst = max_request_cost(who.worst_input_tokens(item.problem), t.max_tokens, t.prices)
         if not await cap.reserve(worst):
             res.stopped = res.stopped or (f"generate.max_cost_usd={g.max_cost_usd} reached: the next request could "
                                           f"cost up to ${worst:.4f}")
@@ -112,7 +115,7 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                 tally.in_flight += 1
                 res.sent += 1
                 try:
-                    reply = await teacher.complete(item.problem, item.sample_index)
+                    reply = await who.complete(item.problem, item.sample_index)
                 except TeacherError as e:
                     limiter.settle(input_reserved=est_in, input_used=0, output_reserved=t.max_tokens, output_used=0)
                     fatal = breaker.failed(e)
@@ -152,6 +155,7 @@ async def run_requests(cfg: Config, teacher: Teacher, items: list[WorkItem], jou
                                output_used=reply.usage.get("output_tokens", 0))
                 breaker.ok()
                 cost = usage_cost(reply.usage, t.prices)
+                fp = fps.setdefault(id(who), who.fingerprint())
                 row = build_row(item.problem, item.sample_index, fp, reply, cfg.recipe.verify, cost)
                 journal.append(row)
                 tally.done += 1

@@ -69,15 +69,49 @@ def split_of(item: WorkItem) -> str:
     return item.problem.split
 
 
-def work_items(teacher: Teacher, problems, samples_per_prompt: int) -> list[WorkItem]:
-    fp = teacher.fingerprint()
-    return [WorkItem(p, k, row_id(p.prompt_id, k, fp)) for p in problems for k in range(samples_per_prompt)]
+def work_items(teacher: Teacher, problems, samples_per_prompt: int, *,
+               by_effort: dict[str, Teacher] | None = None,
+               assignment: dict[str, list[str]] | None = None) -> list[WorkItem]:
+    """The (prompt, sample) requests. A mixed-effort recipe passes a teacher per effort and each prompt's
+    efforts (``effort_mix.assign_efforts``): one request per prompt, effort and sample, sent to that
+    effort's teacher (so the effort reaches every provider's request as a plain run's would)."""
+    if by_effort is None or assignment is None:
+        fp = teacher.fingerprint()
+        return [WorkItem(p, k, row_id(p.prompt_id, k, fp)) for p in problems for k in range(samples_per_prompt)]
+    fps = {e: t.fingerprint() for e, t in by_effort.items()}
+    return [WorkItem(p, k, row_id(p.prompt_id, k, fps[e]), teacher=by_effort[e])
+            for p in problems for e in assignment[p.prompt_id] for k in range(samples_per_prompt)]
+
+
+def _teachers(cfg: Config, problems: dict[str, list]) -> tuple[Teacher, dict[str, Teacher] | None,
+                                                                dict[str, list[str]] | None, dict[str, Any] | None]:
+    """The run's teacher; with ``recipe.effort_mix`` also one per effort, each prompt's efforts and the
+    mix's stats (``effort_mix.py``). The run's teacher is then the most detailed effort's."""
+    from distill_lab.stages.generate.effort_mix import (
+        assign_efforts,
+        check_recipe_mix,
+        effort_teacher_config,
+        mix_stats,
+    )
+
+    r = cfg.recipe
+    mix = check_recipe_mix(r.effort_mix, r.effort_assign, r.effort_mix_duplicate)
+    if mix is None:
+        return build_teacher(cfg.teacher), None, None, None
+    assignment = assign_efforts(problems, mix, r.effort_assign, r.effort_mix_duplicate)
+    by_effort = {e: build_teacher(effort_teacher_config(cfg.teacher, e)) for e in mix.efforts}
+    stats = mix_stats(mix, str(r.effort_mix), r.effort_assign, r.effort_mix_duplicate, problems, assignment)
+    log.info("generate: effort mix %s (%s), per split %s", mix.label, r.effort_assign, stats["realised"])
+    return by_effort[mix.top], by_effort, assignment, stats
 
 
 async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journal: Journal,
-                    spent_before: float) -> EngineResult:
+                    spent_before: float, others: list[Teacher] | None = None) -> EngineResult:
+    others = [t for t in (others or []) if t is not teacher]
     try:
         await teacher.preflight()  # free checks (key, model capabilities) before any paid request
+        for t in others:  # a mixed-effort run: every effort's settings checked before any paid request
+            await t.preflight()
         if cfg.teacher.batch:
             from distill_lab.stages.generate.batch import run_batches
             from distill_lab.teachers.base import TeacherError
@@ -99,6 +133,8 @@ async def _generate(cfg: Config, items: list[WorkItem], teacher: Teacher, journa
         return await run_requests(cfg, teacher, items, journal, spent_before=spent_before)
     finally:
         await teacher.aclose()
+        for t in others:
+            await t.aclose()
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
@@ -110,8 +146,11 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     recipe = build_problems(cfg.recipe)
     problems = [p for s in cfg.generate.splits for p in recipe.problems[s]]
     check_oracle_can_answer(cfg, problems)
-    teacher = build_teacher(cfg.teacher)
-    items = work_items(teacher, problems, cfg.generate.samples_per_prompt)
+    teacher, by_effort, assignment, mix = _teachers(cfg, {s: recipe.problems[s] for s in cfg.generate.splits})
+    if mix is not None:
+        recipe.stats["effort_mix"] = mix
+    items = work_items(teacher, problems, cfg.generate.samples_per_prompt, by_effort=by_effort,
+                       assignment=assignment)
     wanted = {it.id for it in items}
 
     fresh = not (out_dir / "shards").exists()
@@ -130,7 +169,7 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         check_cap(cfg, teacher, todo, spent_before, split_of)
         log.info("generate: %d requests wanted, %d already in %s, %d to send", len(items), len(items) - len(todo),
                  journal.root, len(todo))
-        res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before))
+        res = asyncio.run(_generate(cfg, todo, teacher, journal, spent_before, list((by_effort or {}).values())))
     except ConfigError:
         journal.close()
         if fresh:  # refused before anything was sent: leave no empty dataset folder behind
@@ -158,11 +197,13 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     card = write_card(rows, out_dir, recipe_stats=recipe.stats, filters=dict(outcome))
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
                        last_failure)
-    dataset_info(cfg, counts, summary["cost_usd"]).write(out_dir)
+    dataset_info(cfg, counts, summary["cost_usd"], effort=mix["label"] if mix else None).write(out_dir)
     _print_summary(summary, out_dir, cfg.generate.progress)
     with open_run(cfg, "generate", run_dir) as wl:  # W&B / csv when a logger is configured
         wl.log_metrics({"generate/rows": len(rows), "generate/cost_usd": float(summary["cost_usd"]),
-                        **{f"generate/rows_{k}": v for k, v in counts.items()}})
+                        **{f"generate/rows_{k}": v for k, v in counts.items()},
+                        **{f"generate/{k}_{e}": float(v[k]) for e, v in summary["per_effort"].items()
+                           for k in ("rows", "cost_usd", "output_tokens")}})
         wl.log_artifact(card, "dataset-card", "dataset")
     if res.stopped and "spend limit" in res.stopped:
         raise GenerationStopped(f"generate stopped: {res.stopped}. {len(raw)} rows are saved in {out_dir}; "
@@ -183,11 +224,12 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
                        summary=summary, incomplete=incomplete)
 
 
-def dataset_info(cfg: Config, counts: dict[str, int], cost_usd: float) -> DatasetInfo:
-    """The dataset's own record (``dataset.json``): recipe, sizes, teacher and effort, rows, spend."""
+def dataset_info(cfg: Config, counts: dict[str, int], cost_usd: float, effort: str | None = None) -> DatasetInfo:
+    """The dataset's own record (``dataset.json``): recipe, sizes, teacher and effort (a mixed-effort
+    recipe's label, ``mix(low:0.5,high:0.5)``, when given), rows, spend."""
     r, t = cfg.recipe, cfg.teacher
     return DatasetInfo(recipe=r.name, size=r.size, test_size=r.test_size, ood_size=r.ood_size, recipe_seed=r.seed,
-                       teacher_provider=t.provider, teacher_model=t.model, effort=t.effort_name,
+                       teacher_provider=t.provider, teacher_model=t.model, effort=effort or t.effort_name,
                        samples_per_prompt=cfg.generate.samples_per_prompt, rows=dict(counts),
                        cost_usd=float(cost_usd))
 
@@ -203,6 +245,9 @@ def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
              f"tokens: {s['tokens']}",
              f"cost: ${s['cost_usd']:.4f} (this run ${s['run_cost_usd']:.4f}); wall {s['wall_s']:.1f}s, "
              f"{s['requests_per_s'] or 0:.2f} requests/s"]
+    if len(s.get("per_effort") or {}) > 1:  # a mixed-effort recipe: what each effort made and cost
+        lines.append("per effort: " + "; ".join(f"{e} {d['rows']} rows, ${d['cost_usd']:.4f}, {d['output_tokens']} "
+                                                  "output tokens" for e, d in s["per_effort"].items()))
     if s["stopped"]:
         lines.append(f"stopped early: {s['stopped']}")
     for line in lines:
@@ -222,6 +267,7 @@ def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, An
     for r in gen:
         tok.update({k: v for k, v in r["usage"].items() if isinstance(v, int)})
     return {
+        "per_effort": per_effort(gen),
         "rows": len(rows),
         "per_split": counts,
         "recipe": recipe_stats,
@@ -239,3 +285,21 @@ def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, An
         "requests_per_s": round(res.sent / res.wall_s, 3) if res.wall_s > 0 else None,
         "redacted_thinking_rows": sum(1 for r in gen if r.get("redacted_thinking")),
     }
+
+
+def per_effort(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """effort -> rows, rows per split, teacher cost and billed tokens of the rows made at that effort."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        e = str((r.get("teacher") or {}).get("effort"))
+        d = out.setdefault(e, {"rows": 0, "per_split": Counter(), "cost_usd": 0.0, "input_tokens": 0,
+                               "output_tokens": 0, "thinking_tokens": 0})
+        d["rows"] += 1
+        d["per_split"][r["split"]] += 1
+        d["cost_usd"] += float(r.get("cost_usd") or 0.0)
+        for k in ("input_tokens", "output_tokens", "thinking_tokens"):
+            d[k] += int((r.get("usage") or {}).get(k) or 0)
+    for d in out.values():
+        d["per_split"] = dict(d["per_split"])
+        d["cost_usd"] = round(d["cost_usd"], 6)
+    return out

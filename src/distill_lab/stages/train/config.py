@@ -65,6 +65,16 @@ class TrainConfig:
     log_every_n_steps: int = 10
     gradient_checkpointing: bool = False
     export_merged: bool = False  # also write <run_dir>/merged: base + adapter merged, plain HF format
+    # equal-dose ablations (README "Equal tokens and mixed effort"): train until this many tokens have been
+    # trained on (the step count is derived from the deterministic schedule; the run ends within one
+    # step's tokens above it). null = off. With it, max_steps (or epochs) is a cap the budget must fit.
+    token_budget: Optional[int] = None
+    # supervised: loss-bearing tokens (equal supervision); processed: every row token through forward and
+    # backward, prompt included (equal compute at a fixed student: training FLOPs ~ 6 x params x tokens)
+    token_budget_unit: str = "supervised"
+    # learning rate per run chosen on a validation slice of the train pool (data.val_fraction, never
+    # test/ood): one training per value, the lowest validation answer-token loss wins (lr_grid.py)
+    lr_grid: Optional[list[float]] = None
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size", f"batch size must be >= 1, got {self.batch_size}")
@@ -75,6 +85,13 @@ class TrainConfig:
         _check(self.checkpoint_every_n_steps >= 0, "train.checkpoint_every_n_steps", "must be >= 0")
         _check(self.log_every_n_steps >= 1, "train.log_every_n_steps", "must be >= 1")
         check_resume(self.resume)
+        _check(self.token_budget is None or self.token_budget >= 1, "train.token_budget", "must be >= 1 or null")
+        _check(self.token_budget_unit in ("supervised", "processed"), "train.token_budget_unit",
+               f"must be supervised or processed, got {self.token_budget_unit!r}")
+        if self.lr_grid is not None:
+            _check(len(self.lr_grid) >= 1, "train.lr_grid", "must list at least one learning rate (or be null)")
+            _check(all(v > 0 for v in self.lr_grid), "train.lr_grid", f"every learning rate must be > 0, got {self.lr_grid}")
+            _check(len(set(self.lr_grid)) == len(self.lr_grid), "train.lr_grid", f"repeats a value: {self.lr_grid}")
 
 
 GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")

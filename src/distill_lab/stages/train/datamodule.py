@@ -40,6 +40,22 @@ class StepSchedule:
     def steps_for_epochs(self, epochs: int) -> int:
         return max(1, math.ceil(epochs * self.n / self.rows_per_step))
 
+    def tokens_through(self, steps: int, count) -> int:
+        """``count(example index)`` summed over every row of the first ``steps`` optimizer steps."""
+        return sum(count(i) for k in range(steps) for i in self.step_rows(k))
+
+    def steps_for_tokens(self, budget: int, count, cap: int) -> tuple[int, int]:
+        """(the fewest steps whose rows reach ``budget`` tokens by ``count(example index)``, the tokens they
+        hold), searching at most ``cap`` steps; (cap, tokens) with tokens < budget when the cap comes first.
+        The schedule is fixed in advance, so this is exact: the run ends within one step's tokens above the
+        budget."""
+        total = 0
+        for k in range(cap):
+            total += sum(count(i) for i in self.step_rows(k))
+            if total >= budget:
+                return k + 1, total
+        return cap, total
+
     def _perm(self, epoch: int) -> list[int]:
         if epoch not in self._perms:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

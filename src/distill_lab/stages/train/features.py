@@ -29,6 +29,7 @@ class FeatureStats:
     supervised_tokens: int = 0
     masked_tokens: int = 0
     max_row_tokens: int = 0
+    answer_rows: int = 0  # rows whose final answer is marked (for the answer-token loss)
     reasons: dict[str, int] = field(default_factory=dict)
     per_family: dict[str, dict[str, int]] = field(default_factory=dict)  # dose_per_family of what trains
 
@@ -87,6 +88,24 @@ def audit_row(tc: TokenizedConversation, messages: list[dict[str, Any]], eot_id:
                                  f"supervised end-of-turn token")
 
 
+def answer_start(tc: TokenizedConversation, messages: list[dict[str, Any]]) -> int | None:
+    """Index of the first token of the final answer: the last assistant turn's ``content`` (what follows
+    its thinking block), located in that turn's rendered span; the answer's tokens run from there to the
+    end of the turn, end-of-turn token included. None when the row has no answer text or the template
+    rewrote it beyond recognition (the row then adds nothing to the answer loss)."""
+    spans = tc.rendered.assistant_spans
+    last = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    content = ((last or {}).get("content") or "").strip()
+    if not spans or not content:
+        return None
+    s, e = spans[-1]
+    at = tc.rendered.text.rfind(content, s, e)
+    if at < 0:
+        return None
+    # the first token that reaches into the answer (a token may carry the whitespace before it)
+    return next((t for t, (a, b) in enumerate(tc.offsets) if b > at and b > a), None)
+
+
 def end_of_turn_id(tokenizer) -> int:
     """Id of the token that ends an assistant turn (``<|im_end|>`` in ChatML, else eos)."""
     tid = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -143,7 +162,9 @@ def build_examples(rows: list[dict[str, Any]], tokenizer, data: DataConfig, *,
         stats.supervised_tokens += tc.num_supervised
         stats.masked_tokens += len(tc.labels) - tc.num_supervised
         stats.max_row_tokens = max(stats.max_row_tokens, len(tc.input_ids))
-        out.append(Example(row_id=rid, input_ids=tc.input_ids, labels=tc.labels))
+        start = answer_start(tc, row["messages"])
+        stats.answer_rows += start is not None and start < len(tc.input_ids)
+        out.append(Example(row_id=rid, input_ids=tc.input_ids, labels=tc.labels, answer_start=start))
     if not out:
         raise AuditError(f"{source}: no trainable rows left out of {stats.rows} "
                          f"(dropped overlong: {stats.dropped_overlong}, data.max_length={data.max_length})")

@@ -110,12 +110,15 @@ class SFTModule(L.LightningModule):
         t0 = self._t_last or time.perf_counter()
         local_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         local_n = 0
+        answer_sum, answer_n = 0.0, 0  # the final answer's tokens (after the thinking block)
         for mb in batch["micro"]:
             mb = {k: v.to(self.device) for k, v in mb.items()}
-            s, n = self.backend.loss_sum(self.model, mb)
+            s, n, a_s, a_n = self.backend.loss_sums(self.model, mb)
             self.manual_backward(s * (world / max(total, 1)))
             local_sum += s.detach().double()
             local_n += n
+            answer_sum += a_s
+            answer_n += a_n
         clip = self.cfg.optimizer.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_parameters(),
                                                    max_norm=clip if clip else float("inf"))
@@ -126,15 +129,17 @@ class SFTModule(L.LightningModule):
         opt.zero_grad(set_to_none=True)
         sched.step()
 
-        counts = torch.tensor([float(local_sum), float(local_n), float(batch["real_tokens"]), float(batch["slots"])],
-                              dtype=torch.float64, device=self.device)
+        counts = torch.tensor([float(local_sum), float(local_n), float(batch["real_tokens"]), float(batch["slots"]),
+                               answer_sum, float(answer_n)], dtype=torch.float64, device=self.device)
         counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         loss = float(counts[0]) / max(total, 1)
         assert int(counts[1]) == total, f"step {step}: {int(counts[1])} targets seen, schedule says {total}"
         now = time.perf_counter()
         dt = now - t0
         self._t_last = now
-        rec = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": float(grad_norm),
+        rec = {"step": step + 1, "loss": loss,
+               "loss_answer": float(counts[4]) / float(counts[5]) if float(counts[5]) > 0 else None,
+               "answer_tokens": int(counts[5]), "lr": lr, "grad_norm": float(grad_norm),
                "supervised_tokens": total, "supervised_tokens_per_s": total / dt if dt > 0 else 0.0,
                "real_tokens_per_s": float(counts[2]) / dt if dt > 0 else 0.0,
                "padding_share": 1.0 - float(counts[2]) / max(float(counts[3]), 1.0),
@@ -143,7 +148,8 @@ class SFTModule(L.LightningModule):
         # straight to the logger: Lightning's self.log machinery cost 6% of a tiny-student step
         if self.logger is not None and self.trainer.is_global_zero and (
                 (step + 1) % self.cfg.train.log_every_n_steps == 0 or step + 1 == self.total_steps):
-            self.logger.log_metrics({f"train/{k}": v for k, v in rec.items() if k != "step"}, step=step + 1)
+            self.logger.log_metrics({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None},
+                                    step=step + 1)
         if self.trainer.progress_bar_callback is not None:
             self.log("loss", loss, prog_bar=True, logger=False, rank_zero_only=True, batch_size=1)  # terminal bar
         elif self._progress is not None:  # no terminal (Slurm, CI, a pipe): a log line at a steady cadence
@@ -163,23 +169,31 @@ class SFTModule(L.LightningModule):
     # --------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
         self._val_sum, self._val_n = 0.0, 0
+        self._val_answer_sum, self._val_answer_n = 0.0, 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        s, n = self.backend.loss_sum(self.model, batch)
+        s, n, a_s, a_n = self.backend.loss_sums(self.model, batch)
         self._val_sum += float(s)
         self._val_n += n
+        self._val_answer_sum += a_s
+        self._val_answer_n += a_n
 
     def on_validation_epoch_end(self) -> None:
-        t = torch.tensor([self._val_sum, float(self._val_n)], dtype=torch.float64, device=self.device)
+        t = torch.tensor([self._val_sum, float(self._val_n), self._val_answer_sum, float(self._val_answer_n)],
+                         dtype=torch.float64, device=self.device)
         t = self.trainer.strategy.reduce(t, reduce_op="sum")
         if float(t[1]) > 0:
             val = float(t[0]) / float(t[1])
+            rec = {"step": self.global_step, "val_loss": val,
+                   "val_loss_answer": float(t[2]) / float(t[3]) if float(t[3]) > 0 else None}
             self.log("val/loss", val, rank_zero_only=True, batch_size=1)
-            self.history.append({"step": self.global_step, "val_loss": val})
+            if rec["val_loss_answer"] is not None:
+                self.log("val/loss_answer", rec["val_loss_answer"], rank_zero_only=True, batch_size=1)
+            self.history.append(rec)
             if self.step_log is not None and self.trainer.is_global_zero:
                 with open(self.step_log, "a") as f:
-                    f.write(json.dumps({"step": self.global_step, "val_loss": val}) + "\n")
+                    f.write(json.dumps(rec) + "\n")
 
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

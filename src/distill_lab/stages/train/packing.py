@@ -27,24 +27,34 @@ class Example:
     row_id: str
     input_ids: list[int]
     labels: list[int]
+    # first token of the final answer (after the thinking block): the supervised tokens from here on are
+    # the answer's (``answer_labels``); None: the row marks no answer
+    answer_start: int | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def answer_labels(self) -> list[int]:
+        """``labels`` with everything before ``answer_start`` masked (all masked without an answer)."""
+        k = len(self.labels) if self.answer_start is None else self.answer_start
+        return [IGNORE] * k + list(self.labels[k:])
+
 
 def pad_batch(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids/labels/attention_mask [B, T] with T = the longest row of this batch."""
+    """input_ids/labels/answer_labels/attention_mask [B, T] with T = the longest row of this batch."""
     T = max(len(e) for e in examples)
     B = len(examples)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
     labels = torch.full((B, T), IGNORE, dtype=torch.long)
+    answer = torch.full((B, T), IGNORE, dtype=torch.long)
     mask = torch.zeros((B, T), dtype=torch.long)
     for b, e in enumerate(examples):
         n = len(e)
         ids[b, :n] = torch.tensor(e.input_ids)
         labels[b, :n] = torch.tensor(e.labels)
+        answer[b, :n] = torch.tensor(e.answer_labels())
         mask[b, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    return {"input_ids": ids, "labels": labels, "answer_labels": answer, "attention_mask": mask}
 
 
 def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -66,7 +76,7 @@ def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int
 
 
 def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
-    """input_ids/labels/position_ids [S, T]: rows packed into S <= B sequences, positions restart per row;
+    """input_ids/labels/answer_labels/position_ids [S, T]: rows packed into S <= B sequences, positions restart per row;
     segments [R, 3]: ``(sequence, start, end)`` of each of the R rows.
 
     Padding at the end of a sequence gets its own restarting positions and IGNORE labels.
@@ -76,6 +86,7 @@ def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dic
     S = len(bins)
     ids = torch.full((S, T), pad_id, dtype=torch.long)
     labels = torch.full((S, T), IGNORE, dtype=torch.long)
+    answer = torch.full((S, T), IGNORE, dtype=torch.long)
     pos = torch.zeros((S, T), dtype=torch.long)
     segments = []
     for s, b in enumerate(bins):
@@ -87,12 +98,15 @@ def pack_batch(examples: Sequence[Example], pad_id: int, max_length: int) -> dic
             lab = torch.tensor(e.labels)
             lab[0] = IGNORE  # the first token of a row is never a target of the previous row
             labels[s, at:at + n] = lab
+            ans = torch.tensor(e.answer_labels())
+            ans[0] = IGNORE
+            answer[s, at:at + n] = ans
             pos[s, at:at + n] = torch.arange(n)
             segments.append((s, at, at + n))
             at += n
         pos[s, at:] = torch.arange(T - at)
     cu_seqlens, max_seqlen = _cu_seqlens([[len(examples[i]) for i in sorted(b)] for b in bins], T)
-    return {"input_ids": ids, "labels": labels, "position_ids": pos,
+    return {"input_ids": ids, "labels": labels, "answer_labels": answer, "position_ids": pos,
             "segments": torch.tensor(segments, dtype=torch.long),
             "cu_seqlens": cu_seqlens, "max_seqlen": torch.tensor(max_seqlen)}
 

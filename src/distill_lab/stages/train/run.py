@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], FeatureStats]:
+def _setup_data(cfg: Config, tokenizer, hold_val: bool = False) -> tuple[list[Example], list[Example], FeatureStats]:
     from distill_lab.artifacts.rows import load_rows
 
     if not cfg.train.dataset_dir:
@@ -43,7 +43,7 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
         raise ConfigError(f"train.dataset_dir: {cfg.train.dataset_dir} has no rows with split=train")
     examples, stats = build_examples(rows, tokenizer, cfg.data, source=str(Path(cfg.train.dataset_dir) / "rows.jsonl"))
     val: list[Example] = []
-    if cfg.train.val_every_n_steps > 0 and cfg.data.val_fraction > 0 and len(examples) > 1:
+    if (cfg.train.val_every_n_steps > 0 or hold_val) and cfg.data.val_fraction > 0 and len(examples) > 1:
         g = torch.Generator().manual_seed(cfg.seed + 17)
         order = torch.randperm(len(examples), generator=g).tolist()
         k = max(1, round(cfg.data.val_fraction * len(examples)))
@@ -52,6 +52,31 @@ def _setup_data(cfg: Config, tokenizer) -> tuple[list[Example], list[Example], F
         examples = [e for i, e in enumerate(examples) if i not in held]
     stats.per_family = dose_per_family(examples, rows)  # after the validation hold-out: what trains
     return examples, val, stats
+
+
+def plan_steps(cfg: Config, schedule, examples: list[Example]) -> tuple[int, dict[str, Any] | None]:
+    """The run's optimizer steps: ``train.epochs`` or ``train.max_steps``, or with ``train.token_budget`` the
+    fewest steps whose rows hold the budget's tokens (the schedule is fixed in advance, so this is exact),
+    with the epochs or max_steps as a cap it must fit. Returns (steps, the budget's record or None)."""
+    from distill_lab.stages.train.datamodule import n_targets
+
+    tc = cfg.train
+    plain = schedule.steps_for_epochs(tc.epochs) if tc.epochs else tc.max_steps
+    if tc.token_budget is None:
+        return plain, None
+    unit = tc.token_budget_unit
+    per_row = [n_targets(e) if unit == "supervised" else len(e) for e in examples]  # counted once per row
+    steps, got = schedule.steps_for_tokens(tc.token_budget, per_row.__getitem__, plain)
+    if got < tc.token_budget:
+        rows = schedule.rows_per_step
+        if tc.epochs:
+            raise ConfigError(f"train.token_budget: {tc.token_budget} {unit} tokens are more than train.epochs="
+                              f"{tc.epochs} pass(es) over the {len(examples)} training rows hold ({got} in {steps} "
+                              f"steps of {rows} rows); raise train.epochs, or lower train.token_budget")
+        raise ConfigError(f"train.token_budget: {tc.token_budget} {unit} tokens need more than train.max_steps="
+                          f"{tc.max_steps} steps of {rows} rows (those hold {got}); with a token budget "
+                          "train.max_steps is a cap: raise it, or lower train.token_budget")
+    return steps, {"unit": unit, "budget": tc.token_budget, "steps": steps, "tokens": got}
 
 
 def _setup_model(cfg: Config, precision: str | None = None):
@@ -137,7 +162,8 @@ def _setup_trainer(cfg: Config, out_dir: Path, run_dir: Path, total_steps: int, 
         **trainer_kwargs(cfg.hardware, precision), max_steps=total_steps, max_epochs=-1, logger=logger or False,
         callbacks=callbacks, enable_checkpointing=every > 0, enable_progress_bar=interactive(),
         enable_model_summary=False, use_distributed_sampler=False, num_sanity_val_steps=0,
-        val_check_interval=cfg.train.val_every_n_steps if has_val else None,
+        # a val slice without periodic validation (an lr_grid trial): validated once, after the last step
+        val_check_interval=(cfg.train.val_every_n_steps or total_steps) if has_val else None,
         check_val_every_n_epoch=None if has_val else 1, limit_val_batches=1.0 if has_val else 0,
         log_every_n_steps=cfg.train.log_every_n_steps, default_root_dir=str(out_dir),
         deterministic=False,
@@ -161,9 +187,19 @@ def _full_state_dict(module) -> dict[str, torch.Tensor] | None:
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
+    if cfg.train.lr_grid:
+        from distill_lab.stages.train.lr_grid import run_grid
+
+        return run_grid(cfg, Path(run_dir), train_once)
+    return train_once(cfg, run_dir)
+
+
+def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False) -> StageResult:
+    """One training at ``cfg.optimizer.lr``. ``final_val``: hold out the validation slice whatever
+    ``train.val_every_n_steps`` says and measure it once more after the last step (an lr trial)."""
     import lightning as L
 
-    from distill_lab.stages.train.datamodule import SFTDataModule, layout_for
+    from distill_lab.stages.train.datamodule import SFTDataModule, layout_for, n_targets
     from distill_lab.stages.train.export import export_merged, save_adapter
     from distill_lab.stages.train.gguf_export import check_supported, write_gguf
     from distill_lab.stages.train.module import SFTModule, _unwrap
@@ -179,13 +215,17 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     precision = report.precision  # the precision that runs (backends/precision.py)
     if cfg.export.gguf:
         check_supported(model.config)  # an architecture without GGUF export fails now, not after training
-    train_ex, val_ex, stats = _setup_data(cfg, tok)
+    train_ex, val_ex, stats = _setup_data(cfg, tok, hold_val=final_val)
+    if final_val and not val_ex:
+        raise ConfigError(f"train.lr_grid: the learning rate is chosen on a validation slice of the train rows, and "
+                          f"data.val_fraction={cfg.data.val_fraction} of {len(train_ex)} rows leaves none; "
+                          "set data.val_fraction > 0")
     world = cfg.hardware.devices * cfg.hardware.num_nodes
     dm = SFTDataModule(train_ex, val_ex, batch_size=cfg.train.batch_size, grad_accum=cfg.train.grad_accum,
                        total_steps=0, seed=cfg.seed, pad_id=int(tok.pad_token_id),
                        layout=layout_for(cfg.data.packing, cfg.data.padding_free), max_length=cfg.data.max_length,
                        num_workers=cfg.data.num_workers, world_size=world)
-    total = dm.schedule.steps_for_epochs(cfg.train.epochs) if cfg.train.epochs else cfg.train.max_steps
+    total, budget = plan_steps(cfg, dm.schedule, train_ex)
     dm.total_steps = total
     ckpt = find_checkpoint(out_dir, cfg.train.resume)
     step_log = out_dir / "train_log.jsonl"
@@ -198,6 +238,8 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     log.info("train: %d rows (%d val), %d steps of %d rows, layout %s, resume from %s", len(train_ex),
              len(val_ex), total, dm.schedule.rows_per_step, dm.layout, ckpt)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    if val_ex and not any("val_loss" in h and h["step"] == trainer.global_step for h in module.history):
+        trainer.validate(module, datamodule=dm, verbose=False)  # the summary's val losses: after the last step
 
     full_sd = _full_state_dict(module)  # collective: every rank takes part
     adapter_dir = run_dir / "adapter"
@@ -218,10 +260,14 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
             artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
                                                name=f"distill_lab {cfg.student.name}"))
     steps = [h for h in module.history if "loss" in h]
-    vals = [h["val_loss"] for h in module.history if "val_loss" in h]
+    vals = [h for h in module.history if "val_loss" in h]
     timed = steps[1:] or steps  # the first step includes warm-up
+    done = int(trainer.global_step)
+    sched = dm.schedule
     summary = {
         "final_loss": steps[-1]["loss"] if steps else None,
+        # the loss on the final answer's tokens alone (after the thinking block), beside the full loss
+        "final_loss_answer": steps[-1].get("loss_answer") if steps else None,
         "first_loss": steps[0]["loss"] if steps else None,
         "steps": int(trainer.global_step),
         "steps_this_run": len(steps),
@@ -236,7 +282,13 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
         if timed else None,
         "padding_share": (sum(h["padding_share"] for h in steps) / len(steps)) if steps else None,
         "peak_mem_mb": max((h["peak_mem_mb"] for h in steps), default=None),
-        "val_loss": vals[-1] if vals else None,
+        "val_loss": vals[-1]["val_loss"] if vals else None,
+        "val_loss_answer": vals[-1].get("val_loss_answer") if vals else None,
+        # the dose, over every step of the run (a resumed run included), from the fixed schedule
+        "rows_seen": done * sched.rows_per_step,
+        "supervised_tokens_trained": sched.tokens_through(done, [n_targets(e) for e in train_ex].__getitem__),
+        "tokens_processed": sched.tokens_through(done, [len(e) for e in train_ex].__getitem__),
+        "token_budget": budget,
         "world_size": int(trainer.world_size),
         "precision": precision,  # what ran; hardware.precision is what was asked for
         "precision_configured": cfg.hardware.precision,

@@ -35,18 +35,11 @@ def load_eval_metrics(path: str | Path) -> EvalMetrics:
 
 
 def load_samples(path: str | Path) -> list[dict[str, Any]]:
-    """``samples.jsonl`` of an eval run directory ([] when absent)."""
-    f = Path(path) / "samples.jsonl"
-    if not f.is_file():
-        return []
-    out = []
-    for lineno, line in enumerate(f.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
-    return out
+    """``samples.jsonl`` of an eval run directory, normalised (``report/samples.py``); [] when absent."""
+    from distill_lab.stages.report.samples import SAMPLES, read_samples
+
+    f = Path(path) / SAMPLES
+    return read_samples(f) if f.is_file() else []
 
 
 # --------------------------------------------------------------------------------------- content
@@ -106,14 +99,12 @@ def paired_intervals(summ: dict[str, Any], samples: list[dict[str, Any]], confid
     [-1, 1]). Without samples the eval's intervals stay (``ci_method`` says which)."""
     import numpy as np
 
+    from distill_lab.stages.report.samples import answers
     from distill_lab.stats import two_level_interval
 
     greedy: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
-    for r in samples:
-        if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0:
-            c = float(bool(r["correct"]))
-            greedy.setdefault((r["model"], r["split"]), {})[r["prompt_id"]] = (
-                r.get("category") or "", c, c if r.get("score") is None else float(r["score"]))
+    for (model, split, pid), a in answers(samples).items():
+        greedy.setdefault((model, split), {})[pid] = a
 
     def arms(a: str, b: str, split: str, cat: str, graded: bool):
         ga, gb = greedy.get((a, split), {}), greedy.get((b, split), {})

@@ -11,23 +11,17 @@ figures with a Student-t interval over seeds (``stats.seed_interval``), and its 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from statistics import mean
 from typing import Any
 
 import numpy as np
 
-from distill_lab.stages.report.contrasts import Answers, read_answers
 from distill_lab.stages.report.costs import cell_costs
 from distill_lab.stages.report.families import CONTRASTS, MODELS, aggregate_families
+from distill_lab.stages.report.samples import Answers, FamilyAnswers, family_answers, run_answers, run_records
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
-
-
-def run_answers(run: Run) -> Answers | None:
-    """The run's greedy answers per prompt (``samples.jsonl`` of its eval), None without them."""
-    return read_answers(Path(run.path) / "eval") or read_answers(Path(run.path))
 
 
 def _table(answers: list[Answers], model: str, split: str, category: str | None = None,
@@ -76,7 +70,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                                                                           tuple(v or "" for v in kv[0][2]))):
         row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
                                "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
-        answers = [run_answers(r) for r in rs]
+        answers = [run_answers(r.path) for r in rs]
         if all(answers):
             for s in SPLITS:
                 figs = _figures(answers, s, None, confidence)
@@ -104,7 +98,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
         row["train_tokens"] = mean(tokens) if tokens else None
         row.update(cell_costs(rs))  # teacher USD (paid / projected), FLOPs, wall time: report/costs.py
-        fam_answers = [family_answers(r) for r in rs]
+        fam_answers = [run_family_answers(r) for r in rs]
         fam = (families_two_level(fam_answers, confidence) if all(fam_answers)
                else aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi)))
         row.update({k: v for k, v in fam.items() if v})
@@ -138,33 +132,10 @@ def _over_seeds(row: dict[str, Any], rs: list[Run], confidence: float) -> None:
                                  for what, v in d.items()} for k, d in sorted(cats.items())}
 
 
-# (model, split, family) -> prompt -> (correct, graded score, answer parsed)
-FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float]]]
-
-
-def family_answers(run: Run) -> FamilyAnswers | None:
-    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them.
-    Read here directly; the per-sample loader of the evidence work replaces it when merged."""
-    import json
-
-    for p in (Path(run.path) / "eval" / "samples.jsonl", Path(run.path) / "samples.jsonl"):
-        if p.is_file():
-            break
-    else:
-        return None
-    out: FamilyAnswers = defaultdict(dict)
-    with p.open() as f:
-        for line in f:
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            if r.get("kind", "greedy") != "greedy" or r.get("sample_index", 0) != 0 or not r.get("task"):
-                continue
-            c = float(bool(r["correct"]))
-            out[(r["model"], r["split"], r["task"])][r["prompt_id"]] = (
-                c, c if r.get("score") is None else float(r["score"]),
-                float(r.get("extracted") is not None) if "extracted" in r else float("nan"))
-    return dict(out) or None
+def run_family_answers(run: Run) -> FamilyAnswers | None:
+    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them."""
+    records = run_records(run.path)
+    return (family_answers(records) or None) if records is not None else None
 
 
 def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: int) -> np.ndarray | None:

@@ -214,7 +214,8 @@ def test_the_readers_share_one_normalisation_and_one_error(tmp_path):
     assert answers(recs) == {("student", "test", "p1"): ("reasoning", 1.0, 1.0),
                              ("student", "test", "p2"): ("reasoning", 0.0, 0.5)}
     assert run_answers(tmp_path) == answers(recs)
-    assert family_answers(recs) == {("student", "test", "addition"): {"p1": (1.0, 1.0, 1.0), "p2": (0.0, 0.5, 0.0)}}
+    assert family_answers(recs) == {("student", "test", "addition"): {"p1": (1.0, 1.0, 1.0, None),
+                                                                 "p2": (0.0, 0.5, 0.0, None)}}
     m = load_member(tmp_path)
     assert {k: v["correct"] for k, v in m.answers.items()} == {("test", "p1"): True, ("test", "p2"): False}
     with open(tmp_path / "samples.jsonl", "a") as f:

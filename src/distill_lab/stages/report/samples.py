@@ -110,8 +110,9 @@ def run_records(job_dir: str | Path, *, seed: int | None = None) -> list[dict[st
 
 
 def first_greedy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The greedy answers (sample 0) of ``records``: the one answer per model and prompt the reports compare."""
-    return [r for r in records if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0]
+    """The greedy answers (sample 0) of ``records``, normalised: the one answer per model and prompt the reports
+    compare."""
+    return [normalize(r) for r in records if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0]
 
 
 def graded(r: dict[str, Any]) -> tuple[float, float]:
@@ -138,17 +139,19 @@ def run_answers(job_dir: str | Path) -> Answers | None:
     return answers(records) or None
 
 
-# (model, split, family) -> prompt -> (correct, graded score, answer parsed: 1.0 / 0.0, NaN when not recorded)
-FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float]]]
+# (model, split, family) -> prompt -> (correct, graded score, answer parsed: 1.0 / 0.0, NaN when not recorded,
+# the item's pair_id: shared with its paired control's prompt, None when unpaired or not recorded)
+FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float, str | None]]]
 
 
 def family_answers(records: list[dict[str, Any]]) -> FamilyAnswers:
     """The greedy answers of ``records`` per model, split and task family (records without a family left out)."""
-    out: dict[tuple[str, str, str], dict[str, tuple[float, float, float]]] = {}
+    out: FamilyAnswers = {}
     for r in first_greedy(records):
         if r.get("family"):
             out.setdefault((r["model"], r["split"], r["family"]), {})[r["prompt_id"]] = (
-                *graded(r), float(r.get("extracted") is not None) if "extracted" in r else float("nan"))
+                *graded(r), float(r.get("extracted") is not None) if "extracted" in r else float("nan"),
+                r.get("pair_id"))
     return out
 
 

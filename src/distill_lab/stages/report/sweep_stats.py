@@ -147,11 +147,44 @@ def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: in
     return None if np.isnan(y).all() else y
 
 
+PAIRED = "paired on items (pair_id)"
+UNPAIRED = "unpaired (answers carry no shared pair_id)"
+
+
+def _by_pair(answers: list[FamilyAnswers], key: tuple[str, str, str]) -> list[dict[str, float]] | None:
+    """Per run, correctness keyed by each answer's pair_id; None where an answer carries none (or two answers
+    of one side share one: not one item per pair)."""
+    out = []
+    for a in answers:
+        d = a.get(key) or {}
+        ids = [v[3] if len(v) > 3 else None for v in d.values()]  # 3-tuples: answers made before pair_id
+        if not ids or None in ids or len(set(ids)) != len(ids):
+            return None
+        out.append({pid: v[0] for pid, v in zip(ids, d.values(), strict=True)})
+    return out
+
+
+def paired_tables(answers: list[FamilyAnswers], key_a: tuple[str, str, str], key_b: tuple[str, str, str]
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """[seed, item] correctness of both sides on the items (pair_id) every run answered on both sides, columns
+    aligned item by item; None when the answers are not paired by pair_id."""
+    pa, pb = _by_pair(answers, key_a), _by_pair(answers, key_b)
+    if pa is None or pb is None:
+        return None
+    ids = sorted(set.intersection(*(set(x) & set(y) for x, y in zip(pa, pb, strict=True))))
+    if not ids:
+        return None
+    return np.array([[x[i] for i in ids] for x in pa]), np.array([[y[i] for i in ids] for y in pb])
+
+
 def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[str, Any]:
     """Per-family figures and the probes' contrasts of one cell with one interval over seeds and prompts
     (``stats.two_level_interval``), in the shape of ``families.aggregate_families``: accuracy, score and
-    format per model, and each contrast of ``families.CONTRASTS`` (two families, or two splits: different
-    prompts on each side, the seeds paired)."""
+    format per model, and each contrast of ``families.CONTRASTS``, the seeds paired. A contrast whose two
+    sides are the same items (the answers share ``pair_id``: an edge case with and without its hint) is
+    analysed paired on items, seeds and items resampled together, so the items' difficulty cancels; other
+    contrasts (two families, or two splits) compare different prompts, resampled independently. Each
+    contrast names which (``pairing``)."""
     fams: dict[str, dict[str, Any]] = defaultdict(dict)
     keys = sorted({k for a in answers for k in a})
     for model, split, task in keys:
@@ -162,9 +195,16 @@ def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[
     cons: dict[str, dict[str, Any]] = {}
     for name, (fa, sa), (fb, sb), _ in CONTRASTS:
         for model in MODELS:
-            ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
-            if ya is not None and yb is not None:
+            pair = paired_tables(answers, (model, sa, fa), (model, sb, fb))
+            if pair is not None:
+                st = two_level_interval(list(pair), "diff", paired_prompts=True, confidence=confidence)
+                pairing = PAIRED
+            else:
+                ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
+                if ya is None or yb is None:
+                    continue
                 st = two_level_interval([ya, yb], "diff", paired_prompts=False, confidence=confidence)
-                if st is not None:
-                    cons.setdefault(name, {})[model] = st
+                pairing = UNPAIRED
+            if st is not None:
+                cons.setdefault(name, {})[model] = {**st, "pairing": pairing}
     return {"families": dict(sorted(fams.items())), "contrasts": cons}

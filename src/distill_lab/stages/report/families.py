@@ -114,15 +114,23 @@ def dose_markdown(rows: list[dict[str, Any]], label) -> list[str]:
     lines = ["", "## Training dose per family", "",
              "Train rows and supervised tokens (the student's tokenizer: thinking + answer + end of turn) per "
              "family, mean over seeds; recipe.match_dose=rows matches the rows, not the tokens.", ""]
-    body = []
-    for row in rows:
-        dose = row.get("dose") or {}
-        total = sum(d.get("supervised_tokens", 0.0) for d in dose.values()) or 1.0
-        for fam, d in dose.items():
-            tok = d.get("supervised_tokens")
-            body.append([label(row), fam, f"{d.get('rows', 0):.0f}", "–" if tok is None else f"{tok:.0f}",
-                         "–" if tok is None else f"{100 * tok / total:.1f}"])
-    return lines + markdown_table(["cell", "family", "train rows", "supervised tokens", "share of tokens %"], body)
+    body = [[label(row), *cells] for row in rows for cells in dose_cells(row.get("dose") or {})]
+    return lines + markdown_table(["cell", *DOSE_HEADER], body)
+
+
+DOSE_HEADER = ["family", "train rows", "supervised tokens", "share of tokens %"]
+
+
+def dose_cells(dose: dict[str, dict[str, float]]) -> list[list[str]]:
+    """One table row per family of a train summary's ``dose_per_family`` (``DOSE_HEADER``): train rows,
+    supervised tokens and the family's share of all supervised tokens (the sweep's and the single report)."""
+    total = sum(d.get("supervised_tokens", 0.0) for d in dose.values()) or 1.0
+    out = []
+    for fam, d in dose.items():
+        tok = d.get("supervised_tokens")
+        out.append([fam, f"{d.get('rows', 0):.0f}", "–" if tok is None else f"{tok:.0f}",
+                    "–" if tok is None else f"{100 * tok / total:.1f}"])
+    return out
 
 
 def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:

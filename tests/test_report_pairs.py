@@ -75,19 +75,11 @@ def test_the_sweep_report_names_the_paired_analysis(tmp_path):
 
 
 def test_eval_records_carry_the_dataset_rows_pair_id(tmp_path):
-    from distill_lab.artifacts.rows import make_row, save_dataset
     from distill_lab.stages.evaluate.prompts import load_heldout
     from distill_lab.stages.evaluate.run import make_record
-    from distill_lab.stages.generate.recipe import build_problems
-    from distill_lab.tasks import get_family
-    from distill_lab.teachers.base import TeacherReply
-    from tests.test_recipe_probes import _recipe
+    from tests.test_recipe_probes import save_probe_dataset
 
-    res = build_problems(_recipe(size=16, test_size=22, ood_size=0))
-    fp = {"provider": "oracle", "model": "oracle-v1", "effort": "low"}
-    rows = [make_row(p, 0, fp, TeacherReply(content=a, reasoning=r), True)
-            for ps in res.problems.values() for p in ps for r, a in [get_family(p.task).oracle(p, "low")]]
-    save_dataset(rows, tmp_path)
+    save_probe_dataset(tmp_path)
     recs = [make_record("student", p, "greedy", 0, "no answer", n_tokens=3, runaway=False)
             for p in load_heldout(tmp_path, ["test"])]
     by_pair: dict[str, list[str]] = {}

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_lab.artifacts.jsonio import read_jsonl
 from distill_lab.stages.report.sweep_runs import Run, SweepError, collect
 
 SAMPLES = "samples.jsonl"
@@ -83,16 +84,7 @@ def normalize(r: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
 
 def read_samples(path: str | Path, *, seed: int | None = None) -> list[dict[str, Any]]:
     """The records of one ``samples.jsonl``; an unreadable line is an error naming the file and line."""
-    out = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(normalize(json.loads(line), seed=seed))
-            except json.JSONDecodeError as e:
-                raise SweepError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return out
+    return [normalize(r, seed=seed) for r in read_jsonl(Path(path), SweepError)]
 
 
 def samples_path(job_dir: str | Path) -> Path | None:

@@ -5,7 +5,6 @@ table and the memorisation contrast is drawn."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from distill_lab.tasks import get_family
 from distill_lab.teachers.base import TeacherReply
 
 from .conftest import compose_config
+from .test_report_families import seed_job
 
 
 def _rows(match_dose):
@@ -76,18 +76,14 @@ def _block(acc):
 def test_the_sweep_report_has_the_dose_table_controls_marked_and_the_memorisation_contrast(tmp_path):
     sweep = tmp_path / "sw"
     for seed in (0, 1):
-        job = sweep / str(seed)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
         dose = {"addition": {"rows": 50, "supervised_tokens": 3000 + 1000 * seed},
                 "capital_facts": {"rows": 50, "supervised_tokens": 1000}}
-        (job / "manifest.json").write_text(json.dumps({"stage": "pipeline", "config": {"stage": "pipeline", "seed": seed},
-                                                       "summary": {"dose_per_family": dose}}))
         fams = {"capital_facts": _block(0.2), "capital_facts_train_phrasing": _block(0.9),
                 "capital_facts_untaught": _block(0.0)}
         models = {m: {"overall": _block(a), "splits": {"test": {**_block(a), "families": fams}}}
                   for m, a in (("student", 0.5), ("teacher", 1.0))}
-        (job / "metrics.json").write_text(json.dumps({"schema_version": 1, "models": models}))
+        seed_job(sweep, seed, {"schema_version": 1, "models": models}, manifest={
+            "stage": "pipeline", "config": {"stage": "pipeline", "seed": seed}, "summary": {"dose_per_family": dose}})
     res = write_report(sweep, tmp_path / "out")
     md = Path(res["artifacts"]["sweep_md"]).read_text()
     assert "## Training dose per family" in md

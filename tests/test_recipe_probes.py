@@ -132,10 +132,9 @@ def test_edge_case_share_sweeps_from_the_command_line(tmp_path):
         assert Counter(r["task"] for r in test)["edge_checks"] == Counter(r["task"] for r in test)["edge_checks_unannounced"] > 0
 
 
-def test_dataset_rows_carry_the_pair_id_of_paired_controls(tmp_path):
-    from datasets import load_from_disk
-
-    from distill_lab.artifacts.rows import load_rows, make_row, save_dataset
+def save_probe_dataset(out_dir: Path) -> None:
+    """A small probes dataset (oracle answers at low effort, 22 test prompts) saved as the generate stage does."""
+    from distill_lab.artifacts.rows import make_row, save_dataset
     from distill_lab.tasks import get_family
     from distill_lab.teachers.base import TeacherReply
 
@@ -143,7 +142,15 @@ def test_dataset_rows_carry_the_pair_id_of_paired_controls(tmp_path):
     fp = {"provider": "oracle", "model": "oracle-v1", "effort": "low"}
     rows = [make_row(p, 0, fp, TeacherReply(content=a, reasoning=r), True)
             for ps in res.problems.values() for p in ps for r, a in [get_family(p.task).oracle(p, "low")]]
-    save_dataset(rows, tmp_path)
+    save_dataset(rows, out_dir)
+
+
+def test_dataset_rows_carry_the_pair_id_of_paired_controls(tmp_path):
+    from datasets import load_from_disk
+
+    from distill_lab.artifacts.rows import load_rows
+
+    save_probe_dataset(tmp_path)
     back = load_rows(tmp_path, split="test")
     pairs = Counter(r["pair_id"] for r in back if r["task"].startswith("edge_checks"))
     assert pairs and set(pairs.values()) == {2}  # each item twice: with and without its hint

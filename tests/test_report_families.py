@@ -18,6 +18,19 @@ def _block(acc: float, score: float | None = None, parsed: float = 1.0) -> dict:
             "format": {"answer_parsed": parsed}, "accuracy_ci": [max(0.0, acc - 0.2), min(1.0, acc + 0.2)]}
 
 
+def seed_job(sweep: Path, seed: int, metrics: dict, *, manifest: dict | None = None, name: str | None = None,
+             overrides: str = "") -> Path:
+    """One job of a fabricated sweep: ``.hydra/overrides.yaml`` (``seed=<seed>`` then ``overrides``),
+    ``manifest.json`` (an eval run's, unless given) and ``metrics.json``."""
+    job = sweep / (name or str(seed))
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n{overrides}")
+    manifest = manifest or {"stage": "eval", "config": {"stage": "eval", "seed": seed}}
+    (job / "manifest.json").write_text(json.dumps(manifest))
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    return job
+
+
 def _metrics(seed: int) -> dict:
     taught, untaught = 0.6 + 0.1 * seed, 0.05
     fams = {"capital_facts": _block(taught), "capital_facts_untaught": _block(untaught),
@@ -42,12 +55,8 @@ def test_run_families_and_contrasts_read_the_family_blocks():
 def test_sweep_report_averages_contrasts_over_seeds_with_an_interval(tmp_path):
     sweep = tmp_path / "sw"
     for seed in (0, 1, 2):
-        job = sweep / str(seed)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
-        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {
-            "stage": "eval", "seed": seed, "student": {"name": "smollm2_135m"}}}))
-        (job / "metrics.json").write_text(json.dumps(_metrics(seed)))
+        seed_job(sweep, seed, _metrics(seed), manifest={"stage": "eval", "config": {
+            "stage": "eval", "seed": seed, "student": {"name": "smollm2_135m"}}})
     res = write_report(sweep, tmp_path / "out")
     (row,) = res["rows"]
     cell = row["contrasts"]["taught - untaught facts"]["student"]
@@ -84,16 +93,12 @@ def test_effort_sweeps_get_an_accuracy_per_training_token_plot(tmp_path):
 def test_category_table_has_retention_on_the_graded_score(tmp_path):
     sweep = tmp_path / "sw"
     for seed in (0, 1):
-        job = sweep / str(seed)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
-        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
         m = _metrics(seed)
         m["models"]["student"]["splits"]["test"]["categories"] = {"style": _block(0.3, score=0.8)}
         m["models"]["teacher"]["splits"]["test"]["categories"] = {"style": _block(1.0)}
         m["retention"] = {"student": {"splits": {"test": {"all": {"value": 0.5}, "categories": {"style": {"value": 0.3}}}}}}
         m["score_retention"] = {"student": {"splits": {"test": {"categories": {"style": {"value": 0.8 + 0.4 * seed}}}}}}
-        (job / "metrics.json").write_text(json.dumps(m))
+        seed_job(sweep, seed, m)
     res = write_report(sweep, tmp_path / "out")
     cell = res["rows"][0]["categories"]["test/style"]
     assert cell["retention"]["mean"] == pytest.approx(0.3)
@@ -106,12 +111,8 @@ def test_a_key_set_in_a_later_sitting_makes_its_own_cell(tmp_path):
     """Seeds 0-2 at the defaults, then seed 3 with train.max_steps=200 into the same sweep: two cells."""
     sweep = tmp_path / "sw"
     for seed in (0, 1, 2, 3):
-        job = sweep / (f"seed={seed}" if seed < 3 else "seed=3,train.max_steps=200")
-        (job / ".hydra").mkdir(parents=True)
-        extra = "- train.max_steps=200\n" if seed == 3 else ""
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n{extra}")
-        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
-        (job / "metrics.json").write_text(json.dumps(_metrics(seed)))
+        seed_job(sweep, seed, _metrics(seed), name=f"seed={seed}" if seed < 3 else "seed=3,train.max_steps=200",
+                 overrides="- train.max_steps=200\n" if seed == 3 else "")
     rows = write_report(sweep, tmp_path / "out")["rows"]
     assert sorted(((r["train.max_steps"], r["n_runs"]) for r in rows), key=str) == [("200", 1), (None, 3)]
 
@@ -121,17 +122,13 @@ def test_a_cell_with_several_categories_gets_a_retention_by_category_chart(tmp_p
 
     sweep = tmp_path / "sw"
     for seed in (0, 1, 2):
-        job = sweep / str(seed)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
-        (job / "manifest.json").write_text(json.dumps({"stage": "eval", "config": {"stage": "eval", "seed": seed}}))
         m = _metrics(seed)
         cats = {"style": 0.9, "knowledge": 0.1 * seed}
         m["models"]["student"]["splits"]["test"]["categories"] = {c: _block(v) for c, v in cats.items()}
         m["models"]["teacher"]["splits"]["test"]["categories"] = {c: _block(1.0) for c in cats}
         m["retention"] = {"student": {"splits": {"test": {"all": {"value": 0.5}, "categories": {
             c: {"value": v} for c, v in cats.items()}}}}}
-        (job / "metrics.json").write_text(json.dumps(m))
+        seed_job(sweep, seed, m)
     drawn = []
     real = sweep_plots.retention_by_category_plot
 

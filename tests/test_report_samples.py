@@ -176,3 +176,51 @@ def test_the_family_table_shows_truncated_and_unclosed_thinking_shares():
     md = families_markdown([row], lambda r: "cell")
     assert "| student truncated | student unclosed think |" in md[5]
     assert md[-1].endswith("| 35.0 | 40.0 |")
+
+
+def test_contrasts_family_figures_and_votes_read_the_pack_as_the_folder(sweep, tmp_path):
+    """One reading of samples (report/samples.py) for contrasts, family figures and votes: the packed evidence
+    gives each of them exactly what the folder gives."""
+    write_report(sweep, tmp_path / "from_folder", vote_over="seed")
+    packed = tmp_path / "samples.jsonl.gz"
+    pack_evidence(sweep, packed)
+    shutil.move(str(sweep), str(tmp_path / "gone"))
+    write_report(packed, tmp_path / "from_pack", vote_over="seed")
+    a = json.loads((tmp_path / "from_folder" / "sweep.json").read_text())
+    b = json.loads((tmp_path / "from_pack" / "sweep.json").read_text())
+    assert a["contrasts"] and a["contrasts"] == b["contrasts"]
+    assert any(c["kind"] == "effort" for c in a["contrasts"])
+    votes = [v for v in a["votes"] if "rows" in v]
+    assert len(votes) == 3 and a["votes"] == b["votes"]
+    fam = {(c["effort"], c["size"]): c.get("families") for c in a["cells"]}
+    # low/100: seeds 0-2 right on 2, 3, 4 of 10: the family figure from the samples, not metrics.json
+    assert fam[("low", 100)]["test/addition"]["student_accuracy"]["mean"] == pytest.approx(0.3)
+    assert [c.get("families") for c in a["cells"]] == [c.get("families") for c in b["cells"]]
+
+
+def test_the_readers_share_one_normalisation_and_one_error(tmp_path):
+    """Older records (``task`` only, no ``kind``) and newer ones read alike by contrasts, family figures and votes;
+    a broken line is named by file and line wherever it is read."""
+    from distill_lab.stages.report.samples import answers, family_answers, read_samples, run_answers
+    from distill_lab.stages.report.vote import load_member
+
+    old = {"model": "student", "prompt_id": "p1", "split": "test", "category": "reasoning", "task": "addition",
+           "correct": True, "extracted": "2", "runaway": False}
+    new = {**old, "prompt_id": "p2", "family": "addition", "kind": "greedy", "sample_index": 0, "score": 0.5,
+           "correct": False, "extracted": None}
+    extra = {**new, "prompt_id": "p2", "kind": "sample", "sample_index": 1, "correct": True}  # not a greedy answer
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (old, new, extra)))
+    recs = read_samples(tmp_path / "samples.jsonl")
+    assert answers(recs) == {("student", "test", "p1"): ("reasoning", 1.0, 1.0),
+                             ("student", "test", "p2"): ("reasoning", 0.0, 0.5)}
+    assert run_answers(tmp_path) == answers(recs)
+    assert family_answers(recs) == {("student", "test", "addition"): {"p1": (1.0, 1.0, 1.0, None),
+                                                                 "p2": (0.0, 0.5, 0.0, None)}}
+    m = load_member(tmp_path)
+    assert {k: v["correct"] for k, v in m.answers.items()} == {("test", "p1"): True, ("test", "p2"): False}
+    with open(tmp_path / "samples.jsonl", "a") as f:
+        f.write("{broken\n")
+    with pytest.raises(ValueError, match=r"samples\.jsonl:4: not valid JSON"):
+        load_member(tmp_path)
+    with pytest.raises(ValueError, match=r"samples\.jsonl:4: not valid JSON"):
+        run_answers(tmp_path)

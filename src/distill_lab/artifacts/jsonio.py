@@ -21,3 +21,17 @@ def read_json(path: Path, error: type[Exception]) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise error(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def read_jsonl(path: Path, error: type[Exception] = ValueError) -> list[Any]:
+    """The records of a JSON-lines file (blank lines skipped), or ``error("<path>:<line>: not valid JSON (...)")``."""
+    out = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return out

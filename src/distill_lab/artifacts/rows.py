@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distill_lab.artifacts import jsonio
+
 if TYPE_CHECKING:
     from distill_lab.tasks.base import Problem
     from distill_lab.teachers.base import TeacherReply
@@ -109,16 +111,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return rows
+    return jsonio.read_jsonl(path, ValueError)
 
 
 def save_dataset(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, int]:

@@ -32,6 +32,8 @@ class EvalPrompt:
     messages: list[dict[str, Any]]  # the conversation up to (not including) the answer
     reference: str | None
     teacher_outputs: list[str] = field(default_factory=list)  # teacher texts, thinking as <think>..</think>
+    # the item this prompt shares with its paired control (an edge case with and without its hint); None: unpaired
+    pair_id: str | None = None
 
     @property
     def user_text(self) -> str:
@@ -63,7 +65,7 @@ def load_heldout(dataset_dir: str | Path, splits: list[str], max_prompts: int | 
                 continue
             per_split[r["split"]] = per_split.get(r["split"], 0) + 1
             by_id[pid] = EvalPrompt(pid, r.get("task"), r.get("category") or "reasoning", r["split"],
-                                    _prompt_messages(msgs), r.get("reference"))
+                                    _prompt_messages(msgs), r.get("reference"), pair_id=r.get("pair_id"))
             samples[pid] = []
         last = msgs[-1]
         if last.get("role") == "assistant":

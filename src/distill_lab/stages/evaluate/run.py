@@ -21,7 +21,8 @@ Artifacts in the run directory:
                     unclosed_thinking), truncated (the budget ended it before end of turn: wrong, never
                     parsed), unclosed_thinking (= think_unclosed: the think block never closed),
                     max_new_tokens (the split's budget), prompt_tokens, output_tokens (= completion_tokens),
-                    thinking_tokens, answer_tokens, thinking_chars, answer_chars, runaway, style_similarity
+                    thinking_tokens, answer_tokens, thinking_chars, answer_chars, runaway, style_similarity,
+                    pair_id (the item shared with a paired control, from the dataset row; null when unpaired)
 
 Budgets (``eval.max_new_tokens``, ``students/budget.py``): ``auto`` derives each split's budget from the
 teacher's longest answer on its prompts in the student's tokens; an explicit budget below it stops the
@@ -110,7 +111,7 @@ def make_record(model: str, p: EvalPrompt, kind: str, sample_index: int, text: s
         "output_tokens": n_tokens, "completion_tokens": n_tokens,
         "thinking_tokens": _n_tokens(tokenizer, s.parsed.thinking), "answer_tokens": _n_tokens(tokenizer, s.parsed.answer),
         "thinking_chars": len(s.parsed.thinking), "answer_chars": len(s.parsed.answer),
-        "runaway": runaway, "style_similarity": style,
+        "runaway": runaway, "style_similarity": style, "pair_id": p.pair_id,
     }
 
 

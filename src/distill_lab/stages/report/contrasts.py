@@ -22,40 +22,18 @@ two at this budget. The contrasts reported:
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from distill_lab.stages.report.samples import Answers, run_answers
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import two_level_interval
 
 CATEGORY_ORDER = ("style", "format", "knowledge", "reasoning", "edge_case")
 EFFORT_PAIRS = (("high", "low"), ("medium", "low"), ("high", "medium"))
 N_BOOT = 2000
-
-# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score)
-Answers = dict[tuple[str, str, str], tuple[str, float, float]]
-
-
-def read_answers(eval_dir: Path) -> Answers | None:
-    """The greedy answers of one eval (``samples.jsonl``), or None when the eval wrote none."""
-    p = Path(eval_dir) / "samples.jsonl"
-    if not p.is_file():
-        return None
-    out: Answers = {}
-    with p.open() as f:
-        for line in f:
-            s = json.loads(line)
-            if s.get("kind", "greedy") == "greedy" and s.get("sample_index", 0) == 0:
-                correct = float(bool(s["correct"]))
-                score = s.get("score")
-                out[(s["model"], s["split"], s["prompt_id"])] = (s.get("category") or "", correct,
-                                                                 correct if score is None else float(score))
-    return out
-
 
 def _select(ans: Answers, model: str, split: str, category: str | None = None,
             graded: bool = False) -> dict[str, float]:
@@ -109,7 +87,7 @@ def _label(run: Any, keys: list[str]) -> tuple:
 def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95) -> list[dict[str, Any]]:
     """Every contrast the sweep's design allows (see the module docstring), as rows for the report."""
     ok = [r for r in runs if r.status == "ok"]
-    answers = {r.path: read_answers(Path(r.path) / "eval") or read_answers(Path(r.path)) for r in ok}
+    answers = {r.path: run_answers(r.path) for r in ok}
     ok = [r for r in ok if answers[r.path]]
     splits = sorted({s for r in ok for (_, s, _) in answers[r.path]}, key=lambda s: (s != "test", s))
     rows: list[dict[str, Any]] = []

@@ -13,7 +13,8 @@ taught minus untaught facts (what teaching did), forward minus reverse (the reve
 announced minus unannounced edge cases (how much the hint carries, within item: the held-out edge
 cases come in pairs), the training phrasing minus the held-out phrasings of taught facts (memorised
 rows against a fact that generalises), two-step minus three-step chains (test minus ood of
-``composition``). Control tasks (``tasks.is_control``) are marked in the family table; they are never
+``composition``). Where the runs kept ``samples.jsonl`` the interval is over seeds and prompts
+(``sweep_stats.families_two_level``), paired on items where both sides' answers share ``pair_id``. Control tasks (``tasks.is_control``) are marked in the family table; they are never
 inside a category figure. The training dose per family (train rows, supervised tokens: the train
 summary's ``dose_per_family``) gets its own table, mean over seeds.
 """
@@ -113,15 +114,23 @@ def dose_markdown(rows: list[dict[str, Any]], label) -> list[str]:
     lines = ["", "## Training dose per family", "",
              "Train rows and supervised tokens (the student's tokenizer: thinking + answer + end of turn) per "
              "family, mean over seeds; recipe.match_dose=rows matches the rows, not the tokens.", ""]
-    body = []
-    for row in rows:
-        dose = row.get("dose") or {}
-        total = sum(d.get("supervised_tokens", 0.0) for d in dose.values()) or 1.0
-        for fam, d in dose.items():
-            tok = d.get("supervised_tokens")
-            body.append([label(row), fam, f"{d.get('rows', 0):.0f}", "–" if tok is None else f"{tok:.0f}",
-                         "–" if tok is None else f"{100 * tok / total:.1f}"])
-    return lines + markdown_table(["cell", "family", "train rows", "supervised tokens", "share of tokens %"], body)
+    body = [[label(row), *cells] for row in rows for cells in dose_cells(row.get("dose") or {})]
+    return lines + markdown_table(["cell", *DOSE_HEADER], body)
+
+
+DOSE_HEADER = ["family", "train rows", "supervised tokens", "share of tokens %"]
+
+
+def dose_cells(dose: dict[str, dict[str, float]]) -> list[list[str]]:
+    """One table row per family of a train summary's ``dose_per_family`` (``DOSE_HEADER``): train rows,
+    supervised tokens and the family's share of all supervised tokens (the sweep's and the single report)."""
+    total = sum(d.get("supervised_tokens", 0.0) for d in dose.values()) or 1.0
+    out = []
+    for fam, d in dose.items():
+        tok = d.get("supervised_tokens")
+        out.append([fam, f"{d.get('rows', 0):.0f}", "–" if tok is None else f"{tok:.0f}",
+                    "–" if tok is None else f"{100 * tok / total:.1f}"])
+    return out
 
 
 def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
@@ -147,10 +156,17 @@ def families_markdown(rows: list[dict[str, Any]], label) -> list[str]:
         lines += ["", "## Contrasts between probes and their controls", "",
                   "The difference in accuracy (points), mean over seeds [one interval over seeds and prompts, "
                   "the seeds paired, where the runs kept samples.jsonl; else a Student-t interval over seeds]; "
-                  "an interval that excludes 0 separates the two at this budget.", ""]
+                  "an interval that excludes 0 separates the two at this budget. items: 'paired on items' where "
+                  "both sides are the same items (pair_id: an edge case with and without its hint), seeds and "
+                  "items resampled together; else the two sides' prompts are resampled independently.", ""]
         tells = {name: what for name, _, _, what in CONTRASTS}
+
+        def items(st: dict[str, Any]) -> str:  # how the two sides' prompts were resampled (sweep_stats)
+            return next((f["pairing"] for m in MODELS if isinstance(f := st.get(m), dict) and f.get("pairing")),
+                        "per-run differences (no samples.jsonl)")
+
         lines += markdown_table(
-            ["cell", "contrast", "student", "base", "teacher", "what it tells"],
-            ([label(row), name, *(interval_cell(st.get(m)) for m in MODELS), tells.get(name, "")]
+            ["cell", "contrast", "student", "base", "teacher", "items", "what it tells"],
+            ([label(row), name, *(interval_cell(st.get(m)) for m in MODELS), items(st), tells.get(name, "")]
              for row in rows for name, st in (row.get("contrasts") or {}).items()))
     return lines + dose_markdown(rows, label)

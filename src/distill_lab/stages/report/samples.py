@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_lab.artifacts.jsonio import read_jsonl
 from distill_lab.stages.report.sweep_runs import Run, SweepError, collect
 
 SAMPLES = "samples.jsonl"
@@ -83,16 +84,7 @@ def normalize(r: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
 
 def read_samples(path: str | Path, *, seed: int | None = None) -> list[dict[str, Any]]:
     """The records of one ``samples.jsonl``; an unreadable line is an error naming the file and line."""
-    out = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(normalize(json.loads(line), seed=seed))
-            except json.JSONDecodeError as e:
-                raise SweepError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return out
+    return [normalize(r, seed=seed) for r in read_jsonl(Path(path), SweepError)]
 
 
 def samples_path(job_dir: str | Path) -> Path | None:
@@ -101,6 +93,58 @@ def samples_path(job_dir: str | Path) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def run_records(job_dir: str | Path, *, seed: int | None = None) -> list[dict[str, Any]] | None:
+    """The normalised records of a job's (or an eval run's) ``samples.jsonl``; None when it has none."""
+    p = samples_path(job_dir)
+    return None if p is None else read_samples(p, seed=seed)
+
+
+def first_greedy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The greedy answers (sample 0) of ``records``, normalised: the one answer per model and prompt the reports
+    compare."""
+    return [normalize(r) for r in records if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0]
+
+
+def graded(r: dict[str, Any]) -> tuple[float, float]:
+    """(correct 1.0 / 0.0, the family's graded score: correctness where the family grades none)."""
+    c = float(bool(r["correct"]))
+    return c, c if r.get("score") is None else float(r["score"])
+
+
+# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score)
+Answers = dict[tuple[str, str, str], tuple[str, float, float]]
+
+
+def answers(records: list[dict[str, Any]]) -> Answers:
+    """The greedy answers of ``records`` per model, split and prompt (``contrasts``, ``sweep_stats``)."""
+    return {(r["model"], r["split"], r["prompt_id"]): (r.get("category") or "", *graded(r))
+            for r in first_greedy(records)}
+
+
+def run_answers(job_dir: str | Path) -> Answers | None:
+    """The greedy answers of a job's (or an eval run's) samples; None when it kept none."""
+    records = run_records(job_dir)
+    if records is None:
+        return None
+    return answers(records) or None
+
+
+# (model, split, family) -> prompt -> (correct, graded score, answer parsed: 1.0 / 0.0, NaN when not recorded,
+# the item's pair_id: shared with its paired control's prompt, None when unpaired or not recorded)
+FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float, str | None]]]
+
+
+def family_answers(records: list[dict[str, Any]]) -> FamilyAnswers:
+    """The greedy answers of ``records`` per model, split and task family (records without a family left out)."""
+    out: FamilyAnswers = {}
+    for r in first_greedy(records):
+        if r.get("family"):
+            out.setdefault((r["model"], r["split"], r["family"]), {})[r["prompt_id"]] = (
+                *graded(r), float(r.get("extracted") is not None) if "extracted" in r else float("nan"),
+                r.get("pair_id"))
+    return out
 
 
 def is_packed(path: str | Path) -> bool:

@@ -35,18 +35,11 @@ def load_eval_metrics(path: str | Path) -> EvalMetrics:
 
 
 def load_samples(path: str | Path) -> list[dict[str, Any]]:
-    """``samples.jsonl`` of an eval run directory ([] when absent)."""
-    f = Path(path) / "samples.jsonl"
-    if not f.is_file():
-        return []
-    out = []
-    for lineno, line in enumerate(f.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
-    return out
+    """``samples.jsonl`` of an eval run directory, normalised (``report/samples.py``); [] when absent."""
+    from distill_lab.stages.report.samples import SAMPLES, read_samples
+
+    f = Path(path) / SAMPLES
+    return read_samples(f) if f.is_file() else []
 
 
 # --------------------------------------------------------------------------------------- content
@@ -106,14 +99,12 @@ def paired_intervals(summ: dict[str, Any], samples: list[dict[str, Any]], confid
     [-1, 1]). Without samples the eval's intervals stay (``ci_method`` says which)."""
     import numpy as np
 
+    from distill_lab.stages.report.samples import answers
     from distill_lab.stats import two_level_interval
 
     greedy: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
-    for r in samples:
-        if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0:
-            c = float(bool(r["correct"]))
-            greedy.setdefault((r["model"], r["split"]), {})[r["prompt_id"]] = (
-                r.get("category") or "", c, c if r.get("score") is None else float(r["score"]))
+    for (model, split, pid), a in answers(samples).items():
+        greedy.setdefault((model, split), {})[pid] = a
 
     def arms(a: str, b: str, split: str, cat: str, graded: bool):
         ga, gb = greedy.get((a, split), {}), greedy.get((b, split), {})
@@ -169,8 +160,38 @@ def _clip(text: str | None, n: int = 400) -> str:
     return text.replace("```", "'''")
 
 
+def find_train_dose(m: EvalMetrics, eval_dir: str | Path) -> dict[str, Any] | None:
+    """The training dose per family of the run that trained the evaluated adapter: the train summary's
+    ``dose_per_family`` in the manifest beside ``adapter_dir`` (a train run's ``adapter/``), else in the
+    pipeline job's ``train/`` beside the eval folder. ``{"train_run", "dose"}``; None when no train run is
+    found (an eval of the base model, or a train run moved or deleted since)."""
+    from distill_lab.stages.report.sweep_runs import train_dose
+
+    places = ([Path(m.adapter_dir).parent] if m.adapter_dir else []) + [Path(eval_dir).parent / "train"]
+    for d in places:
+        if (d / "manifest.json").is_file():
+            return {"train_run": str(d), "dose": train_dose(d)}
+    return None
+
+
+def dose_lines(m: EvalMetrics, found: dict[str, Any] | None) -> list[str]:
+    """The single report's training dose section (nothing for an eval without adapter)."""
+    from distill_lab.stages.report.families import DOSE_HEADER, dose_cells
+    from distill_lab.stages.report.tables import markdown_table
+
+    if found is None:
+        return ["", f"Training dose per family: the train run of adapter `{m.adapter_dir}` was not found."] \
+            if m.adapter_dir else []
+    if not found["dose"]:
+        return ["", f"Training dose per family: the train run `{found['train_run']}` records none."]
+    return ["", f"### Training dose per family (train run `{found['train_run']}`)", "",
+            "Train rows and supervised tokens (the student's tokenizer: thinking + answer + end of turn) per "
+            "family, from the train summary's `dose_per_family`.", "",
+            *markdown_table(DOSE_HEADER, dose_cells(found["dose"]))]
+
+
 def run_markdown(label: str, m: EvalMetrics, summ: dict[str, Any], fails: list[dict[str, Any]],
-                 plots: list[str]) -> str:
+                 plots: list[str], train: dict[str, Any] | None = None) -> str:
     ec = m.eval
     lines = [f"## {label}", ""]
     lines.append(f"- student `{m.student}`, adapter `{m.adapter_dir}`, dataset `{m.dataset_dir}`")
@@ -228,6 +249,7 @@ def run_markdown(label: str, m: EvalMetrics, summ: dict[str, Any], fails: list[d
                          f"{_pct(f['think_closed'])} | {_pct(f['has_thinking'])} | {tok} | {th} | {cells} |")
     if plots:
         lines += ["", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots]]
+    lines += dose_lines(m, train)
     lines += ["", "### Example failures", ""]
     if not fails:
         lines.append("No failures (or no samples.jsonl) in this run.")
@@ -379,9 +401,10 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
         paired_intervals(summ, samples, float(m.eval.get("confidence") or 0.95))
         fails = failures(samples, failures_per_category)
         pngs = make_plots(label, m, summ, out_dir) if plots else []
-        md.append(run_markdown(label, m, summ, fails, pngs))
+        train = find_train_dose(m, d)
+        md.append(run_markdown(label, m, summ, fails, pngs, train))
         runs.append({"label": label, "eval_dir": str(d), "student": m.student,
-                     "adapter_dir": m.adapter_dir, **summ, "failures": fails, "plots": pngs,
+                     "adapter_dir": m.adapter_dir, **summ, "failures": fails, "plots": pngs, "train_dose": train,
                      "benchmark": benchmark_rows(m.extra["benchmark"]) if m.extra.get("benchmark") else None})
     md.append(METHOD)
     report = {"schema_version": 1, "runs": runs,

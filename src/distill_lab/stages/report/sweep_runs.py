@@ -157,8 +157,9 @@ def _train_summary(job_dir: Path, key: str) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
-def _train_dose(job_dir: Path) -> dict[str, dict[str, float]]:
-    """The train summary's rows and supervised tokens per task family ({} where it has none)."""
+def train_dose(job_dir: Path) -> dict[str, dict[str, float]]:
+    """The train summary's rows and supervised tokens per task family, of a pipeline job (its ``train/``) or a
+    train run folder ({} where it has none)."""
     for p in (job_dir / "train" / "manifest.json", job_dir / "manifest.json"):
         if p.is_file():
             dose = (_read_json(p).get("summary") or {}).get("dose_per_family")
@@ -222,7 +223,7 @@ def read_run(job_dir: Path) -> Run:
                                if x)
     run.train_loss = _train_loss(job_dir)
     run.train_tokens = _train_summary(job_dir, "supervised_tokens")
-    run.dose = _train_dose(job_dir)
+    run.dose = train_dose(job_dir)
 
     if metrics is None:
         run.status = "missing"

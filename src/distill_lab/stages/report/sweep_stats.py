@@ -11,23 +11,17 @@ figures with a Student-t interval over seeds (``stats.seed_interval``), and its 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from statistics import mean
 from typing import Any
 
 import numpy as np
 
-from distill_lab.stages.report.contrasts import Answers, read_answers
 from distill_lab.stages.report.costs import cell_costs
 from distill_lab.stages.report.families import CONTRASTS, MODELS, aggregate_families
+from distill_lab.stages.report.samples import Answers, FamilyAnswers, family_answers, run_answers, run_records
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
-
-
-def run_answers(run: Run) -> Answers | None:
-    """The run's greedy answers per prompt (``samples.jsonl`` of its eval), None without them."""
-    return read_answers(Path(run.path) / "eval") or read_answers(Path(run.path))
 
 
 def _table(answers: list[Answers], model: str, split: str, category: str | None = None,
@@ -76,7 +70,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                                                                           tuple(v or "" for v in kv[0][2]))):
         row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
                                "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
-        answers = [run_answers(r) for r in rs]
+        answers = [run_answers(r.path) for r in rs]
         if all(answers):
             for s in SPLITS:
                 figs = _figures(answers, s, None, confidence)
@@ -104,7 +98,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
         row["train_tokens"] = mean(tokens) if tokens else None
         row.update(cell_costs(rs))  # teacher USD (paid / projected), FLOPs, wall time: report/costs.py
-        fam_answers = [family_answers(r) for r in rs]
+        fam_answers = [run_family_answers(r) for r in rs]
         fam = (families_two_level(fam_answers, confidence) if all(fam_answers)
                else aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi)))
         row.update({k: v for k, v in fam.items() if v})
@@ -138,33 +132,10 @@ def _over_seeds(row: dict[str, Any], rs: list[Run], confidence: float) -> None:
                                  for what, v in d.items()} for k, d in sorted(cats.items())}
 
 
-# (model, split, family) -> prompt -> (correct, graded score, answer parsed)
-FamilyAnswers = dict[tuple[str, str, str], dict[str, tuple[float, float, float]]]
-
-
-def family_answers(run: Run) -> FamilyAnswers | None:
-    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them.
-    Read here directly; the per-sample loader of the evidence work replaces it when merged."""
-    import json
-
-    for p in (Path(run.path) / "eval" / "samples.jsonl", Path(run.path) / "samples.jsonl"):
-        if p.is_file():
-            break
-    else:
-        return None
-    out: FamilyAnswers = defaultdict(dict)
-    with p.open() as f:
-        for line in f:
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            if r.get("kind", "greedy") != "greedy" or r.get("sample_index", 0) != 0 or not r.get("task"):
-                continue
-            c = float(bool(r["correct"]))
-            out[(r["model"], r["split"], r["task"])][r["prompt_id"]] = (
-                c, c if r.get("score") is None else float(r["score"]),
-                float(r.get("extracted") is not None) if "extracted" in r else float("nan"))
-    return dict(out) or None
+def run_family_answers(run: Run) -> FamilyAnswers | None:
+    """The run's greedy answers per model, split and task family (``samples.jsonl``), None without them."""
+    records = run_records(run.path)
+    return (family_answers(records) or None) if records is not None else None
 
 
 def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: int) -> np.ndarray | None:
@@ -176,11 +147,44 @@ def _family_table(answers: list[FamilyAnswers], key: tuple[str, str, str], k: in
     return None if np.isnan(y).all() else y
 
 
+PAIRED = "paired on items (pair_id)"
+UNPAIRED = "unpaired (answers carry no shared pair_id)"
+
+
+def _by_pair(answers: list[FamilyAnswers], key: tuple[str, str, str]) -> list[dict[str, float]] | None:
+    """Per run, correctness keyed by each answer's pair_id; None where an answer carries none (or two answers
+    of one side share one: not one item per pair)."""
+    out = []
+    for a in answers:
+        d = a.get(key) or {}
+        ids = [v[3] if len(v) > 3 else None for v in d.values()]  # 3-tuples: answers made before pair_id
+        if not ids or None in ids or len(set(ids)) != len(ids):
+            return None
+        out.append({pid: v[0] for pid, v in zip(ids, d.values(), strict=True)})
+    return out
+
+
+def paired_tables(answers: list[FamilyAnswers], key_a: tuple[str, str, str], key_b: tuple[str, str, str]
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """[seed, item] correctness of both sides on the items (pair_id) every run answered on both sides, columns
+    aligned item by item; None when the answers are not paired by pair_id."""
+    pa, pb = _by_pair(answers, key_a), _by_pair(answers, key_b)
+    if pa is None or pb is None:
+        return None
+    ids = sorted(set.intersection(*(set(x) & set(y) for x, y in zip(pa, pb, strict=True))))
+    if not ids:
+        return None
+    return np.array([[x[i] for i in ids] for x in pa]), np.array([[y[i] for i in ids] for y in pb])
+
+
 def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[str, Any]:
     """Per-family figures and the probes' contrasts of one cell with one interval over seeds and prompts
     (``stats.two_level_interval``), in the shape of ``families.aggregate_families``: accuracy, score and
-    format per model, and each contrast of ``families.CONTRASTS`` (two families, or two splits: different
-    prompts on each side, the seeds paired)."""
+    format per model, and each contrast of ``families.CONTRASTS``, the seeds paired. A contrast whose two
+    sides are the same items (the answers share ``pair_id``: an edge case with and without its hint) is
+    analysed paired on items, seeds and items resampled together, so the items' difficulty cancels; other
+    contrasts (two families, or two splits) compare different prompts, resampled independently. Each
+    contrast names which (``pairing``)."""
     fams: dict[str, dict[str, Any]] = defaultdict(dict)
     keys = sorted({k for a in answers for k in a})
     for model, split, task in keys:
@@ -191,9 +195,16 @@ def families_two_level(answers: list[FamilyAnswers], confidence: float) -> dict[
     cons: dict[str, dict[str, Any]] = {}
     for name, (fa, sa), (fb, sb), _ in CONTRASTS:
         for model in MODELS:
-            ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
-            if ya is not None and yb is not None:
+            pair = paired_tables(answers, (model, sa, fa), (model, sb, fb))
+            if pair is not None:
+                st = two_level_interval(list(pair), "diff", paired_prompts=True, confidence=confidence)
+                pairing = PAIRED
+            else:
+                ya, yb = _family_table(answers, (model, sa, fa), 0), _family_table(answers, (model, sb, fb), 0)
+                if ya is None or yb is None:
+                    continue
                 st = two_level_interval([ya, yb], "diff", paired_prompts=False, confidence=confidence)
-                if st is not None:
-                    cons.setdefault(name, {})[model] = st
+                pairing = UNPAIRED
+            if st is not None:
+                cons.setdefault(name, {})[model] = {**st, "pairing": pairing}
     return {"families": dict(sorted(fams.items())), "contrasts": cons}

@@ -20,7 +20,7 @@ and the members' mean, ensemble - best and ensemble - members' mean with paired 
 resamples which seed's student stands for a single run; the ensemble itself is that of these seeds),
 and the cost: generated tokens of the ensemble (members x their greedy outputs) beside the best member's.
 
-Reads ``samples.jsonl`` directly (model ``student``, else ``base``; greedy, sample 0).
+Reads ``samples.jsonl`` through ``report/samples.py`` (model ``student``, else ``base``; greedy, sample 0).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from distill_lab.errors import ConfigError
+from distill_lab.stages.report.samples import first_greedy, run_records, samples_path
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import answer_value, majority_vote, two_level_interval
 
@@ -46,33 +47,18 @@ class Member:
     answers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
-def _samples_file(path: Path) -> Path | None:
-    for p in (path / "samples.jsonl", path / "eval" / "samples.jsonl"):
-        if p.is_file():
-            return p
-    return None
-
-
 def load_member(path: str | Path, name: str | None = None) -> Member:
     """One voter: the greedy answers of an eval run's student (its base model when it has no student)."""
     path = Path(path)
-    f = _samples_file(path)
-    if f is None:
+    records = run_records(path)
+    if records is None:
         raise ConfigError(f"report.vote_runs: {path} has no samples.jsonl (nor eval/samples.jsonl)")
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with f.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
-            if r.get("kind", "greedy") == "greedy" and r.get("sample_index", 0) == 0:
-                rows[r.get("model", "student")].append(r)
+    for r in first_greedy(records):
+        rows[r.get("model", "student")].append(r)
     model = "student" if rows.get("student") else "base" if rows.get("base") else None
     if model is None:
-        raise ConfigError(f"report.vote_runs: {f} holds no greedy student (or base) answers")
+        raise ConfigError(f"report.vote_runs: {samples_path(path)} holds no greedy student (or base) answers")
     m = Member(name or path.name, str(path))
     for r in rows[model]:
         m.answers[(r["split"], r["prompt_id"])] = {
@@ -244,7 +230,7 @@ def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95) -> li
     out = []
     for (effort, size, rest), rs in cells.items():
         label = ", ".join(str(x) for x in (effort, size, *rest) if x is not None) or "(one cell)"
-        usable = [r for r in rs if _samples_file(Path(r.path))]
+        usable = [r for r in rs if samples_path(r.path)]
         if len(usable) < 2:
             out.append({"cell": label, "skipped": f"{len(usable)} run(s) with samples.jsonl; a vote needs 2"})
             continue

@@ -25,16 +25,17 @@ log = logging.getLogger(__name__)
 
 # stage name (as typed on the command line) -> its package under distill_lab.stages
 STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
-                  "pipeline": "pipeline"}
+                  "pipeline": "pipeline", "rl": "rl"}
 STAGES = tuple(STAGE_PACKAGES)
 # the config groups each stage reads (its manifest records these, besides seed and stage)
 _ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
-               "logger", "eval", "report")
+               "logger", "eval", "report", "rl")
 STAGE_GROUPS = {
     "generate": ("teacher", "recipe", "generate", "logger"),
     "train": ("student", "data", "optimizer", "train", "export", "hardware", "logger"),
     "eval": ("student", "eval", "teacher", "generate", "hardware", "logger"),  # teacher + generate: eval.teacher_live
     "report": ("report", "eval", "logger"),
+    "rl": ("student", "rl", "hardware", "logger"),
     "pipeline": _ALL_GROUPS,
 }
 

@@ -64,6 +64,14 @@ def stage_function(stage: str):
     return importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run").run
 
 
+def stage_check(stage: str, cfg: Config) -> None:
+    """The stage's own start-up checks (its ``run`` module's ``check(cfg)``, where it has one): the
+    pipeline runs them before the stages ahead of it spend anything."""
+    check = getattr(importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run"), "check", None)
+    if check is not None:
+        check(cfg)
+
+
 def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
     """Run ``stage`` into ``run_dir`` and write its manifest; with ``cfg.skip_completed`` a stage that
     already completed there with the same config is skipped (``stages/resume.py``)."""

@@ -15,8 +15,9 @@ as they are, so nothing of the algorithm is re-implemented here.
   group_size``); on a GPU ``rl.vllm=colocate|server`` switches to vLLM (README);
 - rewards: plain functions of the completions' token ids (``rewards.py``).
 Its loss is GRPO's (``loss_type=grpo``): advantages = (r - group mean) / group std, per-token ratio
-clipped to [1 - eps, 1 + eps], the k3 KL estimate to the reference times ``beta``, averaged per sequence
-and then over the batch. ``tests/test_rl_loss.py`` checks that against a group computed by hand.
+clipped to [1 - eps, 1 + eps], plus ``beta`` times the k3 KL estimate to the reference (weighted by
+the ratio, TRL's off-policy correction: 1 when ``rl.iterations=1``), averaged per sequence and then over
+the batch. ``tests/test_rl_loss.py`` checks that against a group computed by hand.
 
 Artifacts: ``adapter/`` (what ``eval.adapter_dir`` takes, same layout as train's), ``rl_log.jsonl``
 (one line per step: reward mean/std overall and per family, KL, completion length, share truncated),
@@ -83,6 +84,17 @@ def last_checkpoint(ckpt_dir: Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
+def check(cfg: Config) -> int:
+    """Every check that needs no model: pointers, vLLM, the prompts and the completion budget against
+    the teacher's longest answer (the pipeline calls it before training). Returns that answer's tokens."""
+    from distill_lab.students.loader import load_tokenizer
+
+    check_start(cfg)
+    prompts, _ = load_prompts(cfg.rl.dataset_dir, cfg.rl.split, cfg.rl.max_prompts)
+    return check_budget(prompts, load_tokenizer(cfg.student), cfg.rl.max_completion_tokens,
+                        cfg.rl.allow_short_completions)
+
+
 def check_start(cfg: Config) -> None:
     """The free checks: pointers exist, vLLM only where it can run."""
     rc = cfg.rl
@@ -137,32 +149,10 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     texts = render_prompts(tokenizer, prompts)
 
-    from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
 
-    ds = Dataset.from_dict({"prompt": texts, "task": [p.task for p in prompts],
-                            "reference": [p.reference for p in prompts],
-                            "prompt_id": [p.prompt_id for p in prompts]})
     on_gpu = cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available()
-    bf16 = on_gpu and cfg.hardware.precision in ("auto", "bf16-mixed", "bf16-true")
     ckpt_dir = run_dir / "checkpoints"
-    args = GRPOConfig(
-        output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed, max_steps=rc.steps,
-        per_device_train_batch_size=rc.prompts_per_step * rc.group_size, gradient_accumulation_steps=1,
-        num_generations=rc.group_size, num_iterations=rc.iterations, max_completion_length=rc.max_completion_tokens,
-        temperature=rc.temperature, top_p=1.0, top_k=0, beta=rc.beta, epsilon=rc.clip_eps, loss_type="grpo",
-        scale_rewards="group", reward_weights=[rc.reward.correct, rc.reward.format],
-        learning_rate=rc.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        logging_steps=1, save_strategy="steps", save_steps=rc.save_steps, save_total_limit=2,
-        report_to=[], disable_tqdm=True, use_cpu=not on_gpu, bf16=bf16, fp16=False,
-        gradient_checkpointing=False, remove_unused_columns=False, dataloader_num_workers=0,
-        use_vllm=rc.vllm is not None, vllm_mode=rc.vllm or "colocate",
-        vllm_server_base_url=rc.vllm_server if rc.vllm == "server" else None,
-    )
-    funcs = make_reward_funcs(tokenizer, stops)
-    funcs[0].weights.update(correct=rc.reward.correct, format=rc.reward.format)  # type: ignore[attr-defined]
-
     log_path = run_dir / "rl_log.jsonl"
     resume = last_checkpoint(ckpt_dir) if rc.resume else None
     if resume is None and log_path.exists():
@@ -193,8 +183,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
                     f.write(json.dumps(row) + "\n")
                 lg.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
 
-        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=ds,
-                              processing_class=tokenizer, callbacks=[Forward()])
+        trainer = build_trainer(cfg, model, tokenizer, prompts, texts, stops, ckpt_dir, on_gpu, [Forward()])
         _time_rollouts(trainer, rollout)
         log.info("rl: GRPO for %d steps of %d prompts x %d completions (beta %g, clip %g, lr %g), resume from %s",
                  rc.steps, rc.prompts_per_step, rc.group_size, rc.beta, rc.clip_eps, rc.lr, resume)
@@ -219,6 +208,45 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     log.info("rl: %s", summary)
     return StageResult(artifacts={"adapter": str(out), "rl_log": str(log_path)}, summary=summary,
                        objective=summary["reward_mean"])
+
+
+def grpo_args(cfg: Config, ckpt_dir: Path, on_gpu: bool):
+    """TRL's ``GRPOConfig`` from the ``rl`` group: GRPO's loss and group-scaled advantages, our budget,
+    no logging or progress bar of its own (the stage's callback logs), checkpoints every ``save_steps``."""
+    from trl import GRPOConfig
+
+    rc = cfg.rl
+    bf16 = on_gpu and cfg.hardware.precision in ("auto", "bf16-mixed", "bf16-true")
+    return GRPOConfig(
+        output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed, max_steps=rc.steps,
+        per_device_train_batch_size=rc.prompts_per_step * rc.group_size, gradient_accumulation_steps=1,
+        num_generations=rc.group_size, num_iterations=rc.iterations, max_completion_length=rc.max_completion_tokens,
+        temperature=rc.temperature, top_p=1.0, top_k=0, beta=rc.beta, epsilon=rc.clip_eps, loss_type="grpo",
+        use_bias_correction_kl=True, importance_sampling_level="token", top_entropy_quantile=1.0,
+        scale_rewards="group", multi_objective_aggregation="sum_then_normalize",
+        reward_weights=[rc.reward.correct, rc.reward.format],
+        learning_rate=rc.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+        logging_steps=1, save_strategy="steps", save_steps=rc.save_steps, save_total_limit=2,
+        report_to=[], disable_tqdm=True, use_cpu=not on_gpu, bf16=bf16, fp16=False,
+        gradient_checkpointing=False, remove_unused_columns=False, dataloader_num_workers=0,
+        use_vllm=rc.vllm is not None, vllm_mode=rc.vllm or "colocate",
+        vllm_server_base_url=rc.vllm_server if rc.vllm == "server" else None,
+    )
+
+
+def build_trainer(cfg: Config, model: Any, tokenizer: Any, prompts: list, texts: list[str], stops: list[int],
+                  ckpt_dir: Path, on_gpu: bool, callbacks: list | None = None):
+    """``GRPOTrainer`` over the rendered prompts, with the families' rewards weighted by ``rl.reward``."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    ds = Dataset.from_dict({"prompt": texts, "task": [p.task for p in prompts],
+                            "reference": [p.reference for p in prompts],
+                            "prompt_id": [p.prompt_id for p in prompts]})
+    funcs = make_reward_funcs(tokenizer, stops)
+    funcs[0].weights.update(correct=cfg.rl.reward.correct, format=cfg.rl.reward.format)  # type: ignore[attr-defined]
+    return GRPOTrainer(model=model, reward_funcs=funcs, args=grpo_args(cfg, ckpt_dir, on_gpu), train_dataset=ds,
+                       processing_class=tokenizer, callbacks=callbacks or [])
 
 
 def _mean(xs: list[Any]) -> float | None:

@@ -14,7 +14,6 @@ from distill_lab.stages.rl.run import build_trainer, render_prompts, stop_ids
 from distill_lab.students.loader import load_student
 from tests.conftest import compose_config
 
-
 BATCH: dict = {}
 
 

@@ -105,3 +105,11 @@ def test_the_cli_exits_2_on_a_bad_value_before_any_work(tmp_path):
     assert out.returncode == 2
     assert "invalid config: rl.group_size: must be >= 2" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_the_pipeline_checks_the_rl_budget_before_training(tmp_path):
+    cfg = compose_config(["debug=fast", "hardware=cpu_fp32", "rl.enabled=true", "rl.max_completion_tokens=8",
+                          f"run_dir={tmp_path}"], stage="pipeline")
+    with pytest.raises(ConfigError, match="rl.max_completion_tokens: 8 is below"):
+        run_stage("pipeline", cfg, tmp_path)
+    assert (tmp_path / "generate" / "dataset").is_dir() and not (tmp_path / "train").exists()

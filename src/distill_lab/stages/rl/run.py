@@ -97,7 +97,11 @@ def check(cfg: Config) -> int:
 
 def check_start(cfg: Config) -> None:
     """The free checks: pointers exist, vLLM only where it can run."""
+    import importlib.util
+
     rc = cfg.rl
+    if importlib.util.find_spec("trl") is None:
+        raise RuntimeError("the rl stage runs TRL's GRPOTrainer: pip install 'distill_lab[rl]'")
     if not rc.dataset_dir:
         raise ConfigError("rl.dataset_dir: required (a dataset folder from `generate`)")
     if rc.adapter_dir is not None:
@@ -108,8 +112,6 @@ def check_start(cfg: Config) -> None:
         except FileNotFoundError as e:
             raise ConfigError(f"rl.adapter_dir: {e}") from None
     if rc.vllm is not None:
-        import importlib.util
-
         import torch
 
         if not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None:

@@ -44,8 +44,8 @@ def rl(ds, adapter, run_dir, *overrides):
 def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sft, tmp_path):
     """One step, then the same command with rl.steps=2: it resumes from checkpoint-1 and runs step 2."""
     ds, adapter = sft
-    rl(ds, adapter, tmp_path, "rl.steps=1")
-    res = rl(ds, adapter, tmp_path, "rl.steps=2")
+    rl(ds, adapter, tmp_path, "rl.steps=1", "logger.name=csv")
+    res = rl(ds, adapter, tmp_path, "rl.steps=2", "logger.name=csv")
     assert res.summary["resumed_from"] == str(tmp_path / "checkpoints" / "checkpoint-1")
     out = Path(res.artifacts["adapter"])
     assert json.loads((out / "distill_lab_adapter.json").read_text())["kind"] == "peft"
@@ -64,6 +64,12 @@ def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sf
     assert m["stage"] == "rl" and m["artifacts"]["adapter"] == str(out)
     assert set(m["config"]) >= {"rl", "student"} and "train" not in m["config"]
     assert m["summary"]["steps"] == 2 and m["summary"]["rollout_tokens"] > 0
+    # the project's logger got the same per-step metrics (logger=wandb sends these calls to W&B)
+    events = [json.loads(x) for x in (tmp_path / "logs" / "events.jsonl").read_text().splitlines()]
+    steps = [e for e in events if e["kind"] == "metrics"]
+    assert [e["step"] for e in steps] == [1, 2]  # step 1 from the first run, step 2 after resuming
+    assert all({"rl/kl", "rl/truncated_share", "rl/reward/addition/std"} <= set(e["metrics"]) for e in steps)
+    assert [e["type"] for e in events if e["kind"] == "artifact"] == ["model", "model"]
     model, _ = load_student(compose_config(["student=tiny"], stage="eval").student, adapter_dir=out)
     assert hasattr(model, "disable_adapter")  # eval loads it as a peft student
 

@@ -36,7 +36,7 @@ def sft(tmp_path_factory):
 
 
 def rl(ds, adapter, run_dir, *overrides):
-    cfg = compose_config([*FAST, f"rl.dataset_dir={ds}", f"rl.adapter_dir={adapter}", f"run_dir={run_dir}",
+    cfg = compose_config([*FAST, f"rl.dataset_dir={ds}", f"rl.adapter_dir={adapter or 'null'}", f"run_dir={run_dir}",
                           *overrides], stage="rl")
     return run_stage("rl", cfg, run_dir)
 
@@ -102,6 +102,8 @@ def test_missing_pointers_are_config_errors(sft, tmp_path):
         run_stage("rl", compose_config(["student=tiny"], stage="rl"), tmp_path / "x")
     with pytest.raises(ConfigError, match="rl.adapter_dir"):
         rl(ds, tmp_path / "no-adapter", tmp_path / "y")
+    with pytest.raises(ConfigError, match="rl.prompts_per_step: 4 prompts a step, but split 'train' .* has 2"):
+        rl(ds, None, tmp_path / "z", "rl.max_prompts=2", "rl.prompts_per_step=4")
 
 
 def test_the_cli_exits_2_on_a_bad_value_before_any_work(tmp_path):

@@ -91,8 +91,16 @@ def check(cfg: Config) -> int:
 
     check_start(cfg)
     prompts, _ = load_prompts(cfg.rl.dataset_dir, cfg.rl.split, cfg.rl.max_prompts)
+    check_count(cfg, prompts)
     return check_budget(prompts, load_tokenizer(cfg.student), cfg.rl.max_completion_tokens,
                         cfg.rl.allow_short_completions)
+
+
+def check_count(cfg: Config, prompts: list) -> None:
+    if len(prompts) < cfg.rl.prompts_per_step:
+        raise ConfigError(f"rl.prompts_per_step: {cfg.rl.prompts_per_step} prompts a step, but split "
+                          f"{cfg.rl.split!r} of {cfg.rl.dataset_dir} has {len(prompts)} verifiable prompts "
+                          f"(rl.max_prompts={cfg.rl.max_prompts})")
 
 
 def check_start(cfg: Config) -> None:
@@ -139,6 +147,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     rc = cfg.rl
     t0 = time.perf_counter()
     prompts, skipped = load_prompts(rc.dataset_dir, rc.split, rc.max_prompts)
+    check_count(cfg, prompts)
     tokenizer = load_tokenizer(cfg.student)
     longest = check_budget(prompts, tokenizer, rc.max_completion_tokens, rc.allow_short_completions)
     log.info("rl: %d prompts of %s (%d skipped: nothing to verify), teacher's longest answer %d tokens, "

@@ -17,6 +17,7 @@ USAGE = """usage: distill-lab <stage> [hydra overrides] [-m]
 stages:
   generate   prompts of a recipe -> teacher -> dataset (HF dataset + JSONL mirror)
   train      dataset -> student fine-tuned with LoRA/QLoRA/full (adapter, merged model)
+  rl         train run's adapter + dataset prompts -> GRPO with the families' verifiers as rewards
   eval       student (base and distilled) on held-out prompts -> metrics.json
   report     eval results (or a sweep) -> report.md, report.json, plots
   pipeline   generate -> train -> eval -> report in one run directory

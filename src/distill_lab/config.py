@@ -30,6 +30,7 @@ from distill_lab.stages.evaluate.config import EvalConfig
 from distill_lab.stages.generate.config import FamilySpec, GenerateConfig, RecipeConfig, SourceSpec
 from distill_lab.stages.names import STAGES
 from distill_lab.stages.report.config import ReportConfig
+from distill_lab.stages.rl.config import RLConfig
 from distill_lab.stages.train.config import (
     GGUF_DTYPES,
     DataConfig,
@@ -51,7 +52,7 @@ __all__ = ["GGUF_DTYPES", "STAGES", "Config", "ConfigError", "DataConfig", "Effo
 
 @dataclass
 class Config:
-    stage: str = MISSING  # set by the CLI: generate | train | eval | report | pipeline
+    stage: str = MISSING  # set by the CLI: generate | train | eval | report | pipeline | rl
     seed: int = 0
     print_config: bool = False
     run_dir: Optional[str] = None  # default: Hydra's output dir
@@ -72,6 +73,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    rl: RLConfig = field(default_factory=RLConfig)  # GRPO after SFT (stages/rl)
 
     def __post_init__(self) -> None:
         _check(self.stage == MISSING or self.stage in STAGES, "stage", f"unknown stage {self.stage!r}; expected one of {STAGES}")

@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 
 # the config groups each stage reads (its manifest records these, besides seed and stage)
 _ALL_GROUPS = ("teacher", "student", "recipe", "generate", "data", "optimizer", "train", "export", "hardware",
-               "logger", "eval", "report")
+               "logger", "eval", "report", "rl")
 STAGE_GROUPS = {
     "generate": ("teacher", "recipe", "generate", "logger"),
     "train": ("student", "data", "optimizer", "train", "export", "hardware", "logger"),
     "eval": ("student", "eval", "teacher", "generate", "hardware", "logger"),  # teacher + generate: eval.teacher_live
     "report": ("report", "eval", "logger"),
+    "rl": ("student", "rl", "hardware", "logger"),
     "pipeline": _ALL_GROUPS,
 }
 
@@ -58,6 +59,14 @@ class StageStopped(StageStop):
 
 def stage_function(stage: str):
     return importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run").run
+
+
+def stage_check(stage: str, cfg: Config) -> None:
+    """The stage's own start-up checks (its ``run`` module's ``check(cfg)``, where it has one): the
+    pipeline runs them before the stages ahead of it spend anything."""
+    check = getattr(importlib.import_module(f"distill_lab.stages.{STAGE_PACKAGES[stage]}.run"), "check", None)
+    if check is not None:
+        check(cfg)
 
 
 def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:

@@ -6,5 +6,5 @@ from __future__ import annotations
 
 # stage name (as typed on the command line) -> its package under distill_lab.stages
 STAGE_PACKAGES = {"generate": "generate", "train": "train", "eval": "evaluate", "report": "report",
-                  "pipeline": "pipeline"}
+                  "pipeline": "pipeline", "rl": "rl"}
 STAGES = tuple(STAGE_PACKAGES)

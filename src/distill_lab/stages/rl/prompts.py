@@ -1,0 +1,71 @@
+"""The prompts the rl stage rolls out: one per ``prompt_id`` of ``rl.split`` in a dataset folder, with
+its family, reference and the teacher's answers (whose length bounds ``rl.max_completion_tokens``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill_lab.artifacts.rows import load_rows
+from distill_lab.errors import ConfigError
+
+
+@dataclass
+class RLPrompt:
+    prompt_id: str
+    task: str
+    reference: str
+    messages: list[dict[str, Any]]  # the conversation before the answer
+    teacher_texts: list[str] = field(default_factory=list)  # thinking in <think>..</think>, then the answer
+
+
+def _teacher_text(msg: dict[str, Any]) -> str:
+    reasoning, content = msg.get("reasoning_content"), msg.get("content") or ""
+    return f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
+
+
+def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = None) -> tuple[list[RLPrompt], int]:
+    """(prompts, how many were skipped for want of a family or a reference: nothing to verify)."""
+    d = Path(dataset_dir)
+    if not (d / "rows.jsonl").is_file():
+        raise ConfigError(f"rl.dataset_dir: {d} has no rows.jsonl (a dataset folder written by `generate`)")
+    by_id: dict[str, RLPrompt] = {}
+    skipped: set[str] = set()
+    for lineno, r in enumerate(load_rows(d), 1):
+        if r.get("split") != split:
+            continue
+        pid, msgs = r.get("prompt_id"), r.get("messages")
+        if not pid or not isinstance(msgs, list) or not msgs:
+            raise ValueError(f"{d}/rows.jsonl:{lineno}: row needs prompt_id and messages")
+        if not r.get("task") or r.get("reference") is None:
+            skipped.add(pid)
+            continue
+        if pid not in by_id:
+            if max_prompts is not None and len(by_id) >= max_prompts:
+                continue
+            head = msgs[:-1] if msgs[-1].get("role") == "assistant" else msgs
+            by_id[pid] = RLPrompt(pid, r["task"], str(r["reference"]),
+                                  [{"role": m["role"], "content": m.get("content") or ""} for m in head])
+        if msgs[-1].get("role") == "assistant":
+            by_id[pid].teacher_texts.append(_teacher_text(msgs[-1]))
+    if not by_id:
+        raise ConfigError(f"rl.split: no verifiable prompts of split {split!r} in {d} "
+                          f"({len(skipped)} without a task family or reference)")
+    return list(by_id.values()), len(skipped)
+
+
+def check_budget(prompts: list[RLPrompt], tokenizer: Any, max_tokens: int, allow_short: bool) -> int:
+    """The teacher's longest answer in student tokens (+1 for the end of turn); raises ``ConfigError``
+    naming ``rl.max_completion_tokens`` when the budget is below it, unless ``allow_short``."""
+    longest, where = 0, None
+    for p in prompts:
+        for t in p.teacher_texts:
+            n = len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1
+            if n > longest:
+                longest, where = n, p.prompt_id
+    if longest > max_tokens and not allow_short:
+        raise ConfigError(f"rl.max_completion_tokens: {max_tokens} is below the teacher's longest answer "
+                          f"({longest} tokens with the student's tokenizer, end of turn included, prompt_id "
+                          f"{where}): raise it, or set rl.allow_short_completions=true to cut such answers")
+    return longest

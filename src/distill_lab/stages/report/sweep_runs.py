@@ -288,6 +288,11 @@ def _drop(config: dict[str, Any], dotted: str) -> None:
         node.pop(last, None)
 
 
+# settings that change which models an eval measures, never the student or its prompts: a sweep may set
+# them in some runs only (the base measured once, ``sweep_stats.share_base``) without splitting a cell
+NOT_TREATMENTS = ("eval.include_base",)
+
+
 def config_groups(runs: list[Run]) -> dict[str, list[str]]:
     """Finished runs grouped by the hash of their config without the seed and the swept keys: one group
     when every run shares its other settings (the only case whose cells may be compared)."""
@@ -296,7 +301,7 @@ def config_groups(runs: list[Run]) -> dict[str, list[str]]:
     from distill_lab.stages.resume import config_sha256
 
     ok = [r for r in runs if r.status == "ok" and r.config]
-    swept = set(swept_keys(ok)) | {"seed"}
+    swept = set(swept_keys(ok)) | {"seed", *NOT_TREATMENTS}
     groups: dict[str, list[str]] = defaultdict(list)
     for r in ok:
         cfg = copy.deepcopy(r.config)
@@ -316,4 +321,4 @@ def swept_keys(runs: list[Run]) -> list[str]:
     leave at its default differs too (a later sitting that added an override is not pooled with the rest)."""
     keys = {k for r in runs for k in r.params}
     values: dict[str, set[str | None]] = {k: {r.params.get(k) for r in runs} for k in keys}
-    return sorted(k for k, vs in values.items() if len(vs) > 1 and k != "seed")
+    return sorted(k for k, vs in values.items() if len(vs) > 1 and k != "seed" and k not in NOT_TREATMENTS)

@@ -10,6 +10,7 @@ figures with a Student-t interval over seeds (``stats.seed_interval``), and its 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from statistics import mean
 from typing import Any
@@ -22,6 +23,8 @@ from distill_lab.stages.report.samples import Answers, FamilyAnswers, family_ans
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
+
+log = logging.getLogger(__name__)
 
 
 def _table(answers: list[Answers], model: str, split: str, category: str | None = None,
@@ -70,7 +73,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                                                                           tuple(v or "" for v in kv[0][2]))):
         row: dict[str, Any] = {"effort": effort, "size": size, **dict(zip(other, rest, strict=True)),
                                "seeds": sorted(r.seed for r in rs if r.seed is not None), "n_runs": len(rs)}
-        answers = [run_answers(r.path) for r in rs]
+        answers = share_base([run_answers(r.path) for r in rs])
         if all(answers):
             for s in SPLITS:
                 figs = _figures(answers, s, None, confidence)
@@ -98,12 +101,40 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         tokens = [r.train_tokens for r in rs if r.train_tokens is not None]
         row["train_tokens"] = mean(tokens) if tokens else None
         row.update(cell_costs(rs))  # teacher USD (paid / projected), FLOPs, wall time: report/costs.py
-        fam_answers = [run_family_answers(r) for r in rs]
+        fam_answers = share_base([run_family_answers(r) for r in rs])
         fam = (families_two_level(fam_answers, confidence) if all(fam_answers)
                else aggregate_families(rs, lambda v, lo, hi: seed_interval(v, confidence, lo, hi)))
         row.update({k: v for k, v in fam.items() if v})
         rows.append(row)
     return rows
+
+
+def share_base(answers: list[Any]) -> list[Any]:
+    """The base model's answers, measured in some of a cell's runs, given to the runs that skipped it
+    (``eval.include_base=false``): the base is the same weights answering the same prompts greedily in every
+    run of a cell (the prompts depend on ``recipe.seed`` only), so measuring it once is the same measurement
+    as measuring it in every run, at a fraction of the eval time. Copied only where the runs that measured it
+    agree answer for answer and the receiving run answered the same prompts; otherwise the answers are left
+    as they are (the base then has no figure in the cell: never a silent mix of two different bases)."""
+    if not all(answers):
+        return answers
+    have = [a for a in answers if any(k[0] == "base" for k in a)]
+    if not have or len(have) == len(answers):
+        return answers
+    base = {k: v for k, v in have[0].items() if k[0] == "base"}
+    if any({k: v for k, v in a.items() if k[0] == "base"} != base for a in have[1:]):
+        log.warning("report: the base answered differently in two runs of one cell: not shared")
+        return answers
+
+    def prompts(a: Any, model: str) -> set[tuple[str, str]]:  # (split, prompt_id) answered by model
+        return {(k[1], pid) for k, v in a.items() if k[0] == model
+                for pid in (v if isinstance(v, dict) else (k[2],))}
+
+    wanted = prompts(have[0], "base")
+    out = [a if any(a is h for h in have) or prompts(a, "student") != wanted else {**a, **base} for a in answers]
+    if any(not any(k[0] == "base" for k in a) for a in out):
+        log.warning("report: some runs of a cell answered other prompts than the base: the base is not shared")
+    return out
 
 
 def _over_seeds(row: dict[str, Any], rs: list[Run], confidence: float) -> None:

@@ -63,3 +63,21 @@ def test_the_mix_is_its_own_cell_and_line(tmp_path, monkeypatch):
     assert f"effort={LABEL}" in labels and "effort=low" in labels and "effort=high" in labels
     md = Path(res["artifacts"]["sweep_md"]).read_text()
     assert f"| {LABEL} | 100 |" in md
+
+
+def test_the_mix_is_contrasted_with_each_pure_effort_paired_on_size_and_seed(tmp_path):
+    from distill_lab.stages.report.contrasts import sweep_contrasts
+    from distill_lab.stages.report.sweep_runs import swept_keys
+
+    sweep = _sweep(tmp_path)
+    right = {"low": 24, "high": 12, LABEL: 20}  # of 40 test prompts, the same in every seed and size
+    for r in collect(sweep):
+        (Path(r.path) / "eval" / "samples.jsonl").write_text("".join(json.dumps(
+            {"model": "student", "split": "test", "prompt_id": f"p{i}", "category": "reasoning", "kind": "greedy",
+             "correct": i < right[r.effort]}) + "\n" for i in range(40)))
+    runs = collect(sweep)
+    rows = {r["contrast"]: r for r in sweep_contrasts(runs, swept_keys(runs)) if r["kind"] == "effort mix"}
+    assert set(rows) == {f"{LABEL} - low", f"{LABEL} - high"}
+    assert rows[f"{LABEL} - low"]["mean"] == pytest.approx((20 - 24) / 40)
+    assert rows[f"{LABEL} - high"]["mean"] == pytest.approx((20 - 12) / 40)
+    assert rows[f"{LABEL} - high"]["n_pairs"] == 4 and rows[f"{LABEL} - high"]["n_seeds"] == 2  # 2 sizes x 2 seeds

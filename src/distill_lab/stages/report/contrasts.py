@@ -11,6 +11,8 @@ two at this budget. The contrasts reported:
 
 - efforts: ``high - low`` (and the other two pairs) of student accuracy, pooled over sizes and per size,
   pairs matched on size and seed, when ``teacher.effort`` is swept;
+- effort mixes (``recipe.effort_mix``): each mix ``-`` each pure effort of the sweep, pairs matched on
+  size, seed and the other swept settings;
 - sizes: largest ``-`` smallest dataset, pooled over efforts, pairs matched on effort and seed, when
   ``recipe.size`` is swept;
 - categories: adjacent capability categories in the seed document's order (style, format, knowledge,
@@ -30,6 +32,7 @@ import numpy as np
 from distill_lab.stages.report.samples import Answers, run_answers
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import two_level_interval
+from distill_lab.vocab import effort_rank
 
 CATEGORY_ORDER = ("style", "format", "knowledge", "reasoning", "edge_case")
 EFFORT_PAIRS = (("high", "low"), ("medium", "low"), ("high", "medium"))
@@ -111,6 +114,18 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                 for size in sizes if len(sizes) > 1 else ():
                     sub = [k for k in keys if k[0] == size]
                     add("effort", f"{hi} - {lo}", f"size {size}", split, pick(sub), True, [k[1] for k in sub])
+    if "recipe.effort_mix" in swept:  # each mix against each pure effort, matched on size, seed and the rest
+        plain = [k for k in rest if k != "recipe.effort_mix"]
+        mixed = {(r.size, r.seed, _label(r, plain), r.effort): r for r in ok if r.params.get("recipe.effort_mix")}
+        pure = {(r.size, r.seed, _label(r, plain), r.effort): r for r in ok if not r.params.get("recipe.effort_mix")}
+        for mix in sorted({k[3] for k in mixed}):
+            for lo in sorted({k[3] for k in pure}, key=effort_rank):
+                keys = [k[:3] for k in mixed if k[3] == mix and (*k[:3], lo) in pure]
+                for split in splits:
+                    add("effort mix", f"{mix} - {lo}", "all sizes", split,
+                        [(_select(answers[mixed[(*k, mix)].path], "student", split),
+                          _select(answers[pure[(*k, lo)].path], "student", split)) for k in keys], True,
+                        [k[1] for k in keys])
     if "recipe.size" in swept:
         by = {(r.size, r.effort, r.seed, _label(r, rest)): r for r in ok}
         sizes = sorted({r.size for r in ok if r.size is not None})

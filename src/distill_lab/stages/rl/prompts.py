@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill_lab.artifacts.rows import load_rows
+from distill_lab.artifacts.rows import cut_by_api, load_rows
 from distill_lab.errors import ConfigError
 
 
@@ -18,6 +18,7 @@ class RLPrompt:
     reference: str
     messages: list[dict[str, Any]]  # the conversation before the answer
     teacher_texts: list[str] = field(default_factory=list)  # thinking in <think>..</think>, then the answer
+    teacher_cut: int = 0  # of those, answers the teacher's API cut at its output limit (the rows' ``truncated``)
 
 
 def _teacher_text(msg: dict[str, Any]) -> str:
@@ -49,6 +50,7 @@ def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = 
                                   [{"role": m["role"], "content": m.get("content") or ""} for m in head])
         if msgs[-1].get("role") == "assistant":
             by_id[pid].teacher_texts.append(_teacher_text(msgs[-1]))
+            by_id[pid].teacher_cut += cut_by_api(r)
     if not by_id:
         raise ConfigError(f"rl.split: no verifiable prompts of split {split!r} in {d} "
                           f"({len(skipped)} without a task family or reference)")
@@ -57,7 +59,16 @@ def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = 
 
 def check_budget(prompts: list[RLPrompt], tokenizer: Any, max_tokens: int, allow_short: bool) -> int:
     """The teacher's longest answer in student tokens (+1 for the end of turn); raises ``ConfigError``
-    naming ``rl.max_completion_tokens`` when the budget is below it, unless ``allow_short``."""
+    naming ``rl.max_completion_tokens`` when the budget is below it, or when the teacher's API cut some of its
+    answers (their length is a lower bound, not the teacher's answer), unless ``allow_short``."""
+    cut = [p.prompt_id for p in prompts if p.teacher_cut]
+    if cut and not allow_short:
+        raise ConfigError(f"rl.max_completion_tokens: the teacher's API cut {sum(p.teacher_cut for p in prompts)} of "
+                          f"its answers on the rl prompts at its output limit (stop reason max_tokens / length; "
+                          f"prompt {cut[0]}{', ...' if len(cut) > 1 else ''}), so the budget cannot be checked "
+                          "against the teacher's whole answers: re-generate them with a higher teacher.max_tokens "
+                          "(or keep generate.filters' max_tokens on, which moves cut train rows out), or set "
+                          "rl.allow_short_completions=true")
     longest, where = 0, None
     for p in prompts:
         for t in p.teacher_texts:

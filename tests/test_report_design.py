@@ -130,3 +130,19 @@ def test_a_token_budget_counts_the_steps_it_takes_not_the_step_cap():
     (c,) = capped["cells"]
     assert c["rows_seen"] is None and c["token_budget"]["status"] == "exceeds cap"
     assert "refuses" in design_markdown(capped)
+
+
+@pytest.mark.parametrize("extra", [[], ["recipe.edge_case_share=0.5"]])
+def test_train_rows_per_family_follow_the_recipes_train_deal(extra):
+    """recipe=probes matches the dose (match_dose=rows: capital_facts' weight 3 sets only its held-out share)
+    and edge_case_share moves train rows to the edge-case family: the design shows what generate deals."""
+    from collections import Counter
+
+    from distill_lab.stages.generate.recipe import build_problems
+    from tests.conftest import compose_config
+
+    d = check_design(["recipe=probes", "student=tiny", *extra], ["seed=0,1"])
+    realised = Counter(p.task for p in build_problems(compose_config(["recipe=probes", *extra],
+                                                                     stage="generate").recipe).problems["train"])
+    assert d["cells"][0]["rows_by_family"] == dict(realised)
+    assert (realised["edge_checks"] > 3 * realised["addition"]) is bool(extra)

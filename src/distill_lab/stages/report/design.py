@@ -6,7 +6,9 @@ plus ``report.design_overrides``, each written as on a ``-m`` command line: ``["
 its grid, validates every cell's config, and prints per cell (the grid without the seed):
 
 - prompts x seeds: held-out prompts per split and capability category, and the seeds that train it;
-- training dose per family: train rows (the recipe's Sainte-Laguë quota of ``recipe.size``), rows seen
+- training dose per family: train rows (the recipe's Sainte-Laguë quota of ``recipe.size`` over its train
+  weights: the families' weights, equal ones with ``recipe.match_dose=rows``, rescaled by
+  ``recipe.edge_case_share``, as ``generate/recipe.train_weights``), rows seen
   (optimizer steps x rows per step, ``batch_size x grad_accum x devices x nodes``; the steps are
   ``train.max_steps``, or epochs over the rows, or with ``train.token_budget`` the steps that budget takes,
   below), and, with the offline oracle teacher, the characters of its answers (thinking + answer, measured
@@ -275,6 +277,24 @@ def _budget_dose(cfg: Any, rows: dict[str, list[list[dict[str, Any]]]], rows_by_
     return out
 
 
+def train_weights(weights: list[float], categories: list[str], match_dose: str | None,
+                  edge_case_share: float | None) -> list[float]:
+    """The families' weights in the train deal, as the recipe deals them (``generate/recipe.train_weights``;
+    a stage cannot import another stage, and the test checks the two agree): equal with ``match_dose=rows``,
+    then the edge-case families rescaled to ``edge_case_share`` of the total and the others to the rest."""
+    w = [1.0 if match_dose == "rows" else x for x in weights]
+    if edge_case_share is None:
+        return w
+    edge = [i for i, c in enumerate(categories) if c == "edge_case"]
+    other = [i for i in range(len(w)) if i not in edge]
+    out = [0.0] * len(w)
+    for idx, part in ((edge, edge_case_share), (other, 1 - edge_case_share)):
+        tot = sum(w[i] for i in idx)
+        for i in idx:
+            out[i] = part * w[i] / tot
+    return out
+
+
 def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any] | None = None) -> Cell:
     from distill_lab.tasks.base import family_class
 
@@ -294,7 +314,8 @@ def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any]
         for cat, n in zip(cats, per_member, strict=True):
             c[cat] += n
         by_cat[split] = dict(c)
-    rows = dict(zip(names, sainte_lague(rec.size, weights), strict=True))
+    tw = train_weights(weights, cats, rec.match_dose, rec.edge_case_share)
+    rows = dict(zip(names, sainte_lague(rec.size, tw), strict=True))
     tr = cfg.train
     per_step = tr.batch_size * tr.grad_accum * cfg.hardware.devices * cfg.hardware.num_nodes
     effort = cfg.teacher.effort_name

@@ -139,3 +139,14 @@ def test_cli_missing_api_key_is_a_clean_error_before_any_request(tmp_path):
     assert out.returncode == 2
     assert "ANTHROPIC_API_KEY" in out.stderr and "Traceback" not in out.stderr
     assert not list(tmp_path.rglob("rows.jsonl"))
+
+
+@pytest.mark.parametrize("split,ok", [("train", True), ("test", False), ("ood", False)])
+def test_rl_on_the_evaluated_prompts_is_refused(split, ok):
+    """The pipeline evaluates after rl: rewarding the student on eval's own prompts would leak them."""
+    ov = ["student=tiny", "rl.enabled=true", f"rl.split={split}"]
+    if ok:
+        assert compose_config(ov, stage="pipeline").rl.split == split
+    else:
+        with pytest.raises(ConfigError, match=rf"rl\.split: '{split}' is one of eval\.splits"):
+            compose_config(ov, stage="pipeline")

@@ -273,14 +273,22 @@ def unpack_evidence(packed: str | Path, dest: str | Path) -> Path:
                     seen_header = True
                 elif not seen_header:
                     raise SweepError(f"{packed}: not packed evidence (no header line)")
+                elif kind not in ("file", "run", "sample"):
+                    raise SweepError(f"{packed}:{lineno}: unknown line type {kind!r} (file, run or sample)")
+                elif not all(isinstance(d.get(k), str) for k in _PACK_FIELDS[kind]):
+                    raise SweepError(f"{packed}:{lineno}: a {kind!r} line needs string fields "
+                                     f"{', '.join(_PACK_FIELDS[kind])}")
                 elif kind == "file":
                     target = _inside(dest, d["path"], packed)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(d["text"].replace(SWEEP_TOKEN, root))
                 elif kind == "run":
                     paths[d["run"]] = d["path"]
-                elif kind == "sample":
+                else:
                     run = d["run"]
+                    if run not in paths:
+                        raise SweepError(f"{packed}:{lineno}: a sample of run {run!r}, whose 'run' line does not "
+                                         "come before it")
                     if run not in handles:
                         target = _inside(dest, f"{paths[run]}/{SAMPLES}", packed)
                         target.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +300,9 @@ def unpack_evidence(packed: str | Path, dest: str | Path) -> Path:
         for h in handles.values():
             h.close()
     return dest
+
+
+_PACK_FIELDS = {"file": ("path", "text"), "run": ("run", "path"), "sample": ("run",)}
 
 
 def _inside(dest: Path, rel: str, packed: Path) -> Path:

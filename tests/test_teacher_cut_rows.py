@@ -122,3 +122,23 @@ def test_imported_rows_get_truncated_from_their_stop_reason():
     assert with_defaults({**base, "stop_reason": "max_tokens"})["truncated"] is True
     assert with_defaults({**base, "stop_reason": "end_turn"})["truncated"] is False
     assert cut_by_api({"truncated": True, "stop_reason": None}) and not cut_by_api({"stop_reason": None})
+
+
+def test_the_rl_budget_counts_answers_as_the_eval_budget_does():
+    """One measure for both budgets: the turn as the student's chat template renders it. A template that
+    writes an (empty) think block before every answer costs its tags even when the teacher gave no thinking
+    (a plain tokenization of the answer text would count 6 tokens fewer on the tiny byte-level tokenizer)."""
+    from distill_lab.stages.rl.prompts import RLPrompt
+    from distill_lab.students.budget import answer_tokens
+
+    tok = load_tokenizer(compose_config(["student=tiny"], stage="rl").student)
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}<think>\n"
+                         "{{ m.reasoning_content or '' }}\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    ask = [{"role": "user", "content": "What is 2 + 3?"}]
+    turns = [{"role": "assistant", "content": "The answer is 5.", "reasoning_content": None},
+             {"role": "assistant", "content": "5", "reasoning_content": "2 plus 3"}]
+    p = RLPrompt("p0", "addition", "5", ask, teacher_turns=turns)
+    longest = check_budget([p], tok, 100000, allow_short=False)
+    assert longest == max(answer_tokens(tok, [*ask, t]) for t in turns) == len("The answer is 5.") + 7
+

@@ -150,3 +150,16 @@ def test_rl_on_the_evaluated_prompts_is_refused(split, ok):
     else:
         with pytest.raises(ConfigError, match=rf"rl\.split: '{split}' is one of eval\.splits"):
             compose_config(ov, stage="pipeline")
+
+
+@pytest.mark.parametrize("ov,stage,field", [
+    (["report.check_design=true", "report.vote_runs=[a,b]"], "report", "report.vote_runs"),
+    (["report.sweep_dir=x", "report.eval_dirs=[e]"], "report", "report.sweep_dir"),
+    (["report.publish_file=spec.json", "report.sweep_dir=x"], "report", "report.sweep_dir"),
+    (["report.sweep_dir=x"], "pipeline", "report.sweep_dir"),
+])
+def test_report_modes_are_one_at_a_time(ov, stage, field):
+    """report/run.py does one thing a run: two modes at once (one of them silently ignored) are refused, and
+    the pipeline's own report cannot be turned into another mode after training."""
+    with pytest.raises(ConfigError, match=rf"^{field}"):
+        compose_config(["student=tiny", *ov], stage=stage)

@@ -113,13 +113,19 @@ def graded(r: dict[str, Any]) -> tuple[float, float]:
     return c, c if r.get("score") is None else float(r["score"])
 
 
-# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score)
+# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score); the
+# category is "" for a probe's control task (``tasks.is_control``): in split figures, never in a category's
 Answers = dict[tuple[str, str, str], tuple[str, float, float]]
 
 
 def answers(records: list[dict[str, Any]]) -> Answers:
-    """The greedy answers of ``records`` per model, split and prompt (``contrasts``, ``sweep_stats``)."""
-    return {(r["model"], r["split"], r["prompt_id"]): (r.get("category") or "", *graded(r))
+    """The greedy answers of ``records`` per model, split and prompt (``contrasts``, ``sweep_stats``). A
+    control's answers carry no category, so category figures and contrasts leave them out, as the eval's
+    own metrics do (``evaluate/aggregate.py``)."""
+    from distill_lab.tasks import is_control
+
+    return {(r["model"], r["split"], r["prompt_id"]):
+            ("" if is_control(r.get("task") or r.get("family")) else r.get("category") or "", *graded(r))
             for r in first_greedy(records)}
 
 

@@ -142,3 +142,19 @@ def test_the_rl_budget_counts_answers_as_the_eval_budget_does():
     longest = check_budget([p], tok, 100000, allow_short=False)
     assert longest == max(answer_tokens(tok, [*ask, t]) for t in turns) == len("The answer is 5.") + 7
 
+
+
+def test_the_report_says_why_a_split_is_flagged():
+    """A split flagged because the teacher's API cut its answers is not reported as a budget below them."""
+    from types import SimpleNamespace
+
+    from distill_lab.stages.report.single import budget_lines
+
+    m = SimpleNamespace(extra={}, eval={})
+    cut = {"max_new_tokens": 40, "source": "auto", "teacher_longest": 32, "margin": 1.25, "below_teacher": True,
+           "teacher_cut_share": 0.0, "teacher_truncated": 2}
+    low = {**cut, "max_new_tokens": 20, "source": "explicit", "teacher_cut_share": 0.5, "teacher_truncated": 0}
+    lines = budget_lines(m, {"budgets": {"test": cut, "ood": low}, "budget_cut": ["test", "ood"]})
+    text = "\n".join(lines)
+    assert "2 of the teacher's answers were cut by the teacher's API" in text and "40 < 32" not in text
+    assert "max_new_tokens 20 < 32" in text

@@ -139,3 +139,27 @@ def test_cli_missing_api_key_is_a_clean_error_before_any_request(tmp_path):
     assert out.returncode == 2
     assert "ANTHROPIC_API_KEY" in out.stderr and "Traceback" not in out.stderr
     assert not list(tmp_path.rglob("rows.jsonl"))
+
+
+@pytest.mark.parametrize("split,ok", [("train", True), ("test", False), ("ood", False)])
+def test_rl_on_the_evaluated_prompts_is_refused(split, ok):
+    """The pipeline evaluates after rl: rewarding the student on eval's own prompts would leak them."""
+    ov = ["student=tiny", "rl.enabled=true", f"rl.split={split}"]
+    if ok:
+        assert compose_config(ov, stage="pipeline").rl.split == split
+    else:
+        with pytest.raises(ConfigError, match=rf"rl\.split: '{split}' is one of eval\.splits"):
+            compose_config(ov, stage="pipeline")
+
+
+@pytest.mark.parametrize("ov,stage,field", [
+    (["report.check_design=true", "report.vote_runs=[a,b]"], "report", "report.vote_runs"),
+    (["report.sweep_dir=x", "report.eval_dirs=[e]"], "report", "report.sweep_dir"),
+    (["report.publish_file=spec.json", "report.sweep_dir=x"], "report", "report.sweep_dir"),
+    (["report.sweep_dir=x"], "pipeline", "report.sweep_dir"),
+])
+def test_report_modes_are_one_at_a_time(ov, stage, field):
+    """report/run.py does one thing a run: two modes at once (one of them silently ignored) are refused, and
+    the pipeline's own report cannot be turned into another mode after training."""
+    with pytest.raises(ConfigError, match=rf"^{field}"):
+        compose_config(["student=tiny", *ov], stage=stage)

@@ -48,6 +48,11 @@ def test_token_counts_from_usage_or_estimated_from_text():
     billed = count_tokens(fx.rows("high", 2, usage={"input_tokens": 7, "output_tokens": 3,
                                                     "cache_read_input_tokens": 2}))
     assert (billed.input_tokens, billed.output_tokens, billed.cache_read_tokens, billed.source) == (42, 18, 12, "usage")
+    # rows with usage beside rows without (imports): each row counted its own way, never as zero
+    mixed = count_tokens(fx.rows("high", 2, usage={"input_tokens": 7, "output_tokens": 3})[:3] + fx.rows("high", 2)[3:],
+                         chars_per_token=4)
+    assert (mixed.input_tokens, mixed.output_tokens) == (3 * 7 + 30, 3 * 3 + 60)
+    assert mixed.source.startswith("usage; 3 of 6 rows without usage estimated")
     assert train_flops(1000, 200) == 6 * 1000 * 200 and train_flops(None, 200) is None
     c = RunCost(teacher_usd=1.5, extra_usd={"voting": 0.5, "rl_rollouts": 2.0})
     assert c.total_usd == pytest.approx(4.0) and c.to_json()["total_usd"] == pytest.approx(4.0)
@@ -153,3 +158,14 @@ def test_effort_study_script_projects_each_committed_cell(tmp_path):
     sweep["runs"][0]["train_rows"] = 3  # a regenerated dataset that is not the one the runs used
     with pytest.raises(SystemExit, match=r"low_2: 2 train rows, the runs trained on \[3\]"):
         _script().cell_rows(sweep, datasets, "claude-sonnet-4-6", 4.0, "Fixture CPU")
+
+
+def test_an_unreadable_manifest_is_named_not_read_as_no_cost(tmp_path):
+    from distill_lab.stages.report.costs import CostError, run_cost
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "manifest.json").write_text('{"summary": {"supervised_tokens": 12')
+    with pytest.raises(CostError, match=r"train/manifest\.json:1: not valid JSON"):
+        run_cost(tmp_path, None, None)
+    (tmp_path / "train" / "manifest.json").write_text('{"summary": {"supervised_tokens": 12, "params_total": 5}}')
+    assert run_cost(tmp_path, None, None).train_flops == 6 * 5 * 12

@@ -104,3 +104,45 @@ def test_the_cli_refuses_a_config_that_sweeps_nothing(tmp_path):
                           "experiment=demo", f"run_dir={tmp_path / 'bad'}"], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and "sweeps nothing" in bad.stderr
+
+
+def test_a_token_budget_counts_the_steps_it_takes_not_the_step_cap():
+    """With train.token_budget the rows seen are the steps the budget takes (estimated from the oracle's rows
+    in the student's tokens), not train.max_steps x batch. The tiny student's tokenizer is byte-level with
+    the thinking tags and end of turn as single tokens, so a row supervises len(thinking) + len(answer) + 7
+    tokens (ASCII): the expected steps are computed from the characters alone."""
+    d = check_design(["experiment=effort_x_size_v2", "dose=equal_tokens", "student=tiny"], ["seed=0"])
+    assert len(d["cells"]) == 6
+    seen = {}
+    for c in d["cells"]:
+        b = c["token_budget"]
+        assert b["budget"] == 44000 and b["unit"] == "supervised" and b["cap_steps"] == 400 and b["status"] == "estimated"
+        tok = c["chars_per_row"]["addition"] + 7
+        assert b["tokens_per_row"]["addition"] == pytest.approx(tok)
+        assert b["steps"] == math.ceil(44000 / (8 * tok)) and c["rows_seen"] == 8 * b["steps"] != 400 * 8
+        seen[c["effort"]] = c["rows_seen"]
+    assert seen["low"] > seen["medium"] > seen["high"]  # shorter rows: more of them for the same tokens
+    from distill_lab.stages.report.design import design_markdown
+
+    assert f"~{seen['high']} (" in design_markdown(d)
+    capped = check_design(["experiment=effort_x_size_v2", "dose=equal_tokens", "student=tiny", "train.max_steps=5"],
+                          ["seed=0", "teacher.effort=low", "recipe.size=100"])
+    (c,) = capped["cells"]
+    assert c["rows_seen"] is None and c["token_budget"]["status"] == "exceeds cap"
+    assert "refuses" in design_markdown(capped)
+
+
+@pytest.mark.parametrize("extra", [[], ["recipe.edge_case_share=0.5"]])
+def test_train_rows_per_family_follow_the_recipes_train_deal(extra):
+    """recipe=probes matches the dose (match_dose=rows: capital_facts' weight 3 sets only its held-out share)
+    and edge_case_share moves train rows to the edge-case family: the design shows what generate deals."""
+    from collections import Counter
+
+    from distill_lab.stages.generate.recipe import build_problems
+    from tests.conftest import compose_config
+
+    d = check_design(["recipe=probes", "student=tiny", *extra], ["seed=0,1"])
+    realised = Counter(p.task for p in build_problems(compose_config(["recipe=probes", *extra],
+                                                                     stage="generate").recipe).problems["train"])
+    assert d["cells"][0]["rows_by_family"] == dict(realised)
+    assert (realised["edge_checks"] > 3 * realised["addition"]) is bool(extra)

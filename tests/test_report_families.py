@@ -144,3 +144,25 @@ def test_a_cell_with_several_categories_gets_a_retention_by_category_chart(tmp_p
     assert values[("test", "style")] == (pytest.approx(0.9), [pytest.approx(0.9), pytest.approx(0.9)])
     mean, ci = values[("test", "knowledge")]  # 0, .1, .2: sd .1, t(2) 4.303, clipped at 0
     assert mean == pytest.approx(0.1) and ci[0] == 0.0 and ci[1] == pytest.approx(0.1 + 4.303 * 0.1 / 3 ** 0.5, abs=1e-3)
+
+
+def test_controls_stay_out_of_the_sweeps_category_figures_and_contrasts():
+    """The eval's metrics leave a probe's control out of category blocks; the sweep's figures, computed from
+    the samples, must too: an edge-case category figure is the announced probe alone, not probe + control."""
+    import numpy as np
+
+    from distill_lab.stages.report.samples import answers
+    from distill_lab.stages.report.sweep_stats import _figures
+
+    def rec(pid, task, correct):
+        return {"model": "student", "split": "test", "prompt_id": pid, "kind": "greedy", "sample_index": 0,
+                "task": task, "family": task, "category": "edge_case", "correct": correct, "score": None}
+
+    recs = [rec(f"a{i}", "edge_checks", True) for i in range(4)] + \
+           [rec(f"u{i}", "edge_checks_unannounced", False) for i in range(4)]
+    ans = answers(recs)
+    assert {ans[("student", "test", f"a{i}")][0] for i in range(4)} == {"edge_case"}
+    assert {ans[("student", "test", f"u{i}")][0] for i in range(4)} == {""}
+    cat = _figures([ans, ans], "test", "edge_case", 0.95)["student"]
+    split = _figures([ans, ans], "test", None, 0.95)["student"]
+    assert cat["mean"] == 1.0 and np.isclose(split["mean"], 0.5)  # the control counts in its split only

@@ -162,6 +162,13 @@ def test_bad_packed_files_are_named(tmp_path):
         f.write('{"type": "evidence", "version": 1}\n{"type": "file", "path": "../../etc/x", "text": ""}\n')
     with pytest.raises(SweepError, match="a packed path leaves the folder: '../../etc/x'"):
         write_report(bad, tmp_path / "o")
+    for body, needle in (('{"type": "sample", "run": "j1", "record": {}}', r":2: a sample of run 'j1', whose 'run'"),
+                         ('{"type": "file", "text": ""}', r":2: a 'file' line needs string fields path, text"),
+                         ('{"type": "samples"}', r":2: unknown line type 'samples'")):
+        with gzip.open(bad, "wt") as f:
+            f.write('{"type": "evidence", "version": 1}\n' + body + "\n")
+        with pytest.raises(SweepError, match=needle):
+            write_report(bad, tmp_path / "o")
     assert not (tmp_path / "o" / "sweep.md").exists()
 
 

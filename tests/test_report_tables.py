@@ -25,3 +25,8 @@ def test_interval_cells_scale_to_percent_and_name_what_is_missing():
     assert interval_cell(None) == "–"
     assert interval_cell(0.123456) == "0.1235"
     assert interval_cell(7) == "7"
+
+
+def test_a_cell_with_a_pipe_or_a_line_break_stays_one_cell():
+    """A model's output in a failure table (``|x|``, two lines) must not split or end the row."""
+    assert markdown_table(["output"], [["|x| = 3\nso 3"]]) == ["| output |", "|---|", "| \\|x\\| = 3 so 3 |"]

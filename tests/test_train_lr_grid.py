@@ -30,14 +30,19 @@ def test_choose_lr():
         choose_lr({1e-4: None, 3e-4: math.nan})
 
 
-def test_run_grid_keeps_the_best_trial_and_resumes(tmp_path):
-    cfg = compose_config(["student=tiny", "train.lr_grid=[1e-4,1e-3,1e-2]", "optimizer.lr=5e-1"],
-                         stage="train")
+def test_run_grid_keeps_the_best_trial_and_resumes(tmp_path, monkeypatch):
+    cfg = compose_config(["student=tiny", "train.lr_grid=[1e-4,1e-3,1e-2]", "optimizer.lr=5e-1",
+                          "train.export_merged=true"], stage="train")
     calls = []
     score = {1e-4: 0.8, 1e-3: 0.3, 1e-2: 0.6}
+    exported = []
+    monkeypatch.setattr("distill_lab.stages.train.lr_grid.export_trained",
+                        lambda c, run_dir, adapter, artifacts: exported.append((run_dir, adapter.name)))
 
-    def fake_train(tcfg, run_dir, *, final_val=False):
+    def fake_train(tcfg, run_dir, *, final_val=False, exports=True):
         lr = tcfg.optimizer.lr
+        # a trial keeps the run's export settings (so its early checks run) but exports nothing itself
+        assert exports is False and tcfg.train.export_merged is True
         calls.append((lr, final_val, tcfg.train.lr_grid, tcfg.seed))
         (run_dir / "adapter").mkdir(parents=True)
         (run_dir / "adapter" / "lr.txt").write_text(str(lr))
@@ -55,6 +60,7 @@ def test_run_grid_keeps_the_best_trial_and_resumes(tmp_path):
     assert res.summary["final_loss"] == 1e-3  # the winner's summary
     assert (tmp_path / "adapter" / "lr.txt").read_text() == "0.001"
     assert json.loads((tmp_path / "train_log.jsonl").read_text())["loss"] == 1e-3
+    assert exported == [(tmp_path, "adapter")]  # once, from the chosen adapter
     calls.clear()
     again = run_grid(cfg, tmp_path, fake_train)  # finished trials are not trained again
     assert calls == [] and again.summary["lr_selection"]["chosen"] == 1e-3

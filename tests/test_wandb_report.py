@@ -226,3 +226,16 @@ def test_publish_to_a_project_the_server_lacks_is_named(built, stand_in):
     with pytest.raises(WandbReportError, match=r"saving to http://127.0.0.1:\d+ failed: .*'lab-team/distill_lab' not found"):
         publish_file(built["run_dir"] / REPORT_FILE)
     assert not fake.views
+
+
+def test_the_method_text_names_the_intervals_the_cells_have():
+    """The sweep's cells carry a two-level interval from samples, or a t-interval over seeds where the runs
+    kept no samples.jsonl: the Report's method says which, never 'Student-t' for bootstrap cells."""
+    from distill_lab.stages.report.wandb_report import _interval_words
+
+    boot = {"student_test_accuracy": {"mean": 0.5, "method": "two-level bootstrap"}}
+    t = {"student_test_accuracy": {"mean": 0.5, "method": "t over seeds (no samples.jsonl)"}}
+    assert "seeds and prompts together" in _interval_words([boot, boot], 0.95)
+    assert "Student-t" not in _interval_words([boot, boot], 0.95)
+    assert "1 of 2 cells without samples.jsonl" in _interval_words([boot, t], 0.95)
+    assert "Student-t interval over seeds only" in _interval_words([t], 0.9) and "90%" in _interval_words([t], 0.9)

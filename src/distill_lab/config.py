@@ -84,6 +84,13 @@ class Config:
         from distill_lab.stages.generate.effort_mix_spec import check_teacher_mix
 
         check_teacher_mix(self.recipe.effort_mix, self.teacher)  # every effort of a mix fits the teacher
+        _check(self.stage != "pipeline" or not self.report.modes(), (self.report.modes() or ["report"])[0],
+               "the pipeline reports on its own eval runs; a sweep report, design check, vote or publish is "
+               "`distill-lab report` on its own")
+        # the pipeline evaluates after rl: rl rolling out (and rewarded on) the prompts eval scores is a leak
+        _check(not (self.rl.enabled and self.rl.split in self.eval.splits), "rl.split",
+               f"{self.rl.split!r} is one of eval.splits {list(self.eval.splits)}: with rl.enabled the pipeline "
+               "would train by reward on the prompts it then evaluates; use rl.split=train")
 
 
 def check_training_policy(student: StudentConfig, hw: HardwareConfig) -> None:

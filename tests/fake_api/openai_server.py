@@ -30,6 +30,7 @@ class State:
     latency_s: float = 0.0
     faults: Faults = field(default_factory=Faults)
     quota_exhausted: bool = False
+    length_every: int = 0  # a prompt whose a+b is divisible by this is cut: finish_reason "length" (0: never)
     requests: list[dict[str, Any]] = field(default_factory=list)
     ids: itertools.count = field(default_factory=itertools.count)
 
@@ -67,6 +68,9 @@ def make_app(state: State) -> web.Application:
         lines = EFFORT_LINES.get(body.get("reasoning_effort") or "medium", 3)
         reasoning = "\n".join(f"Step {i + 1}: add {a} and {b}, column {i + 1}." for i in range(lines))
         answer = f"The answer is {a + b}."
+        cut = state.length_every > 0 and (a + b) % state.length_every == 0
+        if cut:  # the output limit reached mid-answer, as a server reports it
+            answer = "The answer"
         msg: dict[str, Any] = {"role": "assistant", "content": answer}
         style = state.reasoning_style
         if style in ("reasoning_content", "reasoning"):
@@ -76,9 +80,10 @@ def make_app(state: State) -> web.Application:
         elif style == "unclosed":
             msg["content"] = f"<think>\n{reasoning}"
         prompt_tokens = len(json.dumps(body["messages"])) // 4
-        completion_tokens = (len(reasoning) + len(answer)) // 4
+        completion_tokens = body["max_tokens"] if cut else (len(reasoning) + len(answer)) // 4
         resp = {"id": f"chatcmpl-{next(state.ids)}", "object": "chat.completion", "created": int(time.time()),
-                "model": body["model"], "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                "model": body["model"], "choices": [{"index": 0, "message": msg,
+                                                     "finish_reason": "length" if cut else "stop"}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens,
                           "prompt_tokens_details": {"cached_tokens": 0},

@@ -15,7 +15,8 @@ Schema (version 1)::
    "gain": CMP | null,                         # student - base (null unless both were evaluated)
    "budgets": {SPLIT: {"max_new_tokens", "source": auto|explicit|no teacher answers, "teacher_longest",
                        "teacher_longest_prompt", "teacher_answers", "margin", "below_teacher",
-                       "teacher_cut_share"}},  # students/budget.SplitBudget; absent in older files
+                       "teacher_cut_share", "teacher_truncated"}},  # students/budget.SplitBudget; absent
+                                               # in older files (teacher_truncated: answers the API cut)
    "truncation_allowed": bool,                 # eval.allow_truncation (reports flag cut splits in red)
    ...}                                        # further keys (timings_s, teacher_live) kept as they are
 

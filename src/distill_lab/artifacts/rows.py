@@ -36,8 +36,19 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "c
 #                      tokens, when the API reports them) it shows how much a summary left out
 #   pair_id            the item a held-out prompt shares with its paired control (an edge case with and
 #                      without its hint: ``tasks/edge_controls.py``), else null; samples join it by prompt_id
+#   truncated          the teacher's API cut the reply at its output limit (``stop_reason`` in
+#                      ``CUT_STOP_REASONS``): the row holds a cut answer, not the teacher's whole answer, so its
+#                      length is no measure of the teacher's (``students/budget.py`` refuses to derive from it)
 OPTIONAL_FIELDS: dict[str, Any] = {"reject_reason": None, "origin_split": None, "redacted_thinking": 0,
-                                   "thinking_chars": 0, "pair_id": None}
+                                   "thinking_chars": 0, "pair_id": None, "truncated": False}
+# Stop reasons of a reply cut by the API: Anthropic's ``max_tokens`` (and ``model_context_window_exceeded``);
+# OpenAI's ``length`` (the client maps it to ``max_tokens``; kept here for rows imported as they came).
+CUT_STOP_REASONS = frozenset({"max_tokens", "model_context_window_exceeded", "length"})
+
+
+def cut_by_api(row: dict[str, Any]) -> bool:
+    """The row's teacher answer was cut by the API at its output limit (``truncated``, or its stop reason)."""
+    return bool(row.get("truncated")) or row.get("stop_reason") in CUT_STOP_REASONS
 
 
 def row_id(prompt_id: str, sample_index: int, teacher_fingerprint: dict[str, Any]) -> str:
@@ -73,6 +84,7 @@ def make_row(problem: Problem, sample_index: int, teacher_fp: dict[str, Any], re
         "thinking_chars": len(reply.reasoning or ""),
         "thinking_unclosed": bool(reply.extra.get("thinking_unclosed", False)),
         "pair_id": problem.meta.get("pair_id"),
+        "truncated": reply.stop_reason in CUT_STOP_REASONS,
     }
 
 
@@ -81,6 +93,7 @@ def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
     out = {**OPTIONAL_FIELDS, **row}
     if out["origin_split"] is None:
         out["origin_split"] = out["split"]
+    out["truncated"] = cut_by_api(out)  # rows made elsewhere (imports) carry only their stop reason
     out.pop("thinking_unclosed", None)  # journal-only flag, folded into reject_reason by the filters
     return out
 

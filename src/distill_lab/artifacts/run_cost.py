@@ -94,30 +94,40 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _has_usage(row: dict[str, Any]) -> bool:
+    u = row.get("usage") or {}
+    return sum(int(u.get(k, 0) or 0) for k in ("input_tokens", "output_tokens")) > 0
+
+
 def count_tokens(rows: list[dict[str, Any]], chars_per_token: float = 4.0) -> TokenCounts:
-    """Teacher tokens of ``rows``: the API's ``usage`` where any row has one, else an estimate from the
-    text (prompt messages as input; the assistant's answer and reasoning as output)."""
+    """Teacher tokens of ``rows``, row by row: the API's ``usage`` where the row has one, else an estimate
+    from its text (prompt messages as input; the assistant's answer and reasoning as output). ``source``
+    says which: ``usage``, ``estimated from characters (...)``, or for a mix (generated rows beside imported
+    ones) both, with the count of estimated rows."""
     if chars_per_token <= 0:
         raise ValueError(f"chars_per_token must be > 0, got {chars_per_token}")
     out = TokenCounts(rows=len(rows))
-    has_usage = any(sum((r.get("usage") or {}).get(k, 0) or 0 for k in ("input_tokens", "output_tokens")) > 0
-                    for r in rows)
-    if has_usage:
-        for r in rows:
+    estimated = 0
+    for r in rows:
+        if _has_usage(r):
             u = r.get("usage") or {}
             out.input_tokens += int(u.get("input_tokens", 0) or 0)
             out.output_tokens += int(u.get("output_tokens", 0) or 0)
             out.cache_write_tokens += int(u.get("cache_creation_input_tokens", 0) or 0)
             out.cache_read_tokens += int(u.get("cache_read_input_tokens", 0) or 0)
-        return out
-    out.source = f"estimated from characters (chars_per_token={chars_per_token:g})"
-    for r in rows:
+            continue
+        estimated += 1
         for m in r.get("messages") or []:
             if m.get("role") == "assistant":
                 chars = len(_text(m.get("content"))) + len(_text(m.get("reasoning_content")))
                 out.output_tokens += math.ceil(chars / chars_per_token)
             else:
                 out.input_tokens += math.ceil(len(_text(m.get("content"))) / chars_per_token)
+    how = f"estimated from characters (chars_per_token={chars_per_token:g})"
+    if estimated and estimated < len(rows):
+        out.source = f"usage; {estimated} of {len(rows)} rows without usage {how}"
+    elif estimated:
+        out.source = how
     return out
 
 

@@ -133,10 +133,8 @@ def _decode(tokenizer: Any, ids: list[int], stops: list[int], max_new_tokens: in
 
 
 def render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
-    """The generation prompt (chat template, thinking on)."""
-    try:
-        from distill_lab.students.chat import render_prompt
-    except ImportError:  # the chat module of the students' engineer; the template itself is enough
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                             enable_thinking=True)
+    """The generation prompt (chat template, thinking on), rendered as the train stage renders rows
+    (``students/chat.render_prompt``; one renderer, no second path through the raw template)."""
+    from distill_lab.students.chat import render_prompt
+
     return render_prompt(tokenizer, messages, enable_thinking=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from distill_lab.artifacts.rows import CUT_STOP_REASONS
 from distill_lab.stages.evaluate.extract import join_thinking
 from distill_lab.stages.evaluate.prompts import EvalPrompt
 from distill_lab.tasks.base import Problem
@@ -49,6 +50,7 @@ def ask_teacher(cfg: Config, prompts: list[EvalPrompt]) -> dict[str, Any]:
     replies = asyncio.run(_ask_all(cfg, todo))
     for p, r in zip(todo, replies, strict=True):
         p.teacher_outputs = [join_thinking(r.reasoning, r.content)]
+        p.teacher_cut = [r.stop_reason in CUT_STOP_REASONS]
     cost = sum(usage_cost(r.usage, cfg.teacher.prices) for r in replies)  # replies carry usage, not cost
     return {"asked": len(todo), "cost_usd": round(cost, 6),
             "teacher": {"provider": cfg.teacher.provider, "model": cfg.teacher.model, "effort": cfg.teacher.effort_name}}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill_lab.artifacts.rows import load_rows
+from distill_lab.artifacts.rows import cut_by_api, load_rows
 from distill_lab.stages.evaluate.extract import join_thinking
 from distill_lab.tasks.base import CATEGORIES, SPLITS
 
@@ -32,6 +32,8 @@ class EvalPrompt:
     messages: list[dict[str, Any]]  # the conversation up to (not including) the answer
     reference: str | None
     teacher_outputs: list[str] = field(default_factory=list)  # teacher texts, thinking as <think>..</think>
+    # per teacher output: the teacher's API cut it at its output limit (the row's ``truncated``)
+    teacher_cut: list[bool] = field(default_factory=list)
     # the item this prompt shares with its paired control (an edge case with and without its hint); None: unpaired
     pair_id: str | None = None
 
@@ -51,7 +53,7 @@ def load_heldout(dataset_dir: str | Path, splits: list[str], max_prompts: int | 
     """Prompts of ``splits`` in a dataset folder, in file order, at most ``max_prompts`` per split."""
     rows = load_rows(dataset_dir)
     by_id: dict[str, EvalPrompt] = {}
-    samples: dict[str, list[tuple[int, str]]] = {}
+    samples: dict[str, list[tuple[int, str, bool]]] = {}
     per_split: dict[str, int] = {}
     for lineno, r in enumerate(rows, 1):
         if r.get("split") not in splits:
@@ -70,9 +72,11 @@ def load_heldout(dataset_dir: str | Path, splits: list[str], max_prompts: int | 
         last = msgs[-1]
         if last.get("role") == "assistant":
             text = join_thinking(last.get("reasoning_content"), last.get("content") or "")
-            samples[pid].append((int(r.get("sample_index") or 0), text))
+            samples[pid].append((int(r.get("sample_index") or 0), text, cut_by_api(r)))
     for pid, p in by_id.items():
-        p.teacher_outputs = [t for _, t in sorted(samples[pid], key=lambda s: s[0])]
+        ordered = sorted(samples[pid], key=lambda s: s[0])
+        p.teacher_outputs = [t for _, t, _ in ordered]
+        p.teacher_cut = [c for _, _, c in ordered]
     if not by_id:
         raise ValueError(f"{dataset_dir}: no rows in splits {splits} (eval.splits)")
     return list(by_id.values())

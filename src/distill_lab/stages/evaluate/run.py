@@ -126,28 +126,32 @@ def teacher_records(prompts: list[EvalPrompt], tokenizer: Any | None = None, *,
                     seed: int | None = None) -> list[dict[str, Any]]:
     """The teacher's answers as records (sample 0 is its greedy answer); tokens counted as the student would
     generate them (``students/budget.answer_tokens``: its chat template, end of turn included) so lengths
-    compare with the budget. The teacher's answers are never subject to the budget (``truncated`` false)."""
+    compare with the budget. The teacher's answers are never subject to the budget; ``truncated`` marks only an
+    answer the teacher's own API cut at its output limit (``EvalPrompt.teacher_cut``)."""
     from distill_lab.students.budget import answer_tokens
 
     out = []
     for p in prompts:
         for i, text in enumerate(p.teacher_outputs):
             n_tok = answer_tokens(tokenizer, teacher_messages(p, text)) if tokenizer is not None else None
+            cut = i < len(p.teacher_cut) and p.teacher_cut[i]
             for kind in (("greedy", "sample") if i == 0 else ("sample",)):
-                out.append(make_record("teacher", p, kind, i, text, n_tokens=n_tok, runaway=False, seed=seed,
-                                       tokenizer=tokenizer))
+                out.append(make_record("teacher", p, kind, i, text, n_tokens=n_tok, runaway=False, truncated=cut,
+                                       seed=seed, tokenizer=tokenizer))
     return out
 
 
 def budgets_for(ec: EvalConfig, prompts: list[EvalPrompt], tokenizer: Any) -> dict[str, SplitBudget]:
     """Each evaluated split's budget (``students/budget.py``); ``ConfigError`` for an explicit budget below the
     teacher's longest answer unless ``eval.allow_truncation``. Runs before any model is loaded."""
-    from distill_lab.students.budget import TeacherAnswer
+    from distill_lab.students.budget import TeacherAnswer, cut_answers
 
-    answers = [TeacherAnswer(p.split, p.prompt_id, teacher_messages(p, t)) for p in prompts for t in p.teacher_outputs]
+    answers = [TeacherAnswer(p.split, p.prompt_id, teacher_messages(p, t), truncated=i < len(p.teacher_cut)
+                             and p.teacher_cut[i]) for p in prompts for i, t in enumerate(p.teacher_outputs)]
     splits = list(dict.fromkeys(p.split for p in prompts))
     return resolve_budgets(ec.max_new_tokens, splits, teacher_lengths(tokenizer, answers), margin=ec.budget_margin,
-                           allow_truncation=ec.allow_truncation, fallback=ec.fallback_max_new_tokens)
+                           allow_truncation=ec.allow_truncation, fallback=ec.fallback_max_new_tokens,
+                           cut=cut_answers(answers))
 
 
 def evaluate_model(name: str, model: Any, tokenizer: Any, prompts: list[EvalPrompt], ec: EvalConfig, *,

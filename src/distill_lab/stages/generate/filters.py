@@ -12,6 +12,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from distill_lab.artifacts.rows import cut_by_api
+
 FILTERS = ("max_tokens", "unclosed_thinking", "empty_answer", "empty_thinking", "unverified", "duplicate")
 
 
@@ -23,7 +25,7 @@ def row_reason(row: dict[str, Any], enabled: set[str], verify: bool) -> str | No
     """The first filter (in ``FILTERS`` order, duplicates aside) that rejects ``row``, else None."""
     a = _assistant(row)
     content, reasoning = (a.get("content") or ""), a.get("reasoning_content")
-    if "max_tokens" in enabled and row.get("stop_reason") == "max_tokens":
+    if "max_tokens" in enabled and cut_by_api(row):
         return "max_tokens"
     if "unclosed_thinking" in enabled and ("<think>" in content or "</think>" in content
                                            or row.get("thinking_unclosed")):

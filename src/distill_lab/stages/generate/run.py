@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distill_lab.artifacts.dataset import DatasetInfo
-from distill_lab.artifacts.rows import row_id, save_dataset
+from distill_lab.artifacts.rows import cut_by_api, row_id, save_dataset
 from distill_lab.console import interactive
 from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import EXIT_FAILED, EXIT_STOPPED, GenerationFailed
@@ -198,6 +198,12 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     summary = _summary(cfg, rows, recipe.stats, counts, outcome, res, len(items), len(items) - len(todo),
                        last_failure)
     dataset_info(cfg, counts, summary["cost_usd"], effort=mix["label"] if mix else None).write(out_dir)
+    cut_heldout = {k: v for k, v in summary["teacher_truncated"].items() if k not in cfg.generate.filter_splits}
+    if cut_heldout:
+        log.warning("generate: the teacher's API cut %s held-out answers at teacher.max_tokens=%d (rows flagged "
+                    "truncated); an eval budget is not derived from cut answers: raise teacher.max_tokens and "
+                    "re-generate them, or evaluate with eval.allow_truncation=true", cut_heldout,
+                    cfg.teacher.max_tokens)
     _print_summary(summary, out_dir, cfg.generate.progress)
     with open_run(cfg, "generate", run_dir) as wl:  # W&B / csv when a logger is configured
         wl.log_metrics({"generate/rows": len(rows), "generate/cost_usd": float(summary["cost_usd"]),
@@ -243,6 +249,7 @@ def _print_summary(s: dict[str, Any], out_dir: Path, console: bool) -> None:
              f"{r['resumed_from_journal']} resumed, {r['skipped']} not sent",
              f"unresolved failures: {s['failed']} {s['failure_reasons'] or ''}",
              f"tokens: {s['tokens']}",
+             f"teacher answers cut by the API at teacher.max_tokens: {s['teacher_truncated'] or 'none'}",
              f"cost: ${s['cost_usd']:.4f} (this run ${s['run_cost_usd']:.4f}); wall {s['wall_s']:.1f}s, "
              f"{s['requests_per_s'] or 0:.2f} requests/s"]
     if len(s.get("per_effort") or {}) > 1:  # a mixed-effort recipe: what each effort made and cost
@@ -272,6 +279,9 @@ def _summary(cfg: Config, rows: list[dict[str, Any]], recipe_stats: dict[str, An
         "per_split": counts,
         "recipe": recipe_stats,
         "outcomes": dict(outcome),  # kept / max_tokens / empty_answer / ... / duplicate
+        # rows whose answer the teacher's API cut at its output limit, per split they belong to, whatever the
+        # filters did with them (a held-out one stays, and eval budgets refuse to measure the teacher by it)
+        "teacher_truncated": dict(Counter(r.get("origin_split") or r["split"] for r in rows if cut_by_api(r))),
         "requests": {"wanted": wanted, "resumed_from_journal": resumed, "sent": res.sent,
                      "retries": res.tally.retries, "succeeded": res.tally.done, "failed": res.tally.failed,
                      "skipped": res.skipped},

@@ -43,6 +43,14 @@ class ReportConfig:
     vote_seeds: bool = False  # the vote_runs are seeds of one configuration (intervals also over seeds)
     vote_over: Optional[str] = None  # sweep report: "seed" adds, per cell, the vote of its seeds' students
 
+    def modes(self) -> list[str]:
+        """The settings that pick what the report does (``report/run.py``), those that are set; the eval
+        runs' report (``eval_dirs``) is the default."""
+        return [k for k, on in (("report.publish_file", bool(self.publish_file)),
+                                ("report.check_design", self.check_design),
+                                ("report.vote_runs", bool(self.vote_runs)),
+                                ("report.sweep_dir", bool(self.sweep_dir))) if on]
+
     def __post_init__(self) -> None:
         from distill_lab.teachers.anthropic_models import LIST_PRICES, list_prices
 
@@ -60,5 +68,10 @@ class ReportConfig:
                "votes across a sweep's seeds: set report.sweep_dir too")
         _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
                "says the report.vote_runs are seeds: set report.vote_runs too")
+        modes = self.modes()
+        _check(len(modes) <= 1, modes[-1] if modes else "report",
+               f"the report does one thing a run, and {', '.join(modes)} are all set: run them one at a time")
+        _check(not (self.sweep_dir and self.eval_dirs), "report.sweep_dir",
+               "a report is of report.eval_dirs (one or more eval runs) or of report.sweep_dir (a sweep), not both")
         _check(self.pack_evidence is None or (bool(self.sweep_dir) and str(self.pack_evidence).endswith(".jsonl.gz")),
                "report.pack_evidence", "needs report.sweep_dir (a multirun folder) and a file name ending in .jsonl.gz")

@@ -26,10 +26,12 @@ class CostError(ValueError):
 
 
 def _manifest(path: Path) -> dict[str, Any]:
+    """A manifest's record, {} when the stage left none; an unreadable one is an error naming it (a silent
+    {} would report the run as costing nothing)."""
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
+    except json.JSONDecodeError as e:
+        raise CostError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); the run's cost cannot be read") from None
 
 
 def _num(v: Any) -> float | None:

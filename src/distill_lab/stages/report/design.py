@@ -6,11 +6,20 @@ plus ``report.design_overrides``, each written as on a ``-m`` command line: ``["
 its grid, validates every cell's config, and prints per cell (the grid without the seed):
 
 - prompts x seeds: held-out prompts per split and capability category, and the seeds that train it;
-- training dose per family: train rows (the recipe's Sainte-Laguë quota of ``recipe.size``), rows seen
-  (``train.max_steps x batch_size x grad_accum``, or epochs x rows), and, with the offline oracle
-  teacher, the characters of its answers (thinking + answer, measured on the family's first train
-  problems at the cell's effort; a token count needs the student's tokenizer, which the train stage
-  reports as ``supervised_tokens``);
+- training dose per family: train rows (the recipe's Sainte-Laguë quota of ``recipe.size`` over its train
+  weights: the families' weights, equal ones with ``recipe.match_dose=rows``, rescaled by
+  ``recipe.edge_case_share``, as ``generate/recipe.train_weights``), rows seen
+  (optimizer steps x rows per step, ``batch_size x grad_accum x devices x nodes``; the steps are
+  ``train.max_steps``, or epochs over the rows, or with ``train.token_budget`` the steps that budget takes,
+  below), and, with the offline oracle teacher, the characters of its answers (thinking + answer, measured
+  on the family's first train problems at the cell's effort);
+- with ``train.token_budget``: the steps follow from the rows' lengths in the student's tokens (the train
+  stage's ``plan_steps``). With the oracle teacher the design estimates them from the oracle's answers on
+  those problems, tokenized by the student's tokenizer as the train stage does (``supervised``: the
+  assistant span's targets; ``processed``: every token of the row): steps = ceil(budget / (rows per step x
+  mean tokens per row)), capped by ``train.max_steps``; a budget the cap cannot hold is shown as refused (the
+  train stage refuses it). Without the oracle, or when the tokenizer cannot load, the rows seen are shown
+  as unknown with the reason (never the step cap's count, which is not what trains);
 - the minimum detectable effect (MDE) of a contrast between two cells at ``eval.confidence`` and
   ``report.design_power``, per split and per category.
 
@@ -41,6 +50,7 @@ from typing import Any
 
 from distill_lab.errors import ConfigError
 from distill_lab.stages.report.tables import markdown_table
+from distill_lab.students.chat import IGNORE
 
 SEED_KEY = "seed"
 N_ORACLE_PROBE = 32  # train problems per family whose oracle answers are measured
@@ -63,9 +73,12 @@ class Cell:
     prompts: dict[str, int]  # split -> held-out prompts
     prompts_by_category: dict[str, dict[str, int]]  # split -> category -> prompts
     rows_by_family: dict[str, int]  # train rows
-    rows_seen: int  # optimizer steps x batch (what training stepped over)
+    rows_seen: int | None  # optimizer steps x rows per step (what training steps over); None: unknown
     chars_per_row: dict[str, float] = field(default_factory=dict)  # oracle answer characters, per family
     effort: str | None = None
+    # train.token_budget's dose: {unit, budget, cap_steps, rows_per_step, tokens_per_row (oracle estimate,
+    # per family), steps, status: estimated | exceeds cap | unknown, reason}; None without a budget
+    token_budget: dict[str, Any] | None = None
 
 
 def mde(seeds: int, prompts: int, a: Assumptions) -> dict[str, float]:
@@ -192,26 +205,97 @@ def _grid(overrides: list[str], extra: list[str]) -> tuple[list[list[str]], Any]
     return jobs, base
 
 
-def _oracle_chars(cfg: Any, effort: str) -> dict[str, float]:
-    """Mean characters of the oracle's answers (thinking + answer) per family, on its first train problems."""
+def _oracle_rows(cfg: Any, effort: str) -> dict[str, list[list[dict[str, Any]]]]:
+    """The oracle's conversations (prompt, then its answer) per family, on its first train problems."""
     from distill_lab.tasks.base import get_family
 
-    out: dict[str, float] = {}
+    out: dict[str, list[list[dict[str, Any]]]] = {}
     for spec in cfg.recipe.families:
         fam = get_family(spec.name, **dict(spec.params))
         rng = random.Random(f"{cfg.recipe.seed}/{spec.name}/train")
-        lengths = []
+        convs = []
         for i, p in enumerate(fam.stream("train", rng)):
             if i >= N_ORACLE_PROBE:
                 break
             reasoning, answer = fam.oracle(p, effort)
-            lengths.append(len(reasoning) + len(answer))
-        if lengths:
-            out[spec.name] = sum(lengths) / len(lengths)
+            convs.append([*p.messages(), {"role": "assistant", "content": answer, "reasoning_content": reasoning}])
+        if convs:
+            out[spec.name] = convs
     return out
 
 
-def _cell(cfg: Any, label: str, overrides: list[str]) -> Cell:
+def _oracle_chars(rows: dict[str, list[list[dict[str, Any]]]]) -> dict[str, float]:
+    """Mean characters of the oracle's answers (thinking + answer) per family."""
+    return {f: sum(len(c[-1]["reasoning_content"]) + len(c[-1]["content"]) for c in convs) / len(convs)
+            for f, convs in rows.items()}
+
+
+def _budget_dose(cfg: Any, rows: dict[str, list[list[dict[str, Any]]]], rows_by_family: dict[str, int],
+                 rows_per_step: int, tokenizers: dict[str, Any]) -> dict[str, Any]:
+    """What ``train.token_budget`` trains (module docstring): the steps it takes, estimated from the oracle's
+    rows in the student's tokens, or unknown with the reason."""
+    tr = cfg.train
+    cap = tr.max_steps if not tr.epochs else math.ceil(tr.epochs * cfg.recipe.size / rows_per_step)
+    out: dict[str, Any] = {"unit": tr.token_budget_unit, "budget": tr.token_budget, "cap_steps": cap,
+                           "rows_per_step": rows_per_step, "tokens_per_row": {}, "steps": None,
+                           "status": "unknown", "reason": None}
+    if not rows:
+        out["reason"] = (f"the steps depend on teacher {cfg.teacher.provider}'s row lengths, known after generate "
+                         "(the train stage's summary: rows_seen, token_budget)")
+        return out
+    from distill_lab.students.chat import tokenize_conversation
+    from distill_lab.students.loader import load_tokenizer
+
+    key = json.dumps(asdict(cfg.student), sort_keys=True, default=str)
+    if key not in tokenizers:
+        try:
+            tokenizers[key] = load_tokenizer(cfg.student)
+        except Exception as e:  # noqa: BLE001 (no network, not cached: recorded as the reason, not hidden)
+            tokenizers[key] = e
+    tok = tokenizers[key]
+    if isinstance(tok, Exception):
+        out["reason"] = f"the student's tokenizer ({cfg.student.name}) did not load: {str(tok).splitlines()[0][:200]}"
+        return out
+    for fam, convs in rows.items():
+        counts = []
+        for c in convs:
+            t = tokenize_conversation(tok, c, where=f"design: oracle row of {fam}")
+            counts.append(sum(1 for x in t.labels[1:] if x != IGNORE) if tr.token_budget_unit == "supervised"
+                          else len(t.input_ids))
+        out["tokens_per_row"][fam] = sum(counts) / len(counts)
+    total_rows = sum(rows_by_family.get(f, 0) for f in out["tokens_per_row"])
+    if not total_rows:
+        out["reason"] = "no train rows"
+        return out
+    per_row = sum(rows_by_family.get(f, 0) * n for f, n in out["tokens_per_row"].items()) / total_rows
+    need = math.ceil(tr.token_budget / (rows_per_step * per_row))
+    out["steps"] = min(need, cap)
+    out["status"] = "estimated" if need <= cap else "exceeds cap"
+    if need > cap:
+        out["reason"] = (f"needs ~{need} steps, above the cap of {cap} (train.max_steps or epochs): the train "
+                         "stage refuses this cell")
+    return out
+
+
+def train_weights(weights: list[float], categories: list[str], match_dose: str | None,
+                  edge_case_share: float | None) -> list[float]:
+    """The families' weights in the train deal, as the recipe deals them (``generate/recipe.train_weights``;
+    a stage cannot import another stage, and the test checks the two agree): equal with ``match_dose=rows``,
+    then the edge-case families rescaled to ``edge_case_share`` of the total and the others to the rest."""
+    w = [1.0 if match_dose == "rows" else x for x in weights]
+    if edge_case_share is None:
+        return w
+    edge = [i for i, c in enumerate(categories) if c == "edge_case"]
+    other = [i for i in range(len(w)) if i not in edge]
+    out = [0.0] * len(w)
+    for idx, part in ((edge, edge_case_share), (other, 1 - edge_case_share)):
+        tot = sum(w[i] for i in idx)
+        for i in idx:
+            out[i] = part * w[i] / tot
+    return out
+
+
+def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any] | None = None) -> Cell:
     from distill_lab.tasks.base import family_class
 
     rec = cfg.recipe
@@ -230,13 +314,21 @@ def _cell(cfg: Any, label: str, overrides: list[str]) -> Cell:
         for cat, n in zip(cats, per_member, strict=True):
             c[cat] += n
         by_cat[split] = dict(c)
-    rows = dict(zip(names, sainte_lague(rec.size, weights), strict=True))
+    tw = train_weights(weights, cats, rec.match_dose, rec.edge_case_share)
+    rows = dict(zip(names, sainte_lague(rec.size, tw), strict=True))
     tr = cfg.train
-    seen = (tr.epochs * rec.size if tr.epochs else tr.max_steps * tr.batch_size * tr.grad_accum)
+    per_step = tr.batch_size * tr.grad_accum * cfg.hardware.devices * cfg.hardware.num_nodes
     effort = cfg.teacher.effort_name
-    chars = _oracle_chars(cfg, effort) if cfg.teacher.provider == "oracle" else {}
+    oracle = _oracle_rows(cfg, effort) if cfg.teacher.provider == "oracle" else {}
+    budget = None
+    if tr.token_budget is not None:
+        budget = _budget_dose(cfg, oracle, rows, per_step, tokenizers if tokenizers is not None else {})
+        seen = budget["steps"] * per_step if budget["status"] == "estimated" else None
+    else:
+        seen = (math.ceil(tr.epochs * rec.size / per_step) if tr.epochs else tr.max_steps) * per_step
     return Cell(label=label, overrides=overrides, seeds=[], prompts=prompts, prompts_by_category=by_cat,
-                rows_by_family=rows, rows_seen=seen, chars_per_row=chars, effort=effort)
+                rows_by_family=rows, rows_seen=seen, chars_per_row=_oracle_chars(oracle), effort=effort,
+                token_budget=budget)
 
 
 def _fixed_only(items: list[str], overrides: list[str]) -> bool:
@@ -262,6 +354,7 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
     with open_dict(base):
         base.pop("hydra", None)
     cells: dict[str, Cell] = {}
+    tokenizers: dict[str, Any] = {}  # one tokenizer per student, loaded once
     varying = {o.split("=", 1)[0] for job in jobs for o in job if sum(o in j for j in jobs) < len(jobs)}
     for job in jobs:
         items = [o for o in job if not o.startswith("hydra.")]
@@ -275,7 +368,7 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
             except ConfigError as e:
                 raise ConfigError(f"report.check_design: the job ({' '.join(items)}) is not a valid config: {e}") \
                     from None
-            cells[label] = _cell(cfg, label or "(one cell)", items)
+            cells[label] = _cell(cfg, label or "(one cell)", items, tokenizers)
             if not any(cells[label].prompts.values()):
                 raise ConfigError(f"report.check_design: cell {label or '(one cell)'} evaluates no held-out prompts "
                                   "(recipe.test_size and recipe.ood_size are 0, or eval.splits is empty)")
@@ -296,6 +389,16 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
             "resolution": resolution}
 
 
+def _seen_text(c: dict[str, Any]) -> str:
+    b = c.get("token_budget")
+    if b is None:
+        return str(c["rows_seen"])
+    what = f"{b['budget']} {b['unit']} tokens"
+    if b["status"] == "estimated":
+        return f"~{c['rows_seen']} ({b['steps']} steps for {what})"
+    return f"? ({what}: {b['reason']})"
+
+
 def design_markdown(d: dict[str, Any]) -> str:
     a = d["assumptions"]
     lines = ["# Sweep design: what it can detect", "",
@@ -306,12 +409,13 @@ def design_markdown(d: dict[str, Any]) -> str:
                                         for s, cats in c["prompts_by_category"].items())]
                              for c in d["cells"]))
     lines += ["", "## Training dose per family", "",
-              "Train rows (the recipe's quota of recipe.size), rows seen by the optimizer (steps x batch), and "
-              "with the oracle teacher the characters of its answers per row (thinking + answer; the train "
-              "stage reports supervised tokens).", ""]
+              "Train rows (the recipe's quota of recipe.size), rows seen by the optimizer (steps x rows per step; "
+              "with train.token_budget the steps the budget takes, estimated from the oracle's rows in the "
+              "student's tokens), and with the oracle teacher the characters of its answers per row (thinking + "
+              "answer; the train stage reports supervised tokens).", ""]
     lines += markdown_table(["cell", "effort", "family", "train rows", "rows seen (all families)", "chars / row",
                              "chars in train rows"],
-                            ([c["label"], c["effort"], fam, n, c["rows_seen"],
+                            ([c["label"], c["effort"], fam, n, _seen_text(c),
                               f"{c['chars_per_row'][fam]:.0f}" if fam in c["chars_per_row"] else "–",
                               f"{n * c['chars_per_row'][fam]:.0f}" if fam in c["chars_per_row"] else "–"]
                              for c in d["cells"] for fam, n in c["rows_by_family"].items()))

@@ -113,13 +113,19 @@ def graded(r: dict[str, Any]) -> tuple[float, float]:
     return c, c if r.get("score") is None else float(r["score"])
 
 
-# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score)
+# (model, split, prompt_id) -> (the prompt's category, correct 1.0 / 0.0, the family's graded score); the
+# category is "" for a probe's control task (``tasks.is_control``): in split figures, never in a category's
 Answers = dict[tuple[str, str, str], tuple[str, float, float]]
 
 
 def answers(records: list[dict[str, Any]]) -> Answers:
-    """The greedy answers of ``records`` per model, split and prompt (``contrasts``, ``sweep_stats``)."""
-    return {(r["model"], r["split"], r["prompt_id"]): (r.get("category") or "", *graded(r))
+    """The greedy answers of ``records`` per model, split and prompt (``contrasts``, ``sweep_stats``). A
+    control's answers carry no category, so category figures and contrasts leave them out, as the eval's
+    own metrics do (``evaluate/aggregate.py``)."""
+    from distill_lab.tasks import is_control
+
+    return {(r["model"], r["split"], r["prompt_id"]):
+            ("" if is_control(r.get("task") or r.get("family")) else r.get("category") or "", *graded(r))
             for r in first_greedy(records)}
 
 
@@ -273,14 +279,22 @@ def unpack_evidence(packed: str | Path, dest: str | Path) -> Path:
                     seen_header = True
                 elif not seen_header:
                     raise SweepError(f"{packed}: not packed evidence (no header line)")
+                elif kind not in ("file", "run", "sample"):
+                    raise SweepError(f"{packed}:{lineno}: unknown line type {kind!r} (file, run or sample)")
+                elif not all(isinstance(d.get(k), str) for k in _PACK_FIELDS[kind]):
+                    raise SweepError(f"{packed}:{lineno}: a {kind!r} line needs string fields "
+                                     f"{', '.join(_PACK_FIELDS[kind])}")
                 elif kind == "file":
                     target = _inside(dest, d["path"], packed)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(d["text"].replace(SWEEP_TOKEN, root))
                 elif kind == "run":
                     paths[d["run"]] = d["path"]
-                elif kind == "sample":
+                else:
                     run = d["run"]
+                    if run not in paths:
+                        raise SweepError(f"{packed}:{lineno}: a sample of run {run!r}, whose 'run' line does not "
+                                         "come before it")
                     if run not in handles:
                         target = _inside(dest, f"{paths[run]}/{SAMPLES}", packed)
                         target.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +306,9 @@ def unpack_evidence(packed: str | Path, dest: str | Path) -> Path:
         for h in handles.values():
             h.close()
     return dest
+
+
+_PACK_FIELDS = {"file": ("path", "text"), "run": ("run", "path"), "sample": ("run",)}
 
 
 def _inside(dest: Path, rel: str, packed: Path) -> Path:

@@ -320,10 +320,15 @@ def budget_lines(m: EvalMetrics, summ: dict[str, Any]) -> list[str]:
     lines = [f"- max_new_tokens per split: {'; '.join(parts)}"]
     for s in summ.get("budget_cut") or []:
         b = budgets[s]
-        lines.append(f"- {RED} **Truncation allowed on {s}: max_new_tokens {b['max_new_tokens']} < {b['teacher_longest']}, "
-                     f"the teacher's longest answer; it cuts {_pct(b.get('teacher_cut_share'))} of the teacher's own "
-                     f"answers.** A perfect student would be cut off: accuracies on {s} are biased low "
-                     "(eval.allow_truncation=true).")
+        if b.get("teacher_truncated"):  # students/budget.py: answers the teacher's own API cut (lower bounds)
+            lines.append(f"- {RED} **Truncation allowed on {s}: {b['teacher_truncated']} of the teacher's answers were "
+                         "cut by the teacher's API at teacher.max_tokens**, so the budget was measured on cut answers "
+                         f"(a lower bound): a perfect student may be cut off on {s} (eval.allow_truncation=true).")
+        if b.get("teacher_longest") is not None and b["max_new_tokens"] < b["teacher_longest"]:
+            lines.append(f"- {RED} **Truncation allowed on {s}: max_new_tokens {b['max_new_tokens']} < "
+                         f"{b['teacher_longest']}, the teacher's longest answer; it cuts "
+                         f"{_pct(b.get('teacher_cut_share'))} of the teacher's own answers.** A perfect student would "
+                         f"be cut off: accuracies on {s} are biased low (eval.allow_truncation=true).")
     return lines
 
 

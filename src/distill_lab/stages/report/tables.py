@@ -14,15 +14,21 @@ MISSING = "–"  # a cell with nothing measured
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """The header, the rule and one line per row; a row must have one cell per header."""
+    """The header, the rule and one line per row; a row must have one cell per header. A cell's ``|`` is
+    escaped and its line breaks become spaces (a model's output in a cell would otherwise split the row)."""
     headers = list(headers)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [c if isinstance(c, str) else str(c) for c in row]
+        cells = [_cell(c) for c in row]
         if len(cells) != len(headers):
             raise ValueError(f"a table row has {len(cells)} cells for {len(headers)} headers: {cells}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _cell(c: Any) -> str:
+    text = c if isinstance(c, str) else str(c)
+    return " ".join(text.replace("|", "\\|").splitlines()) if "|" in text or "\n" in text else text
 
 
 def interval_cell(cell: Any, scale: float = 100) -> str:

@@ -405,6 +405,21 @@ def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[An
                                        "cheapest_within"], members("train_tokens"))}
 
 
+def _interval_words(rows: list[dict[str, Any]], confidence: float) -> str:
+    """How the cells' intervals were made, as ``report/sweep_stats.py`` made them (per cell: from samples, or
+    over seeds alone where the runs kept none)."""
+    t_only = sum(1 for r in rows if any(isinstance(v, dict) and str(v.get("method", "")).startswith("t over seeds")
+                                        for v in r.values()))
+    words = (f"mean over seeds with a {round(confidence * 100)}% interval over seeds and prompts together "
+             "(two-level bootstrap; Wilson where every seed agrees)")
+    if t_only == len(rows) and rows:
+        return (f"mean over seeds with a {round(confidence * 100)}% Student-t interval over seeds only (the runs "
+                "kept no samples.jsonl)")
+    if t_only:
+        words += f"; {t_only} of {len(rows)} cells without samples.jsonl: a Student-t interval over seeds only"
+    return words
+
+
 def sweep_text(rc: Any, res: dict[str, Any], sweep_dir: Path, confidence: float) -> ReportText:
     """Title, question and method: ``report.title/question/method`` where given, else what the runs record."""
     runs = [r for r in res["runs"] if r.status == "ok"]
@@ -421,7 +436,7 @@ def sweep_text(rc: Any, res: dict[str, Any], sweep_dir: Path, confidence: float)
         f"{len(runs)} finished runs of {len(res['runs'])} in {sweep_dir}: teacher {', '.join(teachers) or '?'}, "
         f"student {', '.join(students) or '?'}; swept " +
         "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in varied.items()) +
-        f". Cells: mean over seeds with a {int(confidence * 100)}% Student-t interval over seeds.")
+        f". Cells: {_interval_words(res['rows'], confidence)}.")
     notes = []
     kinds = {r.get("teacher_usd_kind") for r in res["rows"]}
     models = sorted({r["price_model"] for r in res["rows"] if r.get("price_model")})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill_lab.artifacts.rows import load_rows
+from distill_lab.artifacts.rows import cut_by_api, load_rows
 from distill_lab.errors import ConfigError
 
 
@@ -17,12 +17,8 @@ class RLPrompt:
     task: str
     reference: str
     messages: list[dict[str, Any]]  # the conversation before the answer
-    teacher_texts: list[str] = field(default_factory=list)  # thinking in <think>..</think>, then the answer
-
-
-def _teacher_text(msg: dict[str, Any]) -> str:
-    reasoning, content = msg.get("reasoning_content"), msg.get("content") or ""
-    return f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
+    teacher_turns: list[dict[str, Any]] = field(default_factory=list)  # the teacher's answers (assistant turns)
+    teacher_cut: int = 0  # of those, answers the teacher's API cut at its output limit (the rows' ``truncated``)
 
 
 def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = None) -> tuple[list[RLPrompt], int]:
@@ -48,7 +44,8 @@ def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = 
             by_id[pid] = RLPrompt(pid, r["task"], str(r["reference"]),
                                   [{"role": m["role"], "content": m.get("content") or ""} for m in head])
         if msgs[-1].get("role") == "assistant":
-            by_id[pid].teacher_texts.append(_teacher_text(msgs[-1]))
+            by_id[pid].teacher_turns.append(msgs[-1])
+            by_id[pid].teacher_cut += cut_by_api(r)
     if not by_id:
         raise ConfigError(f"rl.split: no verifiable prompts of split {split!r} in {d} "
                           f"({len(skipped)} without a task family or reference)")
@@ -56,12 +53,25 @@ def load_prompts(dataset_dir: str | Path, split: str, max_prompts: int | None = 
 
 
 def check_budget(prompts: list[RLPrompt], tokenizer: Any, max_tokens: int, allow_short: bool) -> int:
-    """The teacher's longest answer in student tokens (+1 for the end of turn); raises ``ConfigError``
-    naming ``rl.max_completion_tokens`` when the budget is below it, unless ``allow_short``."""
+    """The teacher's longest answer in student tokens (end of turn included); raises ``ConfigError``
+    naming ``rl.max_completion_tokens`` when the budget is below it, or when the teacher's API cut some of its
+    answers (their length is a lower bound, not the teacher's answer), unless ``allow_short``."""
+    cut = [p.prompt_id for p in prompts if p.teacher_cut]
+    if cut and not allow_short:
+        raise ConfigError(f"rl.max_completion_tokens: the teacher's API cut {sum(p.teacher_cut for p in prompts)} of "
+                          f"its answers on the rl prompts at its output limit (stop reason max_tokens / length; "
+                          f"prompt {cut[0]}{', ...' if len(cut) > 1 else ''}), so the budget cannot be checked "
+                          "against the teacher's whole answers: re-generate them with a higher teacher.max_tokens "
+                          "(or keep generate.filters' max_tokens on, which moves cut train rows out), or set "
+                          "rl.allow_short_completions=true")
+    from distill_lab.students.budget import answer_tokens
+
+    # counted as the eval budget counts them (students/budget.py): the student's chat template renders the
+    # turn as the student writes it (thinking, answer, end of turn), so both budgets share one measure
     longest, where = 0, None
     for p in prompts:
-        for t in p.teacher_texts:
-            n = len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1
+        for turn in p.teacher_turns:
+            n = answer_tokens(tokenizer, [*p.messages, turn], where=f"teacher answer {p.prompt_id} (rl)")
             if n > longest:
                 longest, where = n, p.prompt_id
     if longest > max_tokens and not allow_short:

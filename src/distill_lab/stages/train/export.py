@@ -37,3 +37,21 @@ def export_merged(student_cfg, adapter_dir: Path, out: Path) -> Path:
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
+
+
+def export_trained(cfg, run_dir: Path, adapter_dir: Path, artifacts: dict[str, str]) -> None:
+    """The exports a finished training asks for, from ``adapter_dir``, added to ``artifacts``: ``merged/``
+    (``train.export_merged``, or as the GGUF's source) and ``gguf/model-<dtype>.gguf`` (``export.gguf``).
+    One place for a plain run and an lr grid's chosen trial (``lr_grid.py``)."""
+    if not (cfg.train.export_merged or cfg.export.gguf):
+        return
+    from distill_lab.stages.train.gguf_export import write_gguf
+
+    merged = adapter_dir  # a full fine-tune's adapter dir is already a plain HF checkpoint
+    if cfg.student.adapter != "full":
+        merged = export_merged(cfg.student, adapter_dir, run_dir / "merged")
+        artifacts["merged"] = str(merged)
+    if cfg.export.gguf:
+        gguf_file = run_dir / "gguf" / f"model-{cfg.export.gguf_dtype}.gguf"
+        artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
+                                           name=f"distill_lab {cfg.student.name}"))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
+from distill_lab.stages.train.export import export_trained
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -66,10 +67,9 @@ def run_grid(cfg: Config, run_dir: Path, train_once: Callable[..., StageResult])
             continue
         tcfg = dataclasses.replace(
             cfg, optimizer=dataclasses.replace(cfg.optimizer, lr=lr),
-            train=dataclasses.replace(cfg.train, lr_grid=None, output_dir=None, export_merged=False),
-            export=dataclasses.replace(cfg.export, gguf=False))
+            train=dataclasses.replace(cfg.train, lr_grid=None, output_dir=None))
         log.info("train.lr_grid: training lr=%g in %s", lr, tdir)
-        res = train_once(tcfg, tdir, final_val=True)
+        res = train_once(tcfg, tdir, final_val=True, exports=False)
         rec = {"lr": lr, "summary": res.summary, "artifacts": res.artifacts}
         tdir.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(rec, indent=1, default=str))
@@ -84,7 +84,7 @@ def run_grid(cfg: Config, run_dir: Path, train_once: Callable[..., StageResult])
     step_log = run_dir / "train_log.jsonl"
     shutil.copyfile(best["artifacts"]["train_log"], step_log)
     artifacts = {"adapter": str(adapter), "train_log": str(step_log), "lr_grid": str(run_dir / "lr_grid")}
-    _export(cfg, run_dir, adapter, artifacts)
+    export_trained(cfg, run_dir, adapter, artifacts)
     summary = dict(best["summary"])
     summary["lr_selection"] = {
         "grid": grid, "chosen": chosen, "criterion": "lowest validation loss on the final answer's tokens",
@@ -96,20 +96,3 @@ def run_grid(cfg: Config, run_dir: Path, train_once: Callable[..., StageResult])
              {f"{lr:g}": scores[lr] for lr in grid})
     final = summary.get("final_loss")
     return StageResult(artifacts=artifacts, summary=summary, objective=-final if final is not None else None)
-
-
-def _export(cfg: Config, run_dir: Path, adapter: Path, artifacts: dict[str, str]) -> None:
-    """The exports the trials skipped, from the chosen adapter."""
-    if not (cfg.train.export_merged or cfg.export.gguf):
-        return
-    from distill_lab.stages.train.export import export_merged
-    from distill_lab.stages.train.gguf_export import write_gguf
-
-    merged = adapter
-    if cfg.student.adapter != "full":
-        merged = export_merged(cfg.student, adapter, run_dir / "merged")
-        artifacts["merged"] = str(merged)
-    if cfg.export.gguf:
-        gguf_file = run_dir / "gguf" / f"model-{cfg.export.gguf_dtype}.gguf"
-        artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
-                                           name=f"distill_lab {cfg.student.name}"))

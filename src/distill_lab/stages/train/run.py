@@ -194,14 +194,16 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
     return train_once(cfg, run_dir)
 
 
-def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False) -> StageResult:
+def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False, exports: bool = True) -> StageResult:
     """One training at ``cfg.optimizer.lr``. ``final_val``: hold out the validation slice whatever
-    ``train.val_every_n_steps`` says and measure it once more after the last step (an lr trial)."""
+    ``train.val_every_n_steps`` says and measure it once more after the last step (an lr trial).
+    ``exports``: write the merged / GGUF exports the config asks for (an lr trial does not: the grid exports
+    the chosen adapter once; its checks, e.g. a GGUF-less architecture, still run before training)."""
     import lightning as L
 
     from distill_lab.stages.train.datamodule import SFTDataModule, layout_for, n_targets
-    from distill_lab.stages.train.export import export_merged, save_adapter
-    from distill_lab.stages.train.gguf_export import check_supported, write_gguf
+    from distill_lab.stages.train.export import export_trained, save_adapter
+    from distill_lab.stages.train.gguf_export import check_supported
     from distill_lab.stages.train.module import SFTModule, _unwrap
 
     if cfg.hardware.threads:
@@ -251,14 +253,8 @@ def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False) -> StageR
             save_adapter(module.model, tok, adapter_dir, cfg.student.adapter, state_dict=full_sd)
         else:
             save_adapter(module.model, tok, adapter_dir, cfg.student.adapter)
-        merged = adapter_dir  # a full fine-tune's adapter dir is already a plain HF checkpoint
-        if (cfg.train.export_merged or cfg.export.gguf) and cfg.student.adapter != "full":
-            merged = export_merged(cfg.student, adapter_dir, run_dir / "merged")
-            artifacts["merged"] = str(merged)
-        if cfg.export.gguf:
-            gguf_file = run_dir / "gguf" / f"model-{cfg.export.gguf_dtype}.gguf"
-            artifacts["gguf"] = str(write_gguf(merged, gguf_file, cfg.export.gguf_dtype,
-                                               name=f"distill_lab {cfg.student.name}"))
+        if exports:
+            export_trained(cfg, run_dir, adapter_dir, artifacts)
     steps = [h for h in module.history if "loss" in h]
     vals = [h for h in module.history if "val_loss" in h]
     timed = steps[1:] or steps  # the first step includes warm-up

@@ -55,7 +55,7 @@ class MathVerifyMissing(ImportError):
     """math-verify (a dependency of distill_lab) cannot be imported."""
 
 
-def _math_verify() -> Any:
+def require_math_verify() -> Any:
     try:
         import math_verify
     except ImportError as e:
@@ -99,7 +99,7 @@ def _parse(mv: Any, text: str) -> list:
 
 @lru_cache(maxsize=8192)
 def _equal(got: str, reference: str) -> bool:
-    mv = _math_verify()
+    mv = require_math_verify()
     try:
         gold, pred = _parse(mv, reference), _parse(mv, got)
         return bool(gold and pred and mv.verify(gold, pred, timeout_seconds=_timeout()))
@@ -111,7 +111,7 @@ def math_equal(got: str, reference: str) -> bool:
     """Whether ``got`` has the value of ``reference`` by math-verify (symbolic, so ``1/2``, ``0.5``,
     ``\\frac{1}{2}`` and ``$\\frac{1}{2}$`` agree; ``1,234`` is 1234; ``x=3`` answers 3). Raises
     ``MathVerifyMissing`` when math-verify cannot be imported."""
-    _math_verify()  # checked on every call (cheap once imported): a cached verdict never hides its absence
+    require_math_verify()  # checked on every call (cheap once imported): a cached verdict never hides its absence
     return _equal(got, reference)
 
 

@@ -56,6 +56,8 @@ class MathVerifyMissing(ImportError):
 
 
 def require_math_verify() -> Any:
+    """The math_verify module, or ``MathVerifyMissing`` saying how to install it (a stage can call this
+    before it generates anything, so a broken install fails fast)."""
     try:
         import math_verify
     except ImportError as e:

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from distill_lab.stages.evaluate.extract import score_output
-from distill_lab.stages.rl.rewards import judge, make_reward_funcs, math_like
+from distill_lab.stages.rl.rewards import judge, make_reward_funcs
 from distill_lab.students.tiny import build_tiny_tokenizer
 from distill_lab.tasks.base import family_names, get_family
 
@@ -85,13 +85,27 @@ def test_an_unreadable_answer_after_closed_thinking_is_a_format_failure():
     assert (c, f) == ([0.0], [0.0])
 
 
-def test_math_verify_accepts_the_value_in_another_notation():
-    assert math_like("0.5") and math_like("\\frac{1}{2}") and not math_like("Heidi < Alice")
-    # the family's own verify compares the strings "12" and "12.0" (eval: wrong); math-verify their values
-    text = completion("x", "The answer is 12.")
-    assert not score_output(text, "addition", "12.0").correct
-    assert judge(text, "addition", "12.0", truncated=False).correct
-    assert not judge(completion("x", "The answer is 13."), "addition", "12.0", truncated=False).correct
+def test_reward_is_never_more_lenient_than_eval_where_math_verify_would_be():
+    """A freeform row (recipe sources: a reference from an external data set) with the reference 0.5:
+    "1/2" has its value (math-verify says equal) but freeform's verify compares the stated answer, so eval
+    scores it wrong; the reward's correctness term is 0 too. The right answer gets the full weight."""
+    from distill_lab.tasks.verdicts import math_equal
+
+    wrong = completion("half of one", "The answer is 1/2.")
+    right = completion("half of one", "The answer is 0.5.")
+    assert math_equal("1/2", "0.5")  # the case is real: math-verify would accept it
+    assert not score_output(wrong, "freeform", "0.5").correct and score_output(right, "freeform", "0.5").correct
+    correct, fmt = make_reward_funcs(TOK, [EOS])
+    correct.weights.update(correct=2.0, format=0.25)  # what run.py sets from rl.reward
+    logged: dict[str, float] = {}
+    n = 2
+    kw = dict(prompts=[""] * n, completions=[""] * n, completion_ids=[ids(wrong), ids(right)],
+              task=["freeform"] * n, reference=["0.5"] * n)
+    assert correct(**kw, log_metric=lambda k, v: logged.__setitem__(k, v)) == [0.0, 1.0]
+    assert fmt(**kw) == [1.0, 1.0]  # both well formed: only the correctness term tells them apart
+    # weighted reward per completion: 0.25 (format only) and 2.25 (the full correctness weight on top)
+    assert logged["reward_family/freeform/mean"] == pytest.approx((0.25 + 2.25) / 2)
+    assert logged["reward_family/freeform/std"] == pytest.approx(1.0)
 
 
 def test_pad_after_the_end_of_turn_is_ignored_and_stop_ids_are_honoured():

@@ -1,31 +1,24 @@
 """Rewards of the rl stage: the task families' own verifiers, as two separately weighted terms.
 
-- ``correct`` (1/0): the family's ``verify`` on the answer after the thinking, as eval scores it
-  (``stages/evaluate/extract.py``: the thinking is everything before the last ``</think>``; an unclosed
-  ``<think>`` leaves no answer). For a math-like reference (a number, a fraction, a LaTeX expression),
-  ``math-verify`` also accepts the family's extracted answer when it has the reference's value
-  (``1/2`` for ``0.5``), so the reward never punishes a right value in another notation.
-- ``format`` (1/0): the thinking is closed and the family can read an answer after it.
+- ``correct`` (1/0): eval's verdict on the row, exactly (``tasks/verdicts.verdict``, which eval's
+  ``score_output`` also calls): the thinking is everything before the last ``</think>`` (an unclosed
+  ``<think>`` leaves no answer), and the answer after it is checked by the row's family ``verify``
+  alone. The reward is never more lenient than the metric it is meant to move: an answer the family
+  rejects scores 0 even when math-verify finds it has the reference's value (``1/2`` for ``0.5``).
+  (A row without a family would get eval's generic verifier; the stage skips such rows, ``prompts.py``.)
+- ``format`` (1/0): the thinking is closed and the row's verifier can read an answer after it.
 - A truncated completion (no end of turn within ``rl.max_completion_tokens``) scores 0 on both: its
   answer is never read.
-
-The split into thinking and answer is written here (stages meet only through artifacts, so this stage
-does not import eval's); ``tests/test_rl_rewards.py`` checks it gives eval's verdict on each case.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from distill_lab.tasks.base import get_family
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-_MATHLIKE = re.compile(r"^\s*\$?\s*-?[\d.,]+(\s*/\s*\d+)?\s*\$?\s*$|\\(frac|sqrt|boxed|pi)")
+from distill_lab.tasks.verdicts import verdict
 
 
 @dataclass(frozen=True)
@@ -36,45 +29,12 @@ class Verdict:
     answer: str
 
 
-def answer_after_thinking(text: str) -> tuple[str, bool]:
-    """(answer, thinking closed or absent): the text after the last ``</think>``; none if ``<think>``
-    was opened and never closed."""
-    close = text.rfind(THINK_CLOSE)
-    if close >= 0:
-        return text[close + len(THINK_CLOSE):].strip(), True
-    if THINK_OPEN in text:
-        return "", False
-    return text.strip(), True
-
-
-def math_like(reference: str | None) -> bool:
-    return bool(reference) and bool(_MATHLIKE.search(reference or ""))
-
-
-@lru_cache(maxsize=8192)
-def _math_equal(extracted: str, reference: str) -> bool:
-    try:
-        from math_verify import parse, verify
-    except ImportError:  # math-verify is in the tasks extra; without it only the family decides
-        return False
-    try:
-        gold, pred = parse(f"${reference}$"), parse(f"${extracted}$")
-        return bool(gold and pred and verify(gold, pred))
-    except Exception:  # math-verify raises on unparsable text: not equal
-        return False
-
-
 def judge(text: str, task: str | None, reference: str | None, *, truncated: bool) -> Verdict:
-    """The verdict on one completion (text without the end-of-turn token)."""
-    answer, closed = answer_after_thinking(text)
-    if truncated or not answer or not task:
-        return Verdict(False, False, truncated, answer)
-    fam = get_family(task)
-    extracted = fam.extract(answer)
-    correct = reference is not None and bool(fam.verify(answer, reference))
-    if not correct and extracted is not None and math_like(reference):
-        correct = _math_equal(str(extracted), str(reference))
-    return Verdict(correct, closed and extracted is not None, False, answer)
+    """The verdict on one completion (text without the end-of-turn token): eval's, plus the format term."""
+    v = verdict(text, task, reference, truncated=truncated)
+    closed = not v.parsed.think_unclosed
+    formatted = not truncated and closed and v.extracted is not None
+    return Verdict(v.correct, formatted, truncated, v.parsed.answer)
 
 
 def decode_completions(tokenizer: Any, completion_ids: Sequence[Sequence[int]],

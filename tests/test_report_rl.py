@@ -113,6 +113,11 @@ def test_the_sweep_report_has_an_sft_rl_arm_and_its_paired_contrast(sweep, tmp_p
     cells_md = [c.strip() for c in row.split("|")[1:-1]]
     assert cells_md[3].startswith("45.0 [") and cells_md[5].startswith("60.0 [") and cells_md[7].startswith("20.0 [")
     assert any(line.startswith("| rl | SFT+RL - SFT | tiny, low, 50 | test | +15.0 |") for line in md)
+    # per category too: low, reasoning (p0-p4): SFT+RL 5/5 and 5/5 = 100 %, edge cases (p5-p9) 1/5 and 1/5 = 20 %
+    assert cells["low"]["categories"]["test/edge_case"]["student_rl"]["mean"] == pytest.approx(0.2)
+    cat = next(line for line in md if line.startswith("| low | 50 | test | edge_case |"))
+    assert [c.strip() for c in cat.split("|")[1:-1]][6].startswith("20.0 [")
+    assert "| base % | SFT % | SFT+RL % | teacher % |" in next(line for line in md if "| category |" in line)
     assert "accuracy_plot" in res["artifacts"]
 
 

@@ -99,12 +99,13 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         lines += ["", "## Retention by capability category (student / teacher)", "",
                   "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "
                   "for json_fields / sorted_words the content; per family below).", ""]
+        models = ("base", "student", RL_MODEL, "teacher") if rl else ("base", "student", "teacher")
         lines += markdown_table(
-            ["effort", "size", "split", "category", "base %", "student %", "teacher %", "retention %",
-             "retention on score %", "seed's figure"],
+            ["effort", "size", "split", "category", "base %", "SFT %" if rl else "student %",
+             *([f"{RL_LABEL} %"] if rl else []), "teacher %", "retention %", "retention on score %",
+             "seed's figure"],
             ([row["effort"], row["size"], *key.split("/", 1),
-              *(interval_cell(st.get(what)) for what in ("base", "student", "teacher", "retention",
-                                                          "score_retention")),
+              *(interval_cell(st.get(what)) for what in (*models, "retention", "score_retention")),
               seed_cell(key.split("/", 1)[1])]
              for row in rows for key, st in (row.get("categories") or {}).items()))
     lines += families_markdown(rows, lambda row: ", ".join(

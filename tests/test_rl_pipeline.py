@@ -37,3 +37,19 @@ def test_pipeline_with_rl_evaluates_sft_and_sft_rl_side_by_side(tmp_path):
     assert "## eval\n" in md and "## eval_rl\n" in md
     top = json.loads((run_dir / "manifest.json").read_text())
     assert top["summary"]["rl"]["steps"] == 2 and "eval_rl" in top["summary"]
+
+    # SFT, SFT+RL and base side by side in the single report, and the run read as a sweep (its RL arm), both
+    # from the samples: the figures equal the two evals' own
+    ev, ev_rl = (json.loads((run_dir / s / "metrics.json").read_text()) for s in ("eval", "eval_rl"))
+    (side,) = report["sft_vs_rl"]
+    top = next(r for r in side["rows"] if r["split"] == "test" and r["category"] == "all")
+    assert top["student"]["mean"] == pytest.approx(ev["models"]["student"]["splits"]["test"]["accuracy"])
+    assert top["student_rl"]["mean"] == pytest.approx(ev_rl["models"]["student"]["splits"]["test"]["accuracy"])
+    assert top["base"]["mean"] == pytest.approx(ev["models"]["base"]["splits"]["test"]["accuracy"])
+    assert "## SFT, SFT+RL and base side by side" in md
+    from distill_lab.stages.report.sweep import write_report
+
+    res = write_report(tmp_path, tmp_path / "sweep_report", vote_over="stage")
+    (cell,) = res["rows"]
+    assert cell["student_rl_test_accuracy"]["mean"] == pytest.approx(top["student_rl"]["mean"])
+    assert any(c["kind"] == "rl" for c in json.loads((tmp_path / "sweep_report" / "sweep.json").read_text())["contrasts"])

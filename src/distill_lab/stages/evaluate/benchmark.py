@@ -191,14 +191,13 @@ def model_backends(cfg: Config):
             yield "base", OpenAICompatBackend(bc, bc.base_model, progress=ec.progress)
         return
     from distill_lab.stages.evaluate.backends import HFBackend
-    from distill_lab.stages.evaluate.placement import place_model, use_bf16
-    from distill_lab.students import load_student
+    from distill_lab.stages.evaluate.placement import use_bf16
+    from distill_lab.stages.runtime import load_placed_student
 
     bf16 = use_bf16(cfg)
     kw = dict(batch_size=ec.batch_size, bf16=bf16, progress=ec.progress)
     if ec.adapter_dir:
-        model, tok = load_student(cfg.student, adapter_dir=ec.adapter_dir)
-        model = place_model(model, cfg)
+        model, tok = load_placed_student(cfg, ec.adapter_dir)
         yield "student", HFBackend(model, tok, label="student", **kw)
         if ec.include_base and hasattr(model, "disable_adapter"):
             with model.disable_adapter():
@@ -206,8 +205,7 @@ def model_backends(cfg: Config):
             return
         del model
     if ec.include_base:
-        model, tok = load_student(cfg.student)
-        model = place_model(model, cfg)
+        model, tok = load_placed_student(cfg)
         yield "base", HFBackend(model, tok, label="base", **kw)
 
 

@@ -49,8 +49,9 @@ from distill_lab.stages.evaluate.aggregate import build_metrics
 from distill_lab.stages.evaluate.config import EvalConfig
 from distill_lab.stages.evaluate.decode import Generation, generate, render
 from distill_lab.stages.evaluate.extract import score_output, split_thinking
-from distill_lab.stages.evaluate.placement import place_model, use_bf16
+from distill_lab.stages.evaluate.placement import use_bf16
 from distill_lab.stages.evaluate.prompts import EvalPrompt, load_heldout, load_suite
+from distill_lab.stages.runtime import load_placed_student, torch_threads
 from distill_lab.stats import rouge_l_f1
 from distill_lab.students.budget import SplitBudget, resolve_budgets, teacher_lengths
 
@@ -256,23 +257,14 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
-    import torch
-
     ec = cfg.eval
     if not ec.include_base and not ec.adapter_dir and ec.suite is None:
         raise ConfigError("eval.adapter_dir: nothing to evaluate (include_base=false and no adapter_dir)")
-    old_threads = torch.get_num_threads()
-    if cfg.hardware.threads:
-        torch.set_num_threads(cfg.hardware.threads)
-    try:
+    with torch_threads(cfg.hardware.threads):
         return _run(cfg, Path(run_dir))
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _run(cfg: Config, run_dir: Path) -> StageResult:
-    from distill_lab.students import load_student
-
     ec = cfg.eval
     if ec.suite is not None:  # a public benchmark (benchmark.py)
         return _run_suite(cfg, run_dir)
@@ -300,8 +292,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     timings: dict[str, float] = {}
     kw = dict(bf16=bf16, progress=ec.progress, budgets=budgets, seed=cfg.seed)
     if ec.adapter_dir:
-        model, tokenizer = load_student(cfg.student, adapter_dir=ec.adapter_dir)
-        model = place_model(model, cfg)
+        model, tokenizer = load_placed_student(cfg, ec.adapter_dir)
         t = time.perf_counter()
         records += evaluate_model("student", model, tokenizer, prompts, ec, **kw)
         timings["student"] = time.perf_counter() - t
@@ -312,8 +303,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
             timings["base"] = time.perf_counter() - t
         del model
     if ec.include_base and "base" not in timings:
-        model, tokenizer = load_student(cfg.student)
-        model = place_model(model, cfg)
+        model, tokenizer = load_placed_student(cfg)
         t = time.perf_counter()
         records += evaluate_model("base", model, tokenizer, prompts, ec, **kw)
         timings["base"] = time.perf_counter() - t

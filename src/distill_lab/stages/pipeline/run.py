@@ -2,7 +2,7 @@
 
 With ``rl.enabled=true`` it is generate -> train -> rl -> eval -> report: ``rl`` starts from train's
 adapter, ``eval/`` evaluates the SFT adapter as before and ``eval_rl/`` the RL'd one on the same prompts
-(same config otherwise), and the report has one section per eval run, SFT and SFT+RL, each with the base.
+(same config otherwise), and the report puts base, SFT and SFT+RL side by side, then one section per eval run.
 
 Each sub-stage runs in its own sub-directory of the run directory with its own manifest, exactly as
 if it had been launched alone with the artifact pointer set (``train.dataset_dir``, ``eval.adapter_dir``,

@@ -41,7 +41,10 @@ class ReportConfig:
     # voting across distilled students (report/vote.py): eval runs on the same prompts, majority vote per prompt
     vote_runs: list[str] = field(default_factory=list)
     vote_seeds: bool = False  # the vote_runs are seeds of one configuration (intervals also over seeds)
-    vote_over: Optional[str] = None  # sweep report: "seed" adds, per cell, the vote of its seeds' students
+    # sweep report, per cell: "seed" adds the vote of its seeds' students; "stage" the vote of its runs' SFT and
+    # SFT+RL students together (pipeline rl.enabled=true: each run's eval/ and eval_rl/ students are two members).
+    # Two students of one run outside a sweep: report.vote_runs=[<job>/eval,<job>/eval_rl]
+    vote_over: Optional[str] = None
 
     def modes(self) -> list[str]:
         """The settings that pick what the report does (``report/run.py``), those that are set; the eval
@@ -61,11 +64,12 @@ class ReportConfig:
         _check(self.projected_chars_per_token > 0, "report.projected_chars_per_token", "must be > 0")
         _check(self.frontier_points >= 0, "report.frontier_points", "must be >= 0")
         _check(not self.publish or self.wandb_report, "report.publish", "needs report.wandb_report=true")
-        _check(self.vote_over in (None, "seed"), "report.vote_over", f"must be null or seed, got {self.vote_over!r}")
+        _check(self.vote_over in (None, "seed", "stage"), "report.vote_over",
+               f"must be null, seed or stage, got {self.vote_over!r}")
         _check(not self.vote_runs or len(self.vote_runs) >= 2, "report.vote_runs",
                f"a vote needs at least 2 eval runs, got {len(self.vote_runs)}")
         _check(self.vote_over is None or bool(self.sweep_dir), "report.vote_over",
-               "votes across a sweep's seeds: set report.sweep_dir too")
+               "votes within a sweep's cells: set report.sweep_dir too")
         _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
                "says the report.vote_runs are seeds: set report.vote_runs too")
         modes = self.modes()

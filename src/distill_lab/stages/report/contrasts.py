@@ -15,6 +15,9 @@ two at this budget. The contrasts reported:
   size, seed and the other swept settings;
 - sizes: largest ``-`` smallest dataset, pooled over efforts, pairs matched on effort and seed, when
   ``recipe.size`` is swept;
+- RL after SFT: ``SFT+RL - SFT`` of student accuracy, each run's RL'd student (``eval_rl/``, model
+  ``student_rl``) against its own SFT student on the same prompts and seed (paired on both), per cell and,
+  with several cells, pooled over them (the cells of one seed resampled together), when runs ran ``rl``;
 - categories: adjacent capability categories in the seed document's order (style, format, knowledge,
   reasoning, edge cases) within each run, student accuracy (different prompts on each side: two
   independent resamples), and ``distilled - base`` per category where the base was evaluated (also on the
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from distill_lab.stages.report.samples import Answers, run_answers
+from distill_lab.stages.report.samples import RL_LABEL, RL_MODEL, Answers, run_answers
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import two_level_interval
 from distill_lab.vocab import effort_rank
@@ -137,6 +140,7 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                     [(_select(answers[by[(big, *k)].path], "student", split),
                       _select(answers[by[(small, *k)].path], "student", split)) for k in keys], True,
                     [k[1] for k in keys])
+    rl_contrasts(ok, answers, rest, splits, add)
     cells: dict[tuple, list[Any]] = defaultdict(list)
     for r in ok:
         cells[(r.effort, r.size, r.student, _label(r, rest))].append(r)
@@ -160,6 +164,26 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
     return rows
 
 
+RL_CONTRAST = f"{RL_LABEL} - SFT"
+
+
+def rl_contrasts(ok: list[Any], answers: dict[str, Answers], rest: list[str], splits: list[str], add) -> None:
+    """``SFT+RL - SFT``: each run's RL'd student against its own SFT student, paired on seeds and prompts; per
+    cell, and pooled over the cells (pairs of one seed resampled together) when there are several."""
+    runs = [r for r in ok if any(m == RL_MODEL for (m, _, _) in answers[r.path])]
+    cells: dict[tuple, list[Any]] = defaultdict(list)
+    for r in runs:
+        cells[(r.effort, r.size, r.student, _label(r, rest))].append(r)
+    for split in splits:
+        def pick(rs, split=split):
+            return [(_select(answers[r.path], RL_MODEL, split), _select(answers[r.path], "student", split)) for r in rs]
+        if len(cells) > 1:
+            add("rl", RL_CONTRAST, "all cells", split, pick(runs), True, [r.seed for r in runs])
+        for (effort, size, student, _), rs in cells.items():
+            where = ", ".join(str(x) for x in (student, effort, size) if x is not None)
+            add("rl", RL_CONTRAST, where, split, pick(rs), True, [r.seed for r in rs])
+
+
 def contrasts_markdown(rows: list[dict[str, Any]], confidence: float) -> list[str]:
     if not rows:
         return []
@@ -175,7 +199,8 @@ def contrasts_markdown(rows: list[dict[str, Any]], confidence: float) -> list[st
         return n[0] if n[0] == n[1] else f"{n[0]} / {n[1]}"
 
     lines = ["", "## Contrasts with one interval over seeds and prompts", "",
-             "Student accuracy differences in points (the 'graded score' rows: the families' scores): "
+             "Student accuracy differences in points (the 'graded score' rows: the families' scores; the 'rl' "
+             f"rows: each run's {RL_LABEL} student against its own SFT student, same prompts and seed): "
              "mean over the pairs of runs (matched on the other settings and the seed), with one "
              f"{int(confidence * 100)}% interval that resamples seeds and prompts together (a two-level bootstrap: "
              "the pairs of one seed move together, both sides of a pair share the seed and, where they answered "

@@ -20,6 +20,12 @@ no weights, no dataset rows) and every sample record. Lines::
 
 ``report.sweep_dir=<that file>`` rebuilds the folder in a temporary directory (``unpack_evidence``) and
 reports from it, so a study's report regenerates from its repository alone.
+
+SFT+RL (``pipeline rl.enabled=true``): a pipeline job with an ``eval_rl/samples.jsonl`` beside its ``eval/``
+contributes a second student. ``run_records`` reads its student's records as model ``student_rl``
+(``RL_MODEL``) beside the SFT ``student`` of ``eval/`` (the base and teacher of ``eval_rl/`` answer the same
+prompts as those of ``eval/`` and are read once, from ``eval/``); the pack holds it as a run line of its own
+(``"run": "<job>/eval_rl"``), so the rebuilt folder has it where it was.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from distill_lab.artifacts.jsonio import read_jsonl
 from distill_lab.stages.report.sweep_runs import Run, SweepError, collect
 
 SAMPLES = "samples.jsonl"
+RL_DIR = "eval_rl"  # a pipeline job's eval of its RL'd student (pipeline rl.enabled=true)
+RL_MODEL = "student_rl"  # that student's records, as the reports read them
+RL_LABEL = "SFT+RL"
 PACK_VERSION = 1
 SWEEP_TOKEN = "@sweep"
 # the small files of a sweep that its report reads; heavy folders are never entered
@@ -95,10 +104,26 @@ def samples_path(job_dir: str | Path) -> Path | None:
     return None
 
 
+def rl_samples_path(job_dir: str | Path) -> Path | None:
+    """``eval_rl/samples.jsonl`` of a pipeline job that ran ``rl`` (None otherwise)."""
+    p = Path(job_dir) / RL_DIR / SAMPLES
+    return p if p.is_file() and (Path(job_dir) / "eval" / SAMPLES).is_file() else None
+
+
+def rl_records(path: str | Path, *, seed: int | None = None) -> list[dict[str, Any]]:
+    """The student records of an ``eval_rl/samples.jsonl`` as model ``student_rl`` (its base and teacher left
+    out: the SFT eval beside it holds them for the same prompts)."""
+    return [{**r, "model": RL_MODEL} for r in read_samples(path, seed=seed) if r.get("model") == "student"]
+
+
 def run_records(job_dir: str | Path, *, seed: int | None = None) -> list[dict[str, Any]] | None:
-    """The normalised records of a job's (or an eval run's) ``samples.jsonl``; None when it has none."""
+    """The normalised records of a job's (or an eval run's) ``samples.jsonl``, and of a pipeline job's
+    ``eval_rl/`` (its student as ``student_rl``); None when it has none."""
     p = samples_path(job_dir)
-    return None if p is None else read_samples(p, seed=seed)
+    if p is None:
+        return None
+    rl = rl_samples_path(job_dir)
+    return read_samples(p, seed=seed) + (rl_records(rl, seed=seed) if rl is not None else [])
 
 
 def first_greedy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,7 +188,7 @@ def load_run_samples(run: Run) -> RunSamples | None:
     if p is None:
         return None
     return RunSamples(run.job, str(p), run.effort, run.size, run.seed, dict(run.params),
-                      read_samples(p, seed=run.seed))
+                      run_records(run.path, seed=run.seed) or [])
 
 
 def load_sweep_samples(source: str | Path) -> dict[str, RunSamples]:
@@ -226,6 +251,8 @@ def pack_evidence(sweep_dir: str | Path, out_file: str | Path) -> dict[str, Any]
     loaded = [(r, samples_path(r.path)) for r in runs]
     missing = [r.job for r, p in loaded if p is None]  # packed with their metrics only: "not recoverable"
     loaded = [(r, p) for r, p in loaded if p is not None]
+    # a pipeline job's SFT+RL eval: a run line of its own, so the samples go back to <job>/eval_rl/
+    loaded += [(r, rl) for r, _ in list(loaded) if (rl := rl_samples_path(r.path)) is not None]
     files = _packable(sweep_dir)
     n_samples = 0
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -242,12 +269,13 @@ def pack_evidence(sweep_dir: str | Path, out_file: str | Path) -> dict[str, Any]
                   "text": _tokenize_paths(f.read_text(), sweep_dir, given)})
         for r, p in loaded:
             assert p is not None
-            line({"type": "run", "run": r.job, "path": p.parent.relative_to(sweep_dir).as_posix(),
+            key = r.job if p.parent.name != RL_DIR else f"{r.job}/{RL_DIR}"
+            line({"type": "run", "run": key, "path": p.parent.relative_to(sweep_dir).as_posix(),
                   "effort": r.effort, "size": r.size, "seed": r.seed, "params": r.params})
             with open(p) as f:
                 for raw_line in f:
                     if raw_line.strip():
-                        line({"type": "sample", "run": r.job, "record": json.loads(raw_line)})
+                        line({"type": "sample", "run": key, "record": json.loads(raw_line)})
                         n_samples += 1
     os.replace(tmp, out_file)
     return {"file": str(out_file), "bytes": out_file.stat().st_size, "runs": len(runs), "samples": n_samples,
@@ -339,7 +367,7 @@ def attach_evidence(runs: list[Run]) -> None:
             ev["max_new_tokens"] = m.eval.get("max_new_tokens")
         ev["budget_cut"] = sorted(s for s, b in (ev.get("budgets") or {}).items() if b.get("below_teacher"))
         if p is not None:
-            records = read_samples(p, seed=run.seed)
+            records = run_records(run.path, seed=run.seed) or []
             for model in sorted({r.get("model") for r in records if r.get("model")}):
                 for split in sorted({r.get("split") for r in records if r.get("model") == model}):
                     sh = greedy_shares(records, model, split)
@@ -369,7 +397,7 @@ def cell_evidence(rows: list[dict[str, Any]], runs: list[Run], other: list[str])
                               if sp == s}) for s in ("test", "ood")}
         row["max_new_tokens"] = {s: v for s, v in budgets.items() if v} or sorted(
             {str(r.evidence.get("max_new_tokens")) for r in rs if r.evidence.get("max_new_tokens") is not None})
-        for model in ("student", "base", "teacher"):
+        for model in ("student", RL_MODEL, "base", "teacher"):
             for split in ("test", "ood"):
                 shs = [r.evidence["shares"][model][split] for r in with_samples
                        if split in r.evidence.get("shares", {}).get(model, {})]

@@ -4,7 +4,9 @@ Reads the ``metrics.json`` (and ``samples.jsonl`` for example failures) of each 
 entry and writes, per eval run: accuracy of base / student / teacher per split (Wilson CIs), gain
 (student - base) and retention (student / teacher) per split and capability category with paired
 bootstrap CIs, the seed document's retention figures beside ours, sampling and format figures, and
-example failures per category (prompt, reference, teacher answer, student answer).
+example failures per category (prompt, reference, teacher answer, student answer). A pipeline's ``eval/``
+with an ``eval_rl/`` beside it (``rl.enabled=true``) first gets base, SFT, SFT+RL and teacher side by side
+with the paired SFT+RL - SFT contrast (``rl_compare.py``).
 
 ``load_eval_metrics(dir)`` is the loader other aggregators (sweeps) reuse.
 """
@@ -400,6 +402,16 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
     if bench:  # public benchmarks first: one table across the eval runs
         live = [{"suite": b["suite"], **b["teacher_live"]} for b in blocks if b.get("teacher_live")]
         md.append(benchmark_markdown(bench, live))
+    from distill_lab.stages.report import rl_compare
+
+    side_by_side = []
+    for d, m in zip(eval_dirs, metrics, strict=True):
+        rl_dir = rl_compare.rl_partner(d)
+        if rl_dir is not None:  # a pipeline run with rl: SFT, SFT+RL and base in one table
+            conf = float(m.eval.get("confidence") or 0.95)
+            rows = rl_compare.compare(d, rl_dir, conf)
+            md += rl_compare.compare_markdown(rows, d, rl_dir, conf)
+            side_by_side.append({"eval_dir": str(d), "eval_rl_dir": str(rl_dir), "rows": rows})
     for label, d, m in zip(_labels(eval_dirs), eval_dirs, metrics, strict=True):
         summ = summarize(m)
         samples = load_samples(d)
@@ -412,7 +424,7 @@ def build_report(eval_dirs: list[str], out_dir: Path, *, failures_per_category: 
                      "adapter_dir": m.adapter_dir, **summ, "failures": fails, "plots": pngs, "train_dose": train,
                      "benchmark": benchmark_rows(m.extra["benchmark"]) if m.extra.get("benchmark") else None})
     md.append(METHOD)
-    report = {"schema_version": 1, "runs": runs,
+    report = {"schema_version": 1, "runs": runs, "sft_vs_rl": side_by_side,
               "seed_retention": {c: {"name": n, "low": lo, "high": hi} for c, (n, lo, hi) in SEED_RETENTION.items()}}
     (out_dir / "report.md").write_text("\n".join(md))
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -59,7 +59,8 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
     """Collect, aggregate and write every output; returns the artifact paths and a summary. ``sweep_dir``
     may be a packed evidence file (``report/samples.py``): the report is then made from it alone.
     ``price_model`` projects an unpaid teacher's spend at that model's list prices (report/costs.py).
-    ``vote_over="seed"``: also the vote of each cell's seeds' students (``report/vote.py``)."""
+    ``vote_over="seed"``: also the vote of each cell's seeds' students; ``"stage"``: of each cell's SFT and
+    SFT+RL students together (``report/vote.py``)."""
     kw = dict(price_model=price_model, chars_per_token=chars_per_token, frontier_points=frontier_points,
               vote_over=vote_over)
     if is_packed(sweep_dir):
@@ -116,9 +117,9 @@ def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path
     cost_lines, cost_plots, fronts = cost_report(rows, other, out_dir, frontier_points)
     data["frontiers"] = fronts
     md = markdown(rows, runs, label or sweep_dir, confidence, grid, contrast_rows)
-    if vote_over == "seed":
-        data["votes"] = seed_votes(runs, other, confidence)
-        md += "\n".join(seed_votes_markdown(data["votes"])) + "\n"
+    if vote_over in ("seed", "stage"):
+        data["votes"] = seed_votes(runs, other, confidence, over=vote_over)
+        md += "\n".join(seed_votes_markdown(data["votes"], over=vote_over)) + "\n"
     (out_dir / "sweep.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (out_dir / "sweep.md").write_text(md + ("\n".join(cost_lines) + "\n" if cost_lines else ""))
     artifacts = {**cost_plots, "sweep_md": str(out_dir / "sweep.md"), "sweep_json": str(out_dir / "sweep.json"),

@@ -11,6 +11,7 @@ from distill_lab.stages.report.common import seed_cell
 from distill_lab.stages.report.contrasts import contrasts_markdown
 from distill_lab.stages.report.families import families_markdown
 from distill_lab.stages.report.grid import missing_markdown
+from distill_lab.stages.report.samples import RL_LABEL, RL_MODEL
 from distill_lab.stages.report.sweep_runs import Run, config_groups, swept_keys
 from distill_lab.stages.report.tables import interval_cell, markdown_table
 
@@ -65,6 +66,12 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
             ("student_test_accuracy", "student test %"), ("student_ood_accuracy", "student OOD %"),
             ("base_test_accuracy", "base test %"), ("teacher_test_accuracy", "teacher test %"),
             ("retention_test", "retention test %"), ("retention_ood", "retention OOD %")]
+    rl = any(row.get(f"{RL_MODEL}_test_accuracy") or row.get(f"{RL_MODEL}_ood_accuracy") for row in rows)
+    if rl:  # the same runs' RL'd students (eval_rl/), beside the SFT ones
+        at = cols.index(("student_test_accuracy", "student test %"))
+        cols[at:at + 2] = [("student_test_accuracy", "SFT test %"), ("student_ood_accuracy", "SFT OOD %"),
+                           (f"{RL_MODEL}_test_accuracy", f"{RL_LABEL} test %"),
+                           (f"{RL_MODEL}_ood_accuracy", f"{RL_LABEL} OOD %")]
     # per-sample evidence: shares pooled over the cell's runs (report/samples.py); a cell without samples has none
     cols += [("student_test_truncated", "truncated test %"), ("student_ood_truncated", "truncated OOD %"),
              ("student_test_unclosed_thinking", "unclosed think test %"),
@@ -81,7 +88,10 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
              "`stats.two_level_interval`]; accuracies and retention in %."
              + (" Cells whose runs kept no samples.jsonl: Student-t interval over seeds only."
                 if any("t over seeds" in str((row.get("student_test_accuracy") or {}).get("method")) for row in rows)
-                else ""), ""]
+                else "")
+             + (f" SFT: the student after train; {RL_LABEL}: the same runs' student after `distill-lab rl` (their "
+                "eval_rl/), on the same prompts (its contrast with SFT below, kind 'rl'); retention and the "
+                "truncation shares are the SFT student's." if rl else ""), ""]
     lines += budget_lines(rows, runs)
     lines += markdown_table([h for _, h in cols],
                             ([_cell(row, k) for k, _ in cols] for row in rows))
@@ -89,12 +99,13 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
         lines += ["", "## Retention by capability category (student / teacher)", "",
                   "Retention on score: the same ratio on the families' graded scores (for style_rules the voice, "
                   "for json_fields / sorted_words the content; per family below).", ""]
+        models = ("base", "student", RL_MODEL, "teacher") if rl else ("base", "student", "teacher")
         lines += markdown_table(
-            ["effort", "size", "split", "category", "base %", "student %", "teacher %", "retention %",
-             "retention on score %", "seed's figure"],
+            ["effort", "size", "split", "category", "base %", "SFT %" if rl else "student %",
+             *([f"{RL_LABEL} %"] if rl else []), "teacher %", "retention %", "retention on score %",
+             "seed's figure"],
             ([row["effort"], row["size"], *key.split("/", 1),
-              *(interval_cell(st.get(what)) for what in ("base", "student", "teacher", "retention",
-                                                          "score_retention")),
+              *(interval_cell(st.get(what)) for what in (*models, "retention", "score_retention")),
               seed_cell(key.split("/", 1)[1])]
              for row in rows for key, st in (row.get("categories") or {}).items()))
     lines += families_markdown(rows, lambda row: ", ".join(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.stages.report.common import retention_by_category_plot
+from distill_lab.stages.report.samples import RL_LABEL, RL_MODEL
 from distill_lab.stages.report.sweep_runs import SPLITS
 from distill_lab.vocab import effort_rank
 
@@ -16,7 +17,8 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
          x: str = "size") -> Path | None:
     """``<prefix>_test`` and ``<prefix>_ood`` against ``x`` (the dataset size, or ``train_tokens``: the
     supervised tokens trained on, the fair axis when efforts make rows of different lengths), one line
-    per effort, CI error bars."""
+    per effort, CI error bars. For ``student``, runs with an SFT+RL student (``eval_rl/``) add a dashed line per
+    effort for it beside the SFT one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,13 +35,24 @@ def plot(rows: list[dict[str, Any]], key_prefix: str, ylabel: str, path: Path, t
         for r in rows:
             if r.get(key) and r[key]["mean"] is not None and r.get(x) is not None:
                 by_effort[str(r["effort"])].append(r)
+        rl_key = f"{RL_MODEL}_{s}_accuracy" if key_prefix == "student" else None
+        rl = rl_key is not None and any((r.get(rl_key) or {}).get("mean") is not None for r in rows)
         for effort in sorted(by_effort, key=effort_rank):
             pts = sorted(by_effort[effort], key=lambda r: r[x])
             xs = [r[x] for r in pts]
             ys = [100 * r[key]["mean"] for r in pts]
             lo = [100 * (r[key]["mean"] - r[key]["ci"][0]) if r[key]["ci"] else 0 for r in pts]
             hi = [100 * (r[key]["ci"][1] - r[key]["mean"]) if r[key]["ci"] else 0 for r in pts]
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"effort={effort}")
+            line = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3,
+                               label=f"effort={effort}" + (", SFT" if rl else ""))
+            rl_pts = [r for r in pts if rl_key and (r.get(rl_key) or {}).get("mean") is not None]
+            if rl_pts:  # the same runs after `distill-lab rl`: same colour, dashed
+                st = [r[rl_key] for r in rl_pts]
+                ax.errorbar([r[x] for r in rl_pts], [100 * v["mean"] for v in st],
+                            yerr=[[100 * (v["mean"] - v["ci"][0]) if v["ci"] else 0 for v in st],
+                                  [100 * (v["ci"][1] - v["mean"]) if v["ci"] else 0 for v in st]],
+                            marker="s", capsize=3, linestyle="--", color=line[0].get_color(),
+                            label=f"effort={effort}, {RL_LABEL}")
             cut = [(xv, yv) for xv, yv, r in zip(xs, ys, pts, strict=True) if s in (r.get("budget_cut") or [])]
             if cut:  # eval.allow_truncation: the budget cut the teacher's own answers here
                 ax.scatter([c[0] for c in cut], [c[1] for c in cut], s=140, facecolors="none", edgecolors="red",

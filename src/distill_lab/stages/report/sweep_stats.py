@@ -4,7 +4,8 @@ was swept, and cost per accuracy point where the teacher was paid.
 Accuracy and retention per split and capability category come from the runs' per-prompt answers
 (``samples.jsonl``) with one interval over seeds and prompts (``stats.two_level_interval``: a two-level
 bootstrap, Wilson where every seed agrees, clipped to the possible range; retention = student / teacher
-paired on seeds and prompts). A cell whose runs lack ``samples.jsonl`` falls back to the mean of the runs'
+paired on seeds and prompts; the SFT+RL student of pipeline runs with ``eval_rl/`` as ``student_rl``, its
+figures computed from its samples as the SFT student's). A cell whose runs lack ``samples.jsonl`` falls back to the mean of the runs'
 figures with a Student-t interval over seeds (``stats.seed_interval``), and its figures say so
 (``method``)."""
 
@@ -19,12 +20,23 @@ import numpy as np
 
 from distill_lab.stages.report.costs import cell_costs
 from distill_lab.stages.report.families import CONTRASTS, MODELS, aggregate_families
-from distill_lab.stages.report.samples import Answers, FamilyAnswers, family_answers, run_answers, run_records
+from distill_lab.stages.report.samples import (
+    RL_MODEL,
+    Answers,
+    FamilyAnswers,
+    family_answers,
+    run_answers,
+    run_records,
+)
 from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
 
 log = logging.getLogger(__name__)
+
+# the models a cell reports: the SFT student, the same runs' SFT+RL student (``eval_rl/``, where the pipeline ran
+# rl), the base and the teacher
+ARMS = ("student", RL_MODEL, "base", "teacher")
 
 
 def _table(answers: list[Answers], model: str, split: str, category: str | None = None,
@@ -43,7 +55,7 @@ def _figures(answers: list[Answers], split: str, category: str | None, confidenc
     """Accuracy of each model and retention (student / teacher, on correctness and on score)."""
     out: dict[str, dict[str, Any]] = {}
     kw = dict(confidence=confidence)
-    for model in ("student", "base", "teacher"):
+    for model in ARMS:
         t = _table(answers, model, split, category)
         if t is not None:
             out[model] = two_level_interval([t[1]], "mean", **kw)
@@ -77,7 +89,7 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
         if all(answers):
             for s in SPLITS:
                 figs = _figures(answers, s, None, confidence)
-                for model in ("student", "base", "teacher"):
+                for model in ARMS:
                     if model in figs:
                         row[f"{model}_{s}_accuracy"] = figs[model]
                 if "retention" in figs:

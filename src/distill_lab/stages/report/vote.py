@@ -1,8 +1,10 @@
 """Voting across distilled students: eval runs on the same prompts combined by majority vote per prompt.
 
 ``distill-lab report report.vote_runs=[runA,runB,runC]`` (eval run folders, or pipeline job folders with an
-``eval/`` inside) writes ``vote.md`` / ``vote.json``; the sweep report with ``report.vote_over=seed``
-adds, per cell, the vote of its seeds' students. Members can differ in anything (seeds, efforts, sizes,
+``eval/`` inside; a pipeline's ``<job>/eval_rl`` is the SFT+RL student of that job) writes ``vote.md`` /
+``vote.json``; the sweep report with ``report.vote_over=seed`` adds, per cell, the vote of its seeds'
+students, and with ``report.vote_over=stage`` the vote of its runs' SFT and SFT+RL students together (each
+run that ran ``rl`` gives two members, its SFT student from ``eval/`` and its SFT+RL one from ``eval_rl/``). Members can differ in anything (seeds, efforts, sizes,
 SFT vs SFT+RL) as long as they answered the same held-out prompts; the vote uses the prompts every
 member answered.
 
@@ -34,7 +36,14 @@ from typing import Any
 import numpy as np
 
 from distill_lab.errors import ConfigError
-from distill_lab.stages.report.samples import first_greedy, run_records, samples_path
+from distill_lab.stages.report.samples import (
+    RL_LABEL,
+    RL_MODEL,
+    first_greedy,
+    rl_samples_path,
+    run_records,
+    samples_path,
+)
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import answer_value, majority_vote, two_level_interval
 
@@ -47,8 +56,9 @@ class Member:
     answers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
-def load_member(path: str | Path, name: str | None = None) -> Member:
-    """One voter: the greedy answers of an eval run's student (its base model when it has no student)."""
+def load_member(path: str | Path, name: str | None = None, model: str | None = None) -> Member:
+    """One voter: the greedy answers of an eval run's student (its base model when it has no student), or of
+    ``model`` (``student_rl``: a pipeline job's SFT+RL student, from its ``eval_rl/``)."""
     path = Path(path)
     records = run_records(path)
     if records is None:
@@ -56,9 +66,11 @@ def load_member(path: str | Path, name: str | None = None) -> Member:
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in first_greedy(records):
         rows[r.get("model", "student")].append(r)
-    model = "student" if rows.get("student") else "base" if rows.get("base") else None
     if model is None:
-        raise ConfigError(f"report.vote_runs: {samples_path(path)} holds no greedy student (or base) answers")
+        model = "student" if rows.get("student") else "base" if rows.get("base") else None
+    if model is None or not rows.get(model):
+        raise ConfigError(f"report.vote_runs: {samples_path(path)} holds no greedy "
+                          f"{model or 'student (or base)'} answers")
     m = Member(name or path.name, str(path))
     for r in rows[model]:
         m.answers[(r["split"], r["prompt_id"])] = {
@@ -219,10 +231,16 @@ def run_vote(cfg: Any, run_dir: Path):
                        objective=top["ensemble"]["mean"] if top else None)
 
 
-def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95) -> list[dict[str, Any]]:
-    """The sweep report's ``report.vote_over=seed``: per cell (the runs equal in effort, size and the other
-    swept ``keys``), the vote of its seeds' students, with intervals also over seeds. Cells with fewer than
-    two finished runs with samples are left out (named in ``skipped``)."""
+VOTE_OVER = ("seed", "stage")
+
+
+def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95, over: str = "seed") -> list[dict[str, Any]]:
+    """The sweep report's ``report.vote_over``: per cell (the runs equal in effort, size and the other swept
+    ``keys``), ``seed``: the vote of its seeds' students, with intervals also over seeds; ``stage``: the vote
+    of its runs' SFT and SFT+RL students (two members per run that ran ``rl``; runs without ``eval_rl/`` are
+    left out), intervals over prompts. Cells with fewer than two members are left out (named in ``skipped``)."""
+    if over not in VOTE_OVER:
+        raise ConfigError(f"report.vote_over: must be one of {', '.join(VOTE_OVER)}, got {over!r}")
     cells: dict[tuple, list[Any]] = defaultdict(list)
     for r in runs:
         if r.status == "ok":
@@ -230,25 +248,36 @@ def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95) -> li
     out = []
     for (effort, size, rest), rs in cells.items():
         label = ", ".join(str(x) for x in (effort, size, *rest) if x is not None) or "(one cell)"
-        usable = [r for r in rs if samples_path(r.path)]
-        if len(usable) < 2:
-            out.append({"cell": label, "skipped": f"{len(usable)} run(s) with samples.jsonl; a vote needs 2"})
-            continue
-        usable.sort(key=lambda r: (r.seed is None, r.seed))
-        members = [load_member(r.path, f"seed {r.seed}" if r.seed is not None else r.job) for r in usable]
+        usable = sorted((r for r in rs if samples_path(r.path)), key=lambda r: (r.seed is None, r.seed))
+        if over == "stage":
+            usable = [r for r in usable if rl_samples_path(r.path)]
+            if not usable:
+                out.append({"cell": label, "skipped": "no run with an SFT+RL eval (eval_rl/samples.jsonl)"})
+                continue
+            members = [load_member(r.path, f"{stage}, seed {r.seed}" if r.seed is not None else f"{stage}, {r.job}",
+                                   model)
+                       for r in usable for stage, model in (("SFT", "student"), (RL_LABEL, RL_MODEL))]
+        else:
+            if len(usable) < 2:
+                out.append({"cell": label, "skipped": f"{len(usable)} run(s) with samples.jsonl; a vote needs 2"})
+                continue
+            members = [load_member(r.path, f"seed {r.seed}" if r.seed is not None else r.job) for r in usable]
         out.append({"cell": label, "members": [m.name for m in members],
-                    "rows": vote_table(members, seeds=True, confidence=confidence)})
+                    "rows": vote_table(members, seeds=over == "seed", confidence=confidence)})
     return out
 
 
-def seed_votes_markdown(cells: list[dict[str, Any]]) -> list[str]:
+def seed_votes_markdown(cells: list[dict[str, Any]], over: str = "seed") -> list[str]:
     if not cells:
         return []
-    lines = ["", "## Voting across seeds (report.vote_over=seed)", "",
-             "Per cell, the students of its seeds vote per prompt (`report/vote.py`)."]
+    what = ("the students of its seeds vote" if over == "seed"
+            else f"each run's SFT student and its {RL_LABEL} student (`eval_rl/`) vote together")
+    lines = ["", f"## Voting across {'seeds' if over == 'seed' else f'SFT and {RL_LABEL}'} (report.vote_over={over})",
+             "", f"Per cell, {what} per prompt (`report/vote.py`)."]
     for c in cells:
         if "skipped" in c:
             lines += ["", f"### {c['cell']}", "", f"No vote: {c['skipped']}."]
         else:
-            lines += ["", *vote_markdown(c["rows"], c["members"], seeds=True, title=c["cell"], level="###")]
+            lines += ["", *vote_markdown(c["rows"], c["members"], seeds=over == "seed", title=c["cell"],
+                                         level="###")]
     return lines

@@ -36,6 +36,7 @@ from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
 from distill_lab.stages.rl.prompts import check_budget, load_prompts
 from distill_lab.stages.rl.rewards import make_reward_funcs
+from distill_lab.stages.runtime import load_placed_student, on_gpu, torch_threads
 
 if TYPE_CHECKING:
     from distill_lab.config import Config
@@ -127,22 +128,13 @@ def check_start(cfg: Config) -> None:
 
 
 def run(cfg: Config, run_dir: Path) -> StageResult:
-    import torch
-
     check_start(cfg)
-    old_threads = torch.get_num_threads()
-    if cfg.hardware.threads:
-        torch.set_num_threads(cfg.hardware.threads)
-    try:
+    with torch_threads(cfg.hardware.threads):
         return _run(cfg, Path(run_dir))
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _run(cfg: Config, run_dir: Path) -> StageResult:
-    import torch
-
-    from distill_lab.students.loader import adapter_kind, load_student, load_tokenizer
+    from distill_lab.students.loader import adapter_kind, load_tokenizer
 
     rc = cfg.rl
     t0 = time.perf_counter()
@@ -154,7 +146,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
              "budget %d", len(prompts), rc.split, skipped, longest, rc.max_completion_tokens)
 
     kind = adapter_kind(rc.adapter_dir) if rc.adapter_dir else ("full" if cfg.student.adapter == "full" else "peft")
-    model, tokenizer = load_student(cfg.student, adapter_dir=rc.adapter_dir, for_training=True)
+    model, tokenizer = load_placed_student(cfg, rc.adapter_dir, for_training=True)
     stops = stop_ids(tokenizer, model)
     model.generation_config.eos_token_id = stops
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -162,7 +154,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
 
     from transformers import TrainerCallback
 
-    on_gpu = cfg.hardware.accelerator in ("gpu", "auto") and torch.cuda.is_available()
+    gpu = on_gpu(cfg)
     ckpt_dir = run_dir / "checkpoints"
     log_path = run_dir / "rl_log.jsonl"
     resume = last_checkpoint(ckpt_dir) if rc.resume else None
@@ -194,7 +186,7 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
                     f.write(json.dumps(row) + "\n")
                 lg.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
 
-        trainer = build_trainer(cfg, model, tokenizer, prompts, texts, stops, ckpt_dir, on_gpu, [Forward()])
+        trainer = build_trainer(cfg, model, tokenizer, prompts, texts, stops, ckpt_dir, gpu, [Forward()])
         _time_rollouts(trainer, rollout)
         log.info("rl: GRPO for %d steps of %d prompts x %d completions (beta %g, clip %g, lr %g), resume from %s",
                  rc.steps, rc.prompts_per_step, rc.group_size, rc.beta, rc.clip_eps, rc.lr, resume)

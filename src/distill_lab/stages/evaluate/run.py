@@ -29,6 +29,11 @@ teacher's longest answer on its prompts in the student's tokens; an explicit bud
 stage before any model is loaded unless ``eval.allow_truncation``. The budgets and how they were derived
 are in ``metrics.json`` (``budgets``), the stage summary (its manifest) and the log.
 
+Order (nothing paid before the config is checked): prompts; math-verify importable when a prompt has no task
+family; the budgets on the answers the prompts already carry; ``eval.adapter_dir`` loaded (``ConfigError``
+naming it); only then the live teacher (``eval.teacher_live``), after which the budgets are checked again on its
+answers (that check needs the paid answers, so it can only follow them).
+
 ``metrics.json`` is the typed record ``distill_lab.artifacts.metrics.EvalMetrics`` (its schema is
 documented there); reports read it through that type.
 """
@@ -256,6 +261,21 @@ def log_metrics(cfg: Config, metrics: EvalMetrics, records: list[dict[str, Any]]
         lg.log_table("eval/samples", cols, [[r.get(c) for c in cols] for r in records if r["kind"] == "greedy"])
 
 
+def load_adapter(cfg: Config) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: the student with ``eval.adapter_dir``, placed; ``ConfigError`` naming the field
+    when the folder is not an adapter or checkpoint or cannot be loaded onto ``cfg.student`` (e.g. an adapter
+    trained for another base)."""
+    from distill_lab.students.loader import adapter_kind
+
+    path = cfg.eval.adapter_dir
+    try:
+        adapter_kind(path)
+        return load_placed_student(cfg, path)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:  # FileNotFoundError, peft/torch load errors
+        raise ConfigError(f"eval.adapter_dir: {path} cannot be loaded onto student {cfg.student.name!r}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+
+
 def run(cfg: Config, run_dir: Path) -> StageResult:
     ec = cfg.eval
     if not ec.include_base and not ec.adapter_dir and ec.suite is None:
@@ -270,12 +290,10 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
         return _run_suite(cfg, run_dir)
     bf16 = use_bf16(cfg)
     prompts = load_prompts(ec)
-    live = None
-    if ec.teacher_live:
-        from distill_lab.stages.evaluate.live_teacher import ask_teacher
+    if any(p.task is None for p in prompts):  # math-verify scores these rows: a broken install fails here
+        from distill_lab.tasks.verdicts import require_math_verify
 
-        live = ask_teacher(cfg, prompts)
-        log.info("eval: asked the teacher live for %d prompts (cost %.4f USD)", live["asked"], live["cost_usd"])
+        require_math_verify()
     counts: dict[str, int] = {}
     for p in prompts:
         counts[p.split] = counts.get(p.split, 0) + 1
@@ -283,7 +301,20 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     from distill_lab.students.loader import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.student)  # the budgets are checked before any model is loaded
+    # Nothing paid before the config is checked: the budgets on the answers the prompts already carry (the
+    # dataset's, the suite's teacher_answer) and the adapter are checked before the live teacher is asked.
     budgets = budgets_for(ec, prompts, tokenizer)
+    student = load_adapter(cfg) if ec.adapter_dir else None
+    live = None
+    if ec.teacher_live:
+        from distill_lab.stages.evaluate.live_teacher import ask_teacher
+
+        live = ask_teacher(cfg, prompts)
+        log.info("eval: asked the teacher live for %d prompts (cost %.4f USD)", live["asked"], live["cost_usd"])
+        if live["asked"]:
+            # A split's budget also needs the answers the live teacher just gave (auto: its longest; a number:
+            # checked against them): only the paid call gives them, so this check can only come after it.
+            budgets = budgets_for(ec, prompts, tokenizer)
     for b in budgets.values():
         (log.warning if b.below_teacher or b.teacher_longest is None else log.info)("eval: max_new_tokens %s",
                                                                                    b.describe())
@@ -291,8 +322,9 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     records: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     kw = dict(bf16=bf16, progress=ec.progress, budgets=budgets, seed=cfg.seed)
-    if ec.adapter_dir:
-        model, tokenizer = load_placed_student(cfg, ec.adapter_dir)
+    if student is not None:
+        model, tokenizer = student
+        student = None
         t = time.perf_counter()
         records += evaluate_model("student", model, tokenizer, prompts, ec, **kw)
         timings["student"] = time.perf_counter() - t

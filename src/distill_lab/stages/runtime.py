@@ -48,11 +48,12 @@ def place_model(model: Any, cfg: Config) -> Any:
 
 
 def load_placed_student(cfg: Config, adapter_dir: str | Path | None = None, *,
-                        for_training: bool = False) -> tuple[Any, Any]:
+                        for_training: bool = False, tokenizer: Any = None) -> tuple[Any, Any]:
     """``(model, tokenizer)``: ``cfg.student`` with ``adapter_dir`` (a peft adapter or a full checkpoint; None:
     the base), trainable with ``for_training`` (``students.loader.load_student``), on the GPU when the run
-    uses one (``place_model``)."""
+    uses one (``place_model``); ``tokenizer``: its tokenizer already loaded (``students.loader.student_tokenizer``)."""
     from distill_lab.students.loader import load_student
 
-    model, tokenizer = load_student(cfg.student, adapter_dir=adapter_dir, for_training=for_training)
+    model, tokenizer = load_student(cfg.student, adapter_dir=adapter_dir, for_training=for_training,
+                                    tokenizer=tokenizer)
     return place_model(model, cfg), tokenizer

@@ -99,6 +99,16 @@ def adapter_kind(adapter_dir: str | Path) -> str:
                             f"checkpoint (config.json)")
 
 
+def student_tokenizer(cfg: StudentConfig, adapter_dir: str | Path | None = None):
+    """The tokenizer ``load_student(cfg, adapter_dir)`` pairs with its model: a full checkpoint's own when it
+    carries one, else the base's. Loaded once, it serves a budget check before the model and then the model
+    (``load_student(..., tokenizer=)``)."""
+    if adapter_dir is not None and adapter_kind(adapter_dir) == "full" and \
+            (Path(adapter_dir) / "tokenizer_config.json").is_file():
+        return load_tokenizer(cfg, adapter_dir)
+    return load_tokenizer(cfg)
+
+
 def lora_config(cfg: StudentConfig):
     from peft import LoraConfig
 
@@ -143,7 +153,7 @@ def rank_device(accelerator: str, *, env: Mapping[str, str] = os.environ, cuda_d
 
 
 def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = None, *,
-                 for_training: bool = False, dtype: Any = None, device: str | None = None):
+                 for_training: bool = False, dtype: Any = None, device: str | None = None, tokenizer: Any = None):
     """Return ``(model, tokenizer)``.
 
     - ``adapter_dir`` given: the trained student (base + peft adapter, or the full checkpoint).
@@ -152,6 +162,7 @@ def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = No
     - ``dtype``: weight dtype (default ``student.dtype``; fp32 for ``full`` training: the weights are the
       fp32 master copies and bf16 is only the compute dtype); QLoRA keeps its own storage dtype.
     - ``device``: where the weights are loaded (and quantised), e.g. ``rank_device(...)``; None: CPU.
+    - ``tokenizer``: ``student_tokenizer(student_cfg, adapter_dir)`` already loaded, returned as it is.
     """
     from transformers import AutoModelForCausalLM
 
@@ -172,14 +183,14 @@ def load_student(student_cfg: StudentConfig, adapter_dir: str | Path | None = No
         tok_path = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else base_path
         model = AutoModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch_dtype, **placement)
         model.requires_grad_(for_training)
-        return model, load_tokenizer(cfg, tok_path)
+        return model, tokenizer if tokenizer is not None else load_tokenizer(cfg, tok_path)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype, **placement}
     if cfg.adapter == "qlora":
         kwargs["quantization_config"] = quantization_config(cfg)
         kwargs["dtype"] = _torch_dtype(cfg.quant.compute_dtype)
     model = AutoModelForCausalLM.from_pretrained(str(base_path), **kwargs)
-    tok = load_tokenizer(cfg, tok_path)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, tok_path)
 
     if adapter_dir is not None:
         from peft import PeftModel

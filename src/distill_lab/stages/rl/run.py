@@ -134,19 +134,19 @@ def run(cfg: Config, run_dir: Path) -> StageResult:
 
 
 def _run(cfg: Config, run_dir: Path) -> StageResult:
-    from distill_lab.students.loader import adapter_kind, load_tokenizer
+    from distill_lab.students.loader import adapter_kind, student_tokenizer
 
     rc = cfg.rl
     t0 = time.perf_counter()
     prompts, skipped = load_prompts(rc.dataset_dir, rc.split, rc.max_prompts)
     check_count(cfg, prompts)
-    tokenizer = load_tokenizer(cfg.student)
+    tokenizer = student_tokenizer(cfg.student, rc.adapter_dir)  # one tokenizer: the budget check and training
     longest = check_budget(prompts, tokenizer, rc.max_completion_tokens, rc.allow_short_completions)
     log.info("rl: %d prompts of %s (%d skipped: nothing to verify), teacher's longest answer %d tokens, "
              "budget %d", len(prompts), rc.split, skipped, longest, rc.max_completion_tokens)
 
     kind = adapter_kind(rc.adapter_dir) if rc.adapter_dir else ("full" if cfg.student.adapter == "full" else "peft")
-    model, tokenizer = load_placed_student(cfg, rc.adapter_dir, for_training=True)
+    model, tokenizer = load_placed_student(cfg, rc.adapter_dir, for_training=True, tokenizer=tokenizer)
     stops = stop_ids(tokenizer, model)
     model.generation_config.eos_token_id = stops
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -116,6 +116,30 @@ def test_budget_below_the_teacher_is_flagged_in_red_in_the_table_and_the_plot(sw
     assert red_pixels(tmp_path / "flagged" / "accuracy_vs_size.png") > 50
 
 
+def test_a_split_flagged_because_the_teachers_api_cut_its_answers_has_its_own_line(sweep, tmp_path):
+    """budgets carry ``teacher_truncated`` (students/budget.py): a split flagged because the teacher's API cut
+    some of its answers, with a budget not below the teacher's longest, is not called a budget below them."""
+    for job, (effort, size, _seed) in _jobs(sweep).items():
+        m = json.loads((job / "eval" / "metrics.json").read_text())
+        api, low = (effort, size) == ("low", 100), (effort, size) == ("high", 100)
+        m["budgets"] = {s: {"max_new_tokens": 176 if low else 237, "teacher_longest": 189, "source": "auto",
+                            "below_teacher": (api and s == "test") or (low and s == "ood"),
+                            "teacher_cut_share": 0.5 if low and s == "ood" else 0.0,
+                            "teacher_truncated": 2 if api and s == "test" else 0} for s in ("test", "ood")}
+        m["truncation_allowed"] = api or low
+        (job / "eval" / "metrics.json").write_text(json.dumps(m))
+    write_report(sweep, tmp_path / "out")
+    md = (tmp_path / "out" / "sweep.md").read_text()
+    below = next(line for line in md.splitlines() if "a budget below the teacher's own answers" in line)
+    assert "effort high, size 100: ood" in below and "effort low" not in below
+    api = next(line for line in md.splitlines() if "the teacher's API cut some of its own answers" in line)
+    assert api.startswith("🔴 ") and "effort low, size 100: test" in api and "effort high" not in api
+    assert "higher teacher.max_tokens" in api
+    cells = {(c["effort"], c["size"]): c for c in json.loads((tmp_path / "out" / "sweep.json").read_text())["cells"]}
+    assert cells[("low", 100)]["budget_api_cut"] == ["test"] and cells[("low", 100)]["budget_below"] == []
+    assert any(line.startswith("| 🔴 low | 100 |") for line in md.splitlines())  # the row is still flagged
+
+
 def test_packed_evidence_regenerates_the_report_alone(sweep, tmp_path):
     (sweep.parent / "multirun.yaml").write_text("hydra:\n  sweeper:\n    params: {}\n")
     for job in _jobs(sweep):  # the dataset path as the eval stage records it: inside the sweep folder

@@ -366,6 +366,11 @@ def attach_evidence(runs: list[Run]) -> None:
             ev["truncation_allowed"] = bool(m.extra.get("truncation_allowed", False))
             ev["max_new_tokens"] = m.eval.get("max_new_tokens")
         ev["budget_cut"] = sorted(s for s, b in (ev.get("budgets") or {}).items() if b.get("below_teacher"))
+        # why (students/budget.py): the budget is below the teacher's answers, and/or the teacher's API cut some
+        ev["budget_api_cut"] = sorted(s for s, b in (ev.get("budgets") or {}).items()
+                                      if b.get("below_teacher") and b.get("teacher_truncated"))
+        ev["budget_below"] = sorted(s for s, b in (ev.get("budgets") or {}).items() if b.get("below_teacher") and (
+            not b.get("teacher_truncated") or (b.get("teacher_longest") or 0) > b.get("max_new_tokens", 0)))
         if p is not None:
             records = run_records(run.path, seed=run.seed) or []
             for model in sorted({r.get("model") for r in records if r.get("model")}):
@@ -393,6 +398,8 @@ def cell_evidence(rows: list[dict[str, Any]], runs: list[Run], other: list[str])
         with_samples = [r for r in rs if r.evidence.get("samples")]
         row["samples"] = f"{len(with_samples)}/{len(rs)}"
         row["budget_cut"] = sorted({s for r in rs for s in r.evidence.get("budget_cut", [])})
+        for why in ("budget_api_cut", "budget_below"):
+            row[why] = sorted({s for r in rs for s in r.evidence.get(why, [])})
         budgets = {s: sorted({b.get("max_new_tokens") for r in rs for sp, b in (r.evidence.get("budgets") or {}).items()
                               if sp == s}) for s in ("test", "ood")}
         row["max_new_tokens"] = {s: v for s, v in budgets.items() if v} or sorted(

@@ -36,13 +36,26 @@ def budget_lines(rows: list[dict[str, Any]], runs: list[Run]) -> list[str]:
     (``eval.allow_truncation``) or was never checked against them (runs from before the check)."""
     ok = [r for r in runs if r.status == "ok"]
     out = []
-    cut = [row for row in rows if row.get("budget_cut")]
+    # a split is flagged (budget_cut) for a budget below the teacher's answers (budget_below) and/or because
+    # the teacher's API cut some of them (budget_api_cut): each reason its own line
+    cut = [row for row in rows if row.get("budget_below", row.get("budget_cut"))]
     if cut:
         out.append(f"{RED} **Truncation allowed: a budget below the teacher's own answers.** "
-                   + "; ".join(f"effort {row.get('effort')}, size {row.get('size')}: {', '.join(row['budget_cut'])} "
+                   + "; ".join(f"effort {row.get('effort')}, size {row.get('size')}: "
+                               f"{', '.join(row.get('budget_below', row.get('budget_cut')))} "
                                f"(max_new_tokens {row.get('max_new_tokens')})" for row in cut)
                    + ". A perfect student would be cut off there: these accuracies are biased low (the "
                    "'truncated' columns show how many outputs the budget ended).")
+        out.append("")
+    api = [row for row in rows if row.get("budget_api_cut")]
+    if api:
+        out.append(f"{RED} **Truncation allowed: the teacher's API cut some of its own answers** (at "
+                   "teacher.max_tokens; stop reason max_tokens / length). "
+                   + "; ".join(f"effort {row.get('effort')}, size {row.get('size')}: {', '.join(row['budget_api_cut'])} "
+                               f"(max_new_tokens {row.get('max_new_tokens')})" for row in api)
+                   + ". The budgets there were measured on cut answers (lower bounds), so a perfect student may be "
+                   "cut off: these accuracies may be biased low. Re-generate those rows with a higher "
+                   "teacher.max_tokens.")
         out.append("")
     unchecked = [r for r in ok if r.evidence and not r.evidence.get("budgets")]
     if unchecked:

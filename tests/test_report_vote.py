@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distill_lab.errors import ConfigError
@@ -155,3 +156,37 @@ def test_the_sweep_report_votes_across_each_cells_seeds(tmp_path):
     assert "## Voting across seeds (report.vote_over=seed)" in md and "`seed 0`, `seed 1`" in md
     assert "votes" not in json.loads(Path(write_report(_sweep(tmp_path / "b"), tmp_path / "out2")["artifacts"]
                                           ["sweep_json"]).read_text())
+
+
+def test_the_member_chosen_on_the_other_split_undoes_in_sample_selection(tmp_path):
+    """``lucky`` is best on test by luck (8/10 there, 3/10 on ood); ``steady`` is better on ood (7/10). In-sample,
+    ensemble - best compares with lucky on test; the held-out variant picks steady on ood and compares on test
+    (and picks lucky on test to compare on ood), so it is not biased towards the member that got lucky."""
+    from distill_lab.stages.report.vote import Member, vote_markdown
+
+    right = {"lucky": {"test": range(0, 8), "ood": range(0, 3)}, "steady": {"test": range(0, 6), "ood": range(0, 7)},
+             "other": {"test": [0, 1, 2, 3, 8, 9], "ood": range(0, 6)}}
+    members = []
+    for name, sets in right.items():
+        m = Member(name, str(tmp_path / name))
+        for split, ok in sets.items():
+            for i in range(10):
+                m.answers[(split, f"{split}{i}")] = {"value": ("number", i) if i in ok else ("text", f"{name}-wrong"),
+                                                     "correct": i in ok, "category": "reasoning", "tokens": 5}
+        members.append(m)
+    ens = vote(members)
+    rows = {r["split"]: r for r in vote_table(members) if r["category"] == "all"}
+    for split, best, chosen, chosen_acc in (("test", "lucky", "steady", 0.6), ("ood", "steady", "lucky", 0.3)):
+        r = rows[split]
+        ens_acc = np.mean([e["correct"] for k, e in ens.items() if k[0] == split])
+        assert r["best_member"] == best and r["chosen_elsewhere"] == chosen
+        assert r["chosen_on"] == [{"test": "ood", "ood": "test"}[split]]
+        assert r["chosen_elsewhere_accuracy"] == pytest.approx(chosen_acc)
+        assert r["ensemble_minus_chosen_elsewhere"]["mean"] == pytest.approx(ens_acc - chosen_acc)
+        assert r["ensemble_minus_chosen_elsewhere"]["mean"] > r["ensemble_minus_best"]["mean"]
+    md = "\n".join(vote_markdown(list(rows.values()), [m.name for m in members]))
+    assert "| member chosen on the other split | ensemble − it (pt) |" in md
+    assert "steady (on ood; 60.0 here)" in md and "Selection bias" in md and "favours the best member" in md
+    one = [Member(m.name, m.path, {k: v for k, v in m.answers.items() if k[0] == "test"}) for m in members]
+    r1 = next(r for r in vote_table(one) if r["category"] == "all")
+    assert r1["chosen_elsewhere"] is None and r1["ensemble_minus_chosen_elsewhere"] is None

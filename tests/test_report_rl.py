@@ -121,6 +121,83 @@ def test_the_sweep_report_has_an_sft_rl_arm_and_its_paired_contrast(sweep, tmp_p
     assert "accuracy_plot" in res["artifacts"]
 
 
+def _truncate_rl(sweep: Path, effort: str, prompts: set[str]) -> None:
+    """Mark the SFT+RL student's outputs on ``prompts`` (all wrong already) truncated in the ``effort`` jobs."""
+    for job in (p for p in sweep.iterdir() if p.is_dir()):
+        if f"teacher.effort={effort}" not in (job / ".hydra" / "overrides.yaml").read_text():
+            continue
+        f = job / "eval_rl" / "samples.jsonl"
+        recs = [json.loads(x) for x in f.read_text().splitlines()]
+        for r in recs:
+            if r["model"] == "student" and r["prompt_id"] in prompts:
+                r.update(truncated=True, outcome="truncated")
+        f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_the_sweep_report_shows_the_sft_rl_retention_and_shares_beside_the_sft_ones(sweep, tmp_path):
+    _truncate_rl(sweep, "low", {"test8", "test9"})  # wrong for both low seeds' SFT+RL students
+    write_report(sweep, tmp_path / "out")
+    cells = {c["effort"]: c for c in json.loads((tmp_path / "out" / "sweep.json").read_text())["cells"]}
+    low = cells["low"]
+    teacher = np.ones((2, N))
+    assert low["student_rl_retention_test"]["mean"] == pytest.approx(0.6)  # 0.6 / 1.0
+    assert low["student_rl_retention_test"]["ci"] == pytest.approx(two_level_interval([_arm("low", RL), teacher],
+                                                                                      "ratio")["ci"])
+    assert low["student_rl_test_truncated"]["mean"] == pytest.approx(4 / 20) and low["student_test_truncated"]["mean"] == 0
+    md = (tmp_path / "out" / "sweep.md").read_text().splitlines()
+    header = [c.strip() for c in next(line for line in md if line.startswith("| effort | size |")).split("|")[1:-1]]
+    row = dict(zip(header, [c.strip() for c in next(line for line in md if line.startswith("| low | 50 |")).split("|")[1:-1]],
+                   strict=True))
+    assert row["SFT retention test %"].startswith("45.0 [") and row["SFT+RL retention test %"].startswith("60.0 [")
+    assert row["SFT truncated test %"] == "0.0" and row["SFT+RL truncated test %"] == "20.0"
+    assert row["SFT+RL truncated OOD %"] == "0.0" and row["SFT+RL unclosed think test %"] == "0.0"
+    assert header.index("SFT+RL retention test %") == header.index("SFT retention OOD %") + 1
+    assert not any("the truncation shares are the SFT student's" in line for line in md)
+
+
+def test_the_wandb_tables_carry_the_sft_rl_arm(sweep, tmp_path, monkeypatch):
+    """The W&B Report's cells and runs tables (``wandb_report.sweep_tables``) and the report run's
+    ``sweep/summary`` table, as logged offline, carry SFT+RL columns; a sweep without RL has none."""
+    from distill_lab.stages.report.sweep import run_report
+    from distill_lab.stages.report.wandb_report import sweep_tables
+    from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
+    from tests.conftest import compose_config
+
+    _truncate_rl(sweep, "low", {"test8", "test9"})
+    tables = sweep_tables(write_report(sweep, tmp_path / "out"))
+    cols, cells = tables["sweep/cells"]
+    low = dict(zip(cols, next(c for c in cells if c[0] == "low"), strict=True))
+    assert low["student_rl_test_accuracy"] == pytest.approx(0.6) and low["student_rl_ood_accuracy"] == pytest.approx(0.6)
+    want = two_level_interval([_arm("low", RL)], "mean")["ci"]
+    assert [low["student_rl_test_accuracy_lo"], low["student_rl_test_accuracy_hi"]] == pytest.approx(want)
+    assert low["retention_test"] == pytest.approx(0.45) and low["student_rl_retention_test"] == pytest.approx(0.6)
+    assert low["student_rl_test_truncated"] == pytest.approx(0.2) and low["student_test_truncated"] == 0
+    rcols, rrows = tables["sweep/runs"]
+    assert rcols[rcols.index("student_ood_accuracy") + 1:][:2] == ["student_rl_test_accuracy", "student_rl_ood_accuracy"]
+    assert sorted(dict(zip(rcols, r, strict=True))["student_rl_test_accuracy"] for r in rrows) == pytest.approx(
+        [0.6, 0.6, 0.7, 0.8])
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "report"
+    cfg = compose_config(["student=tiny", "logger=wandb", f"report.sweep_dir={sweep}", f"run_dir={run_dir}"],
+                         stage="report")
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_report(cfg, run_dir)
+    (rr,) = [read_run(f) for f in find_runs(run_dir)]
+    table = read_table(rr, "sweep/summary")
+    low = dict(zip(table["columns"], next(r for r in table["data"] if r[0] == "low"), strict=True))
+    assert low["student_rl_test"] == pytest.approx(0.6) and low["student_rl_retention_test"] == pytest.approx(0.6)
+    assert low["student_test"] == pytest.approx(0.45)
+    for job in (p for p in sweep.iterdir() if p.is_dir()):  # the same sweep without its RL runs: no such columns
+        shutil.rmtree(job / "eval_rl")
+    plain = sweep_tables(write_report(sweep, tmp_path / "plain"))
+    assert not [c for key in ("sweep/cells", "sweep/runs") for c in plain[key][0] if "student_rl" in c]
+
+
 def test_the_plot_draws_the_sft_rl_line(sweep, tmp_path):
     import matplotlib
 

@@ -29,6 +29,7 @@ from distill_lab.stages.report.costs import CostError, run_cost
 from distill_lab.stages.report.frontier import cost_report
 from distill_lab.stages.report.grid import GridError, expected_grid, grid_status
 from distill_lab.stages.report.samples import (
+    RL_MODEL,
     attach_evidence,
     cell_evidence,
     is_packed,
@@ -191,6 +192,11 @@ def run_report(cfg, run_dir: Path):
                       nested(r, "student_test_accuracy", "mean"), nested(r, "student_ood_accuracy", "mean"),
                       nested(r, "retention_test", "mean"), nested(r, "retention_ood", "mean"), r.get("cost_usd")]
                      for r in res["rows"]]
+            if any(r.get(f"{RL_MODEL}_{s}_accuracy") for r in res["rows"] for s in ("test", "ood")):  # SFT+RL arm
+                header += ["student_rl_test", "student_rl_ood", "student_rl_retention_test", "student_rl_retention_ood"]
+                for line, r in zip(table, res["rows"], strict=True):
+                    line += [nested(r, f"{RL_MODEL}_{k}", "mean") for k in ("test_accuracy", "ood_accuracy",
+                                                                            "retention_test", "retention_ood")]
             wl.log_table("sweep/summary", header, table)
             for key in ("accuracy_plot", "retention_plot", "frontier_teacher_usd_plot", "frontier_train_tokens_plot"):
                 if key in res["artifacts"]:

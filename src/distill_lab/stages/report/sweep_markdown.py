@@ -89,6 +89,17 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
     cols += [("student_test_truncated", "truncated test %"), ("student_ood_truncated", "truncated OOD %"),
              ("student_test_unclosed_thinking", "unclosed think test %"),
              ("student_ood_unclosed_thinking", "unclosed think OOD %"), ("samples", "runs with samples")]
+    if rl:  # the SFT+RL arm's retention and shares beside the SFT student's
+        for i, (key, head) in enumerate(cols):
+            if key.startswith(("retention_", "student_test_", "student_ood_")) and not key.endswith("_accuracy"):
+                cols[i] = (key, f"SFT {head}")
+        at = cols.index(("retention_ood", "SFT retention OOD %")) + 1
+        cols[at:at] = [(f"{RL_MODEL}_retention_{s}", f"{RL_LABEL} retention {s.replace('ood', 'OOD')} %")
+                       for s in ("test", "ood")]
+        at = cols.index(("samples", "runs with samples"))
+        cols[at:at] = [(f"{RL_MODEL}_{s}_{what}", f"{RL_LABEL} {head} {s.replace('ood', 'OOD')} %")
+                       for what, head in (("truncated", "truncated"), ("unclosed_thinking", "unclosed think"))
+                       for s in ("test", "ood")]
     if any(r.get("cost_per_point") is not None for r in rows):
         cols += [("cost_usd", "teacher $"), ("cost_per_point", "$ / acc. point"),
                  ("cost_per_gain_point", "$ / gained point")]
@@ -103,8 +114,9 @@ def markdown(rows: list[dict[str, Any]], runs: list[Run], sweep_dir: Path, confi
                 if any("t over seeds" in str((row.get("student_test_accuracy") or {}).get("method")) for row in rows)
                 else "")
              + (f" SFT: the student after train; {RL_LABEL}: the same runs' student after `distill-lab rl` (their "
-                "eval_rl/), on the same prompts (its contrast with SFT below, kind 'rl'); retention and the "
-                "truncation shares are the SFT student's." if rl else ""), ""]
+                "eval_rl/), on the same prompts (its contrast with SFT below, kind 'rl'); retention (student / "
+                f"teacher) and the truncation and unclosed-thinking shares of each, SFT and {RL_LABEL}, side by "
+                "side." if rl else ""), ""]
     lines += budget_lines(rows, runs)
     lines += markdown_table([h for _, h in cols],
                             ([_cell(row, k) for k, _ in cols] for row in rows))

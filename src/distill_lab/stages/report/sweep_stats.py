@@ -59,9 +59,10 @@ def _figures(answers: list[Answers], split: str, category: str | None, confidenc
         t = _table(answers, model, split, category)
         if t is not None:
             out[model] = two_level_interval([t[1]], "mean", **kw)
-    for name, graded in (("retention", False), ("score_retention", True)):
-        st, te = _table(answers, "student", split, category, graded), _table(answers, "teacher", split, category,
-                                                                            graded)
+    for name, model, graded in (("retention", "student", False), ("score_retention", "student", True),
+                                (f"{RL_MODEL}_retention", RL_MODEL, False)):  # the SFT+RL arm's: eval_rl/
+        st, te = _table(answers, model, split, category, graded), _table(answers, "teacher", split, category,
+                                                                         graded)
         if st is None or te is None:
             continue
         ids = sorted(set(st[0]) & set(te[0]))
@@ -94,6 +95,8 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
                         row[f"{model}_{s}_accuracy"] = figs[model]
                 if "retention" in figs:
                     row[f"retention_{s}"] = figs["retention"]
+                if f"{RL_MODEL}_retention" in figs:
+                    row[f"{RL_MODEL}_retention_{s}"] = figs[f"{RL_MODEL}_retention"]
             cat_keys = sorted({(s, cat) for a in answers for (m, s, _), (cat, _, _) in a.items() if cat})
             cats_2l = {f"{s}/{cat}": figs for s, cat in cat_keys if (figs := _figures(answers, s, cat, confidence))}
             if cats_2l:

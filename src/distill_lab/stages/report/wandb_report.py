@@ -31,6 +31,7 @@ from typing import Any
 
 from distill_lab.errors import ConfigError
 from distill_lab.exit_codes import StageStop
+from distill_lab.stages.report.samples import RL_MODEL
 from distill_lab.tracking.wandb_reader import find_runs, read_run, read_table
 
 log = logging.getLogger(__name__)
@@ -361,9 +362,15 @@ def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[An
     def label(r: dict[str, Any]) -> str:
         return ", ".join(str(r[k]) for k in ("effort", "size", *other) if r.get(k) is not None)
 
+    # the SFT+RL arm (pipeline jobs' eval_rl/, model student_rl), where the sweep has one: accuracy with its
+    # interval, retention (student_rl / teacher) and the truncated share per split, beside the SFT student's
+    rl_splits = [s for s in splits if any(r.get(f"{RL_MODEL}_{s}_accuracy") for r in rows)]
     cols = ["effort", "size", *other, "n_runs"]
     for s in splits:
         cols += [f"student_{s}_accuracy", f"student_{s}_accuracy_lo", f"student_{s}_accuracy_hi"]
+    for s in rl_splits:
+        cols += [f"{RL_MODEL}_{s}_accuracy", f"{RL_MODEL}_{s}_accuracy_lo", f"{RL_MODEL}_{s}_accuracy_hi",
+                 f"retention_{s}", f"{RL_MODEL}_retention_{s}", f"student_{s}_truncated", f"{RL_MODEL}_{s}_truncated"]
     cols += ["teacher_usd", "teacher_usd_kind", "price_model", "train_tokens", "train_flops", "total_usd",
              "on_frontier_usd", "on_frontier_tokens"]
     cells = []
@@ -372,6 +379,10 @@ def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[An
         for s in splits:
             k = f"student_{s}_accuracy"
             line += [m(r, k), m(r, k, 0), m(r, k, 1)]
+        for s in rl_splits:
+            k = f"{RL_MODEL}_{s}_accuracy"
+            line += [m(r, k), m(r, k, 0), m(r, k, 1), m(r, f"retention_{s}"), m(r, f"{RL_MODEL}_retention_{s}"),
+                     m(r, f"student_{s}_truncated"), m(r, f"{RL_MODEL}_{s}_truncated")]
         line += [r.get("teacher_usd"), r.get("teacher_usd_kind"), r.get("price_model"), r.get("train_tokens"),
                  r.get("train_flops"), r.get("total_usd"), on("teacher_usd", label(r)), on("train_tokens", label(r))]
         cells.append(line)
@@ -386,6 +397,11 @@ def sweep_tables(res: dict[str, Any]) -> dict[str, tuple[list[str], list[list[An
                  r.cost.get("teacher_usd"), r.cost.get("teacher_usd_kind"), r.cost.get("price_model"),
                  r.cost.get("teacher_input_tokens"), r.cost.get("teacher_output_tokens"), r.train_tokens,
                  r.cost.get("train_flops"), r.wall_s, r.cost.get("machine")] for r in runs]
+    if any(r.accuracy.get(RL_MODEL) for r in runs):  # each run's SFT+RL student beside its SFT one
+        at = run_cols.index("student_ood_accuracy") + 1
+        run_cols[at:at] = [f"{RL_MODEL}_test_accuracy", f"{RL_MODEL}_ood_accuracy"]
+        run_rows = [[*row[:at], r.accuracy.get(RL_MODEL, {}).get("test"), r.accuracy.get(RL_MODEL, {}).get("ood"),
+                     *row[at:]] for r, row in zip(runs, run_rows, strict=True)]
     front_rows = [[axis, p["label"], p["x"], p["y"], p["on_frontier"], p["cheapest_within"]]
                   for axis, f in fronts.items() for p in f["points"]]
 

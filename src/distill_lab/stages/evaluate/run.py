@@ -272,6 +272,8 @@ def load_adapter(cfg: Config) -> tuple[Any, Any]:
         adapter_kind(path)
         return load_placed_student(cfg, path)
     except (OSError, ValueError, RuntimeError, KeyError) as e:  # FileNotFoundError, peft/torch load errors
+        if type(e).__name__ == "OutOfMemoryError":  # torch's: the machine, not the config
+            raise
         raise ConfigError(f"eval.adapter_dir: {path} cannot be loaded onto student {cfg.student.name!r}: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
 

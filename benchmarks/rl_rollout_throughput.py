@@ -7,7 +7,7 @@ number of completions, same token budget, temperature 1 (no top-k / top-p), same
 Tokens counted on both sides: every sampled token, the end-of-turn token included. Prints completion
 tokens/s of each and the ratio (goal: HF rollouts >= 1x llama.cpp at the rollout batch size).
 
-llama.cpp is run two ways:
+llama.cpp is run two ways (the second with and without a unified KV buffer, ``kv_unified``):
 - ``sequential``: the high-level ``Llama.create_completion``, one completion after another (what its
   server gives one client: it serves one request at a time);
 - ``batched``: llama.cpp's own batched decoding through the low-level API (the ``batched`` example's
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -39,14 +40,12 @@ import torch
 
 def machine(threads: int) -> dict:
     """The machine in the project's words (``run_cost.machine``) plus what this run's figures depend on."""
-    import os
-
     from distill_lab.artifacts.run_cost import machine as describe
     from distill_lab.backends.precision import cpu_flags
 
     simd = sorted(f for f in cpu_flags() or () if f.startswith(("avx", "amx", "fma")))
     return {"machine": describe(), "simd_flags": simd, "threads": threads, "date": time.strftime("%Y-%m-%d %H:%M"),
-            "load_avg_1m": os.getloadavg()[0]}
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int = 0) -> dict:
@@ -225,6 +224,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         hf = hf_rollouts(cfg, args.prompts, args.group, Path(d), args.profile)
         model, tok, prompt_ids, stops = (hf.pop(k) for k in ("model", "tokenizer", "prompt_ids", "stops"))
+        hf["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         result["hf_generate"] = hf
         print(f"HF generate (rl stage rollouts): {hf['tokens']} tokens in {hf['wall_s']} s = {hf['tokens_per_s']} tok/s")
         try:
@@ -246,6 +246,7 @@ def main() -> None:
                     raise SystemExit(f"--llama-cpp: unknown way {way!r} (sequential, batched, batched_unified)")
                 r = runs[way]
                 r.pop("completion_ids", None)
+                r["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
                 r["ratio_hf_over_this"] = round(hf["tokens_per_s"] / r["tokens_per_s"], 2)
                 print(f"llama.cpp {way} ({args.gguf_dtype}; {r['api']}): {r['tokens']} tokens in {r['wall_s']} s = "
                       f"{r['tokens_per_s']} tok/s; HF / this = {r['ratio_hf_over_this']}x")

@@ -2,15 +2,23 @@
 KV cache, one batch of prompts_per_step x group_size sampled completions) against llama.cpp
 (``llama-cpp-python``) serving the same student exported to GGUF (``stages/train/gguf_export.py``).
 
-Same prompts (held-out additions, rendered with the student's chat template, thinking on), same number
-of completions, same token budget, temperature 1, same CPU and thread count. Prints completion tokens/s
-of each and the ratio (goal: HF rollouts >= 1x llama.cpp at the rollout batch size).
+Same prompt token ids (held-out additions, rendered with the student's chat template, thinking on), same
+number of completions, same token budget, temperature 1 (no top-k / top-p), same CPU and thread count.
+Tokens counted on both sides: every sampled token, the end-of-turn token included. Prints completion
+tokens/s of each and the ratio (goal: HF rollouts >= 1x llama.cpp at the rollout batch size).
 
-llama-cpp-python's high-level API (and its server) decodes one sequence at a time, so its figure is
-the B completions generated one after another: what a client of that server gets for one rollout batch.
-It is not installed by the project (no wheel for this platform: it builds from source with the machine's
-cc and cmake, several minutes): ``pip install 'llama-cpp-python>=0.3,<0.4'``. Without it the script
-prints the HF figure and says that llama.cpp was not run.
+llama.cpp is run two ways (the second with and without a unified KV buffer, ``kv_unified``):
+- ``sequential``: the high-level ``Llama.create_completion``, one completion after another (what its
+  server gives one client: it serves one request at a time);
+- ``batched``: llama.cpp's own batched decoding through the low-level API (the ``batched`` example's
+  scheme): all B sequences in one context (``n_seq_max = B``), one ``llama_decode`` a step over one
+  token of every unfinished sequence, each sampled from its logits by a ``dist`` sampler. That is the
+  best llama.cpp offers for B rollouts, and the figure the goal is checked against.
+
+llama-cpp-python is not installed by the project (no wheel for this platform: it builds from source with
+the machine's cc and cmake, several minutes): ``pip install 'llama-cpp-python>=0.3,<0.4'``. Without it
+the script prints the HF figure and says that llama.cpp was not run. ``--profile N`` adds the N ops
+that took the most CPU time in the HF rollout batch (torch.profiler).
 
     .venv/bin/python benchmarks/rl_rollout_throughput.py                         # tiny student
     .venv/bin/python benchmarks/rl_rollout_throughput.py student=smollm2_135m --prompts 4 --group 4 \\
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import random
 import tempfile
 import time
@@ -30,22 +38,17 @@ from pathlib import Path
 import torch
 
 
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
+def machine(threads: int) -> dict:
+    """The machine in the project's words (``run_cost.machine``) plus what this run's figures depend on."""
+    from distill_lab.artifacts.run_cost import machine as describe
+    from distill_lab.backends.precision import cpu_flags
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%d"), "load_avg": os.getloadavg()[0]}
+    simd = sorted(f for f in cpu_flags() or () if f.startswith(("avx", "amx", "fma")))
+    return {"machine": describe(), "simd_flags": simd, "threads": threads, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
-def hf_rollouts(cfg, prompts_per_step: int, group: int, max_new: int, work: Path) -> dict:
+def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int = 0) -> dict:
     """One rollout batch through the rl stage's trainer (its exact generation path)."""
     from distill_lab.stages.rl.prompts import RLPrompt
     from distill_lab.stages.rl.run import build_trainer, render_prompts, stop_ids
@@ -66,32 +69,133 @@ def hf_rollouts(cfg, prompts_per_step: int, group: int, max_new: int, work: Path
     completion_ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, group)
     wall = time.perf_counter() - t0
     n = sum(len(c) for c in completion_ids)
-    return {"texts": texts, "completions": len(completion_ids), "tokens": n, "wall_s": round(wall, 2),
-            "tokens_per_s": round(n / wall, 1), "model": model, "tokenizer": tok}
+    out = {"prompt_ids": prompt_ids, "stops": stops, "model": model, "tokenizer": tok,
+           "completions": len(completion_ids), "prompt_tokens": sum(map(len, prompt_ids)), "tokens": n,
+           "wall_s": round(wall, 2), "tokens_per_s": round(n / wall, 1)}
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            trainer._generate_single_turn(prompt_ids, None, {}, group)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=profile))
+    return out
 
 
-def llama_cpp_rollouts(model, tok, texts: list[str], group: int, max_new: int, threads: int, work: Path,
-                       dtype: str) -> dict:
-    from llama_cpp import Llama
-
+def export_gguf(model, tok, work: Path, dtype: str) -> Path:
+    """The student as llama.cpp gets it: LoRA merged into the base weights, written by ``write_gguf``."""
     from distill_lab.stages.train.gguf_export import write_gguf
 
     hf_dir = work / "hf"
     base = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     base.save_pretrained(str(hf_dir))
     tok.save_pretrained(str(hf_dir))
-    gguf = write_gguf(hf_dir, work / "student.gguf", dtype=dtype)
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False, seed=0)
-    llm.create_completion(texts[0], max_tokens=4)  # warm-up
-    n, t0 = 0, time.perf_counter()
-    for text in texts:
-        for _ in range(group):
-            out = llm.create_completion(text, max_tokens=max_new, temperature=1.0, top_p=1.0, top_k=0,
-                                        stop=["<|im_end|>"])
-            n += out["usage"]["completion_tokens"]
-    wall = time.perf_counter() - t0
-    return {"completions": len(texts) * group, "tokens": n, "wall_s": round(wall, 2),
-            "tokens_per_s": round(n / wall, 1), "gguf_dtype": dtype}
+    return write_gguf(hf_dir, work / "student.gguf", dtype=dtype)
+
+
+def llama_cpp_sequential(gguf: Path, prompt_ids: list[list[int]], max_new: int, threads: int) -> dict:
+    """The high-level API, one completion after another (as its server serves one client)."""
+    from llama_cpp import Llama
+
+    n_ctx = max(map(len, prompt_ids)) + max_new + 8
+    llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=512,
+                verbose=False, seed=0)
+    try:
+        llm.create_completion(prompt_ids[0], max_tokens=4)  # warm-up
+        n, t0 = 0, time.perf_counter()
+        for i, ids in enumerate(prompt_ids):
+            llm.set_seed(i)  # one fixed seed would draw the same completion for the G copies of a prompt
+            out = llm.create_completion(ids, max_tokens=max_new, temperature=1.0, top_p=1.0, top_k=0, min_p=0.0)
+            # completion_tokens leaves out the end-of-turn token; the HF count includes it
+            n += out["usage"]["completion_tokens"] + (out["choices"][0]["finish_reason"] == "stop")
+        wall = time.perf_counter() - t0
+    finally:
+        llm.close()
+    return {"api": "Llama.create_completion, one sequence at a time", "completions": len(prompt_ids),
+            "tokens": n, "wall_s": round(wall, 2), "tokens_per_s": round(n / wall, 1)}
+
+
+def llama_cpp_batched(gguf: Path, prompt_ids: list[list[int]], max_new: int, threads: int, stops: list[int],
+                      kv_unified: bool, seed: int = 0, greedy: bool = False) -> dict:
+    """All sequences decoded together through llama.cpp's low-level API (its ``batched`` example's scheme):
+    one prefill ``llama_decode`` over every prompt, then one ``llama_decode`` a step over the last token of
+    every unfinished sequence, each sampled (temperature 1) by a ``dist`` sampler from its own logits."""
+    import llama_cpp as L  # noqa: N812
+
+    B = len(prompt_ids)  # noqa: N806
+    n_prompt = sum(map(len, prompt_ids))
+    L.llama_backend_init()
+    model = L.llama_model_load_from_file(str(gguf).encode(), L.llama_model_default_params())
+    if not model:
+        raise RuntimeError(f"llama.cpp could not load {gguf}")
+    vocab = L.llama_model_get_vocab(model)
+    cp = L.llama_context_default_params()
+    cp.n_seq_max, cp.kv_unified = B, kv_unified
+    cp.n_ctx = B * (max(map(len, prompt_ids)) + max_new + 8)  # split per sequence when not unified
+    cp.n_batch = max(n_prompt, B)
+    cp.n_ubatch = min(cp.n_batch, 512)
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = L.llama_init_from_model(model, cp)
+    if not ctx:
+        raise RuntimeError("llama.cpp: could not create the context")
+    batch = L.llama_batch_init(cp.n_batch, 0, 1)
+    sampler = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    # dist: a draw from the softmax of the raw logits (temperature 1); greedy: argmax (for checking the scheme)
+    L.llama_sampler_chain_add(sampler, L.llama_sampler_init_greedy() if greedy else L.llama_sampler_init_dist(seed))
+
+    def add(token: int, pos: int, seq: int) -> int:
+        i = batch.n_tokens
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, 0
+        batch.n_tokens += 1
+        return i
+
+    def decode() -> None:
+        rc = L.llama_decode(ctx, batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+
+    def run() -> tuple[int, float, float]:
+        L.llama_memory_clear(L.llama_get_memory(ctx), True)
+        t0 = time.perf_counter()
+        batch.n_tokens = 0
+        logit_at = {}
+        for s, ids in enumerate(prompt_ids):
+            for p, t in enumerate(ids):
+                i = add(t, p, s)
+            batch.logits[i] = 1
+            logit_at[s] = i
+        decode()
+        t_prefill = time.perf_counter() - t0
+        n_past = [len(ids) for ids in prompt_ids]
+        out: list[list[int]] = [[] for _ in range(B)]
+        while logit_at:
+            batch.n_tokens = 0
+            nxt = {}
+            for s, i in logit_at.items():
+                t = L.llama_sampler_sample(sampler, ctx, i)
+                out[s].append(t)
+                if t in stops or L.llama_vocab_is_eog(vocab, t) or len(out[s]) == max_new:
+                    continue
+                nxt[s] = add(t, n_past[s], s)
+                batch.logits[nxt[s]] = 1
+                n_past[s] += 1
+            logit_at = nxt
+            if logit_at:
+                decode()
+        return sum(map(len, out)), time.perf_counter() - t0, t_prefill, out
+
+    try:
+        run()  # warm-up: the same batch once
+        n, wall, prefill, completions = run()
+    finally:
+        L.llama_sampler_free(sampler)
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+        L.llama_model_free(model)
+    return {"api": f"low-level llama_decode over {B} sequences (n_seq_max={B}, kv_unified={kv_unified})",
+            "completions": B, "tokens": n, "wall_s": round(wall, 2), "prefill_s": round(prefill, 2),
+            "tokens_per_s": round(n / wall, 1), "completion_ids": completions}
 
 
 def main() -> None:
@@ -102,20 +206,25 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--gguf-dtype", default="f32", help="f32 (the HF side's precision), f16, bf16 or q8_0")
+    ap.add_argument("--llama-cpp", default="sequential,batched,batched_unified",
+                    help="llama.cpp ways to run, comma-separated: sequential, batched, batched_unified")
+    ap.add_argument("--profile", type=int, default=0, help="print the N ops with most CPU time in the HF batch")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
     from distill_lab.app import compose_config
 
     cfg = compose_config([*(args.overrides or ["student=tiny"]), "hardware=cpu_fp32",
                           f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
                           f"rl.max_completion_tokens={args.max_new_tokens}"], stage="rl")
     result: dict = {"student": cfg.student.name, "batch": args.prompts * args.group,
-                    "max_new_tokens": args.max_new_tokens, "machine": machine()}
+                    "max_new_tokens": args.max_new_tokens, "machine": machine(threads)}
     with tempfile.TemporaryDirectory() as d:
-        hf = hf_rollouts(cfg, args.prompts, args.group, args.max_new_tokens, Path(d))
-        model, tok, texts = hf.pop("model"), hf.pop("tokenizer"), hf.pop("texts")
+        hf = hf_rollouts(cfg, args.prompts, args.group, Path(d), args.profile)
+        model, tok, prompt_ids, stops = (hf.pop(k) for k in ("model", "tokenizer", "prompt_ids", "stops"))
+        hf["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         result["hf_generate"] = hf
         print(f"HF generate (rl stage rollouts): {hf['tokens']} tokens in {hf['wall_s']} s = {hf['tokens_per_s']} tok/s")
         try:
@@ -124,12 +233,27 @@ def main() -> None:
             result["llama_cpp"] = None
             print("llama.cpp: not run (llama-cpp-python is not installed: pip install 'llama-cpp-python>=0.3,<0.4')")
         else:
-            lc = llama_cpp_rollouts(model, tok, texts, args.group, args.max_new_tokens,
-                                    args.threads or torch.get_num_threads(), Path(d), args.gguf_dtype)
-            result["llama_cpp"] = lc
-            result["ratio_hf_over_llama_cpp"] = round(hf["tokens_per_s"] / lc["tokens_per_s"], 2)
-            print(f"llama.cpp ({args.gguf_dtype}): {lc['tokens']} tokens in {lc['wall_s']} s = "
-                  f"{lc['tokens_per_s']} tok/s; HF / llama.cpp = {result['ratio_hf_over_llama_cpp']}x")
+            gguf = export_gguf(model, tok, Path(d), args.gguf_dtype)
+            del model
+            runs = {}
+            for way in args.llama_cpp.split(","):
+                if way == "sequential":
+                    runs[way] = llama_cpp_sequential(gguf, prompt_ids, args.max_new_tokens, threads)
+                elif way in ("batched", "batched_unified"):
+                    runs[way] = llama_cpp_batched(gguf, prompt_ids, args.max_new_tokens, threads, stops,
+                                                  kv_unified=way == "batched_unified")
+                else:
+                    raise SystemExit(f"--llama-cpp: unknown way {way!r} (sequential, batched, batched_unified)")
+                r = runs[way]
+                r.pop("completion_ids", None)
+                r["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+                r["ratio_hf_over_this"] = round(hf["tokens_per_s"] / r["tokens_per_s"], 2)
+                print(f"llama.cpp {way} ({args.gguf_dtype}; {r['api']}): {r['tokens']} tokens in {r['wall_s']} s = "
+                      f"{r['tokens_per_s']} tok/s; HF / this = {r['ratio_hf_over_this']}x")
+            best = max(runs, key=lambda k: runs[k]["tokens_per_s"])
+            result["llama_cpp"] = {"gguf_dtype": args.gguf_dtype, "version": llama_cpp.__version__, **runs}
+            result["ratio_hf_over_best_llama_cpp"] = runs[best]["ratio_hf_over_this"]
+            print(f"HF / best llama.cpp ({best}) = {result['ratio_hf_over_best_llama_cpp']}x (goal >= 1x)")
     print(json.dumps(result["machine"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -173,6 +173,42 @@ def test_interleave_rotary_rows_pairs_each_half_per_head():
     assert gguf_export.interleave_rotary_rows(w, n_head=2)[:, 0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
 
 
+def _hf_pre_tokenizer(*parts) -> dict:
+    """The ``pre_tokenizer`` entry of a tokenizer.json with ``parts`` (as the tokenizers library writes it)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = parts[0] if len(parts) == 1 else pre_tokenizers.Sequence(list(parts))
+    return json.loads(tok.to_str())["pre_tokenizer"]
+
+
+def _pre_tokenizer_cases():
+    from tokenizers import Regex
+    from tokenizers.pre_tokenizers import ByteLevel, Digits, Split
+
+    def split(regex):
+        return Split(Regex(regex), behavior="isolated")
+
+    return [
+        ((ByteLevel(add_prefix_space=False, use_regex=True),), "gpt-2"),  # SmolLM2 as our students load it
+        ((ByteLevel(add_prefix_space=False, use_regex=False),), "default"),  # the tiny student's byte vocab
+        ((Digits(individual_digits=True), ByteLevel(add_prefix_space=False, use_regex=True)), "smollm"),
+        ((split(gguf_export._QWEN2_SPLIT), ByteLevel(add_prefix_space=False, use_regex=False)), "qwen2"),
+        ((split(gguf_export._LLAMA3_SPLIT), ByteLevel(add_prefix_space=False, use_regex=False)), "llama-bpe"),
+    ]
+
+
+def test_pre_tokenizer_is_named_as_llama_cpp_names_it():
+    """``tokenizer.ggml.pre`` must be llama.cpp's name for the split, or llama.cpp refuses the file: GPT-2's
+    byte-level regex is "gpt-2" (the export once wrote "gpt2", and llama.cpp 0.3.36 would not load SmolLM2)."""
+    for parts, name in _pre_tokenizer_cases():
+        assert gguf_export._pre_tokenizer_name(_hf_pre_tokenizer(*parts)) == name, parts
+        assert name in gguf_export.PRE_TOKENIZERS
+    # a split llama.cpp has no name for falls back to "default" (loads; may split differently)
+    from tokenizers.pre_tokenizers import Whitespace
+    assert gguf_export._pre_tokenizer_name(_hf_pre_tokenizer(Whitespace())) == "default"
+
+
 def test_unsupported_architecture_is_named():
     with pytest.raises(ValueError, match="GPT2LMHeadModel"):
         check_supported({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})
@@ -225,9 +261,70 @@ def test_smollm2_gguf_reloads_to_the_same_logits_and_token_ids(tmp_path):
     src = Path(student_path(compose_config(["student=smollm2_135m"], stage="eval").student))
     path = write_gguf(src, tmp_path / "smollm2-f16.gguf", "f16")
     r = gguf.GGUFReader(path)
-    assert field(r, "general.architecture") == "llama" and field(r, "tokenizer.ggml.pre") == "gpt2"
+    assert field(r, "general.architecture") == "llama" and field(r, "tokenizer.ggml.pre") == "gpt-2"
     assert len(field(r, "tokenizer.ggml.merges")) == 48900
     ref, ref_tok = AutoModelForCausalLM.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
     model, tok = load_gguf(path)
     assert prompts(tok) == prompts(ref_tok)
     assert max_rel_logit_diff(ref, model, ref_tok) <= TOLERANCE["f16"]
+
+
+# ------------------------------------------------------------------- llama.cpp itself (slow, optional)
+def _llama_cpp():
+    return pytest.importorskip(
+        "llama_cpp", reason="llama-cpp-python is not installed: it builds from source (pip install "
+        "'llama-cpp-python>=0.3,<0.4', minutes of CPU), so it is no project dependency")
+
+
+def _greedy_hf(model, ids: list[int], n: int, eos: int) -> list[int]:
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, eos_token_id=eos,
+                             pad_token_id=eos)
+    return out[0, len(ids):].tolist()
+
+
+def _greedy_llama_cpp(llm, ids: list[int], n: int, eos: int) -> list[int]:
+    out = []
+    for t in llm.generate(ids, top_k=1, temp=0.0, reset=True):
+        out.append(t)
+        if t == eos or len(out) == n:
+            return out
+    return out
+
+
+@pytest.mark.slow
+def test_llama_cpp_knows_every_pre_tokenizer_name_the_export_writes(tiny_llama_dir, tmp_path, monkeypatch):
+    llama_cpp = _llama_cpp()
+    for name in gguf_export.PRE_TOKENIZERS:
+        monkeypatch.setattr(gguf_export, "_pre_tokenizer_name", lambda pre, name=name: name)
+        path = write_gguf(tiny_llama_dir, tmp_path / f"pre-{name}.gguf", "f32")
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)  # raises on an unknown name
+        llm.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", ["tiny_llama", "smollm2_135m"])
+def test_gguf_in_llama_cpp_tokenizes_and_decodes_greedily_like_hf(student, tiny_llama_dir, tmp_path):
+    """The export as llama.cpp runs it: the same prompt token ids from the chat text and the same greedy
+    completion tokens as the HF model (f32 weights, so any difference is the export's, not rounding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    llama_cpp = _llama_cpp()
+    src = tiny_llama_dir if student == "tiny_llama" else Path(
+        student_path(compose_config([f"student={student}"], stage="eval").student))
+    path = write_gguf(src, tmp_path / f"{student}.gguf", "f32")
+    ref, tok = AutoModelForCausalLM.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=torch.get_num_threads(), verbose=False)
+    try:
+        msgs = [*MESSAGES, [{"role": "user", "content": "What is 127 + 385? Answer with the number."}]]
+        for m in msgs:
+            text = tok.apply_chat_template(m[:-1] if m[-1]["role"] == "assistant" else m, tokenize=False,
+                                           add_generation_prompt=True)
+            ids = tok(text)["input_ids"]
+            assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids, text
+            hf = _greedy_hf(ref, ids, 24, eos)
+            assert len(hf) >= 8, hf  # a real comparison, not one token
+            assert _greedy_llama_cpp(llm, ids, 24, eos) == hf, (text, tok.decode(hf))
+    finally:
+        llm.close()

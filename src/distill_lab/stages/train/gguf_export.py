@@ -9,7 +9,8 @@ tokenizer of a plain HF checkpoint (what ``export_merged`` writes) and writes on
   size, rope base, RMS-norm epsilon, file type;
 - tokenizer: byte-level BPE as ``tokenizer.ggml.model = gpt2``: tokens in the byte alphabet, token types
   (added special tokens CONTROL, other added tokens USER_DEFINED, ids past the tokenizer UNUSED),
-  merges, pre-tokenizer name, bos / eos / pad / unk ids, the chat template;
+  merges, pre-tokenizer name (``tokenizer.ggml.pre``: one of ``PRE_TOKENIZERS``, the names llama.cpp's
+  loader knows; it refuses a file with any other name), bos / eos / pad / unk ids, the chat template;
 - tensors under GGUF names. For ``llama`` the rows of ``q_proj`` / ``k_proj`` are permuted per head from
   HF's rotate-half layout to the interleaved pairs llama.cpp rotates (transformers' GGUF loader undoes
   exactly this); ``qwen3`` uses NeoX-style rope in llama.cpp, the HF layout, so nothing is permuted.
@@ -48,6 +49,17 @@ _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?
 _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 _SPLITS = {_QWEN2_SPLIT: "qwen2", _LLAMA3_SPLIT: "llama-bpe"}
+# Every tokenizer.ggml.pre this module writes, with the HF pre-tokenizer it stands for. The names are
+# llama.cpp's (src/llama-vocab.cpp): it splits text by a regex list chosen by that name and refuses to
+# load a file whose name it does not know ("unknown pre-tokenizer type"). GPT-2's is "gpt-2", not the
+# "gpt2" of tokenizer.ggml.model and general.architecture.
+PRE_TOKENIZERS = {
+    "gpt-2": "ByteLevel with its GPT-2 regex",
+    "default": "ByteLevel without regex (no llama.cpp name splits that way; exact for a merge-free byte vocab)",
+    "smollm": "Digits(individual_digits) then ByteLevel with its GPT-2 regex",
+    "qwen2": "Split(Qwen2 regex) then ByteLevel",
+    "llama-bpe": "Split(Llama 3 regex) then ByteLevel",
+}
 
 
 def gguf_types(dtype: str):
@@ -141,8 +153,8 @@ def _pre_tokenizer_name(pre: dict | None) -> str:
     parts = (pre or {}).get("pretokenizers", [pre] if pre else [])
     kinds = [p["type"] for p in parts]
     if kinds == ["ByteLevel"]:
-        return "gpt2" if parts[0].get("use_regex", True) else "default"
-    if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
+        return "gpt-2" if parts[0].get("use_regex", True) else "default"
+    if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
         return "smollm"
     if kinds == ["Split", "ByteLevel"]:
         regex = parts[0].get("pattern", {}).get("Regex")

@@ -70,6 +70,7 @@ def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int
     wall = time.perf_counter() - t0
     n = sum(len(c) for c in completion_ids)
     out = {"prompt_ids": prompt_ids, "stops": stops, "model": model, "tokenizer": tok,
+           "rollout_weights": trainer.rollout_weights,  # merged LoRA or not (rl.merge_for_rollouts)
            "completions": len(completion_ids), "prompt_tokens": sum(map(len, prompt_ids)), "tokens": n,
            "wall_s": round(wall, 2), "tokens_per_s": round(n / wall, 1)}
     if profile:
@@ -226,12 +227,14 @@ def main() -> None:
         model, tok, prompt_ids, stops = (hf.pop(k) for k in ("model", "tokenizer", "prompt_ids", "stops"))
         hf["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         result["hf_generate"] = hf
-        print(f"HF generate (rl stage rollouts): {hf['tokens']} tokens in {hf['wall_s']} s = {hf['tokens_per_s']} tok/s")
+        print(f"HF generate (rl stage rollouts, {hf['rollout_weights']} weights): {hf['tokens']} tokens in {hf['wall_s']} s = {hf['tokens_per_s']} tok/s")
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
-            result["llama_cpp"] = None
+            llama_cpp = None
             print("llama.cpp: not run (llama-cpp-python is not installed: pip install 'llama-cpp-python>=0.3,<0.4')")
+        if llama_cpp is None or not args.llama_cpp:  # --llama-cpp '': the HF figure only
+            result["llama_cpp"] = None
         else:
             gguf = export_gguf(model, tok, Path(d), args.gguf_dtype)
             del model

@@ -64,6 +64,7 @@ def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sf
     assert m["stage"] == "rl" and m["artifacts"]["adapter"] == str(out)
     assert set(m["config"]) >= {"rl", "student"} and "train" not in m["config"]
     assert m["summary"]["steps"] == 2 and m["summary"]["rollout_tokens"] > 0
+    assert m["summary"]["rollout_weights"] == "merged"  # rl.merge_for_rollouts=true (default), a peft student
     # the project's logger got the same per-step metrics (logger=wandb sends these calls to W&B)
     events = [json.loads(x) for x in (tmp_path / "logs" / "events.jsonl").read_text().splitlines()]
     steps = [e for e in events if e["kind"] == "metrics"]

@@ -42,6 +42,7 @@ class RLConfig:
     resume: bool = True
     vllm: Optional[str] = None  # GPU rollouts through vLLM: colocate | server (README, not tested on CPU)
     vllm_server: str = "http://127.0.0.1:8000"  # rl.vllm=server: where `trl vllm-serve` listens
+    merge_for_rollouts: bool = True  # peft student: rollouts on the LoRA merged into the base (rollout_weights.py)
 
     def __post_init__(self) -> None:
         _check(self.split in SPLITS, "rl.split", f"unknown split {self.split!r}; expected one of {SPLITS}")

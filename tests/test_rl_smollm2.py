@@ -86,7 +86,8 @@ def runs(tmp_path_factory):
 
 @pytest.mark.xfail(strict=False, reason=(
     "measured 2026-12-03 (2-core Xeon, load 3-7): held-out sampled accuracy SFT 0.516 -> 0.563 (seed 0), paired "
-    "rise +0.047 [-0.078, +0.180]; seed 1 not finished before the deadline; "
+    "rise +0.047 [-0.078, +0.180]; seed 1 0.602, +0.086 [-0.016, +0.188]: mean rise 0.066 > spread 0.039, "
+    "but no interval excludes 0; "
     "6 GRPO steps of 16 completions raise the rollout reward (0.37 -> 0.68) but not the held-out accuracy "
     "beyond the paired interval: a longer run is needed (not measured in time)"))
 def test_held_out_reward_rises_after_rl_beyond_the_seed_to_seed_spread(runs):

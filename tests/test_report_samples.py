@@ -255,3 +255,28 @@ def test_the_readers_share_one_normalisation_and_one_error(tmp_path):
         load_member(tmp_path)
     with pytest.raises(ValueError, match=r"samples\.jsonl:4: not valid JSON"):
         run_answers(tmp_path)
+
+
+def test_the_teachers_rows_travel_in_the_pack_and_price_the_projection(tmp_path):
+    """The pack carries each run's dataset rows, so a report rebuilt from it alone recomputes the projected
+    teacher cost from the same token counts as the folder's report."""
+    from distill_lab.stages.report.samples import unpack_evidence
+
+    sw = fabricate_pipeline_sweep(tmp_path / "sw")
+    rows = "".join(json.dumps({"id": f"r{i}", "prompt_id": f"p{i}", "split": "train", "task": "addition",
+                               "messages": [{"role": "user", "content": "1 + 2 = ?" * 5},
+                                            {"role": "assistant", "content": "3" * (40 + i)}]}) + "\n"
+                   for i in range(5))
+    for job in sw.iterdir():
+        if (job / "generate" / "dataset").is_dir():
+            (job / "generate" / "dataset" / "rows.jsonl").write_text(rows)
+    pack_evidence(sw, tmp_path / "ev.jsonl.gz")
+    back = unpack_evidence(tmp_path / "ev.jsonl.gz", tmp_path / "back")
+    restored = sorted(back.rglob("rows.jsonl"))
+    assert len(restored) == len(list(sw.rglob("rows.jsonl"))) > 0
+    assert all(p.read_text() == rows for p in restored)
+    for src, out in ((sw, "a"), (tmp_path / "ev.jsonl.gz", "b")):
+        write_report(src, tmp_path / out, price_model="claude-opus-4-7")
+    a, b = (json.loads((tmp_path / o / "sweep.json").read_text())["cells"] for o in ("a", "b"))
+    assert [c["teacher_usd"] for c in a] == [c["teacher_usd"] for c in b]
+    assert all(c["teacher_usd"] > 0 for c in a)

@@ -47,9 +47,11 @@ RL_MODEL = "student_rl"  # that student's records, as the reports read them
 RL_LABEL = "SFT+RL"
 PACK_VERSION = 1
 SWEEP_TOKEN = "@sweep"
-# the small files of a sweep that its report reads; heavy folders are never entered
-PACKED_NAMES = {"manifest.json", "metrics.json", "dataset.json", "overrides.yaml", "config.yaml", "hydra.yaml",
-                "multirun.yaml"}
+# the small files of a sweep that its report reads; heavy folders are never entered. The teacher's rows
+# (generate/dataset/rows.jsonl) travel too: the dose, the teacher's answer lengths behind the eval budgets
+# and the projected teacher cost (report.projected_price_model) are recomputed from them
+PACKED_NAMES = {"manifest.json", "metrics.json", "dataset.json", "rows.jsonl", "overrides.yaml", "config.yaml",
+                "hydra.yaml", "multirun.yaml"}
 SKIP_DIRS = {"adapter", "merged", "gguf", "hf", "shards", "checkpoints", "wandb", "lightning_logs", ".submitit",
              "report", "plots"}
 MAX_FILE_BYTES = 2_000_000

@@ -41,6 +41,7 @@ from distill_lab.stages.generate.config import RecipeConfig
 from distill_lab.stages.generate.decontam import NearDupIndex, NgramIndex, normalize
 from distill_lab.stages.generate.sources import SourceItems, context_text, load_source
 from distill_lab.tasks.base import Problem, TaskFamily, family_names, get_family
+from distill_lab.tasks.train_deal import edge_share_weights
 from distill_lab.vocab import HELD_OUT_SPLITS, SPLITS
 
 log = logging.getLogger(__name__)
@@ -228,12 +229,7 @@ def train_weights(members: list[_Member], recipe: RecipeConfig) -> list[float]:
     if share < 1 and not other:
         raise ConfigError(f"recipe.edge_case_share={share}: every member of the recipe is an edge-case one, so "
                           "the rest of the rows has nowhere to come from (set 1.0 or null)")
-    out = [0.0] * len(members)
-    for idx, part in ((edge, share), (other, 1 - share)):
-        tot = sum(w[i] for i in idx)
-        for i in idx:
-            out[i] = part * w[i] / tot
-    return out
+    return edge_share_weights(w, [m.category == "edge_case" for m in members], share)
 
 
 def _draw_split(split: str, total: int, members: list[_Member], hyg: _Hygiene, shortfall: str,

@@ -285,14 +285,9 @@ def train_weights(weights: list[float], categories: list[str], match_dose: str |
     w = [1.0 if match_dose == "rows" else x for x in weights]
     if edge_case_share is None:
         return w
-    edge = [i for i, c in enumerate(categories) if c == "edge_case"]
-    other = [i for i in range(len(w)) if i not in edge]
-    out = [0.0] * len(w)
-    for idx, part in ((edge, edge_case_share), (other, 1 - edge_case_share)):
-        tot = sum(w[i] for i in idx)
-        for i in idx:
-            out[i] = part * w[i] / tot
-    return out
+    from distill_lab.tasks.train_deal import edge_share_weights
+
+    return edge_share_weights(w, [c == "edge_case" for c in categories], edge_case_share)
 
 
 def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any] | None = None) -> Cell:

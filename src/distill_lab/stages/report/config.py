@@ -38,6 +38,9 @@ class ReportConfig:
     design_seed_sd: float = 0.05  # guessed seed-to-seed SD of a cell's accuracy (fraction)
     design_prompt_corr: float = 0.5  # correlation of a prompt's correctness between the two cells
     design_power: float = 0.8
+    # a finished pilot sweep (folder or packed samples.jsonl.gz): its measured accuracy, seed SD and prompt
+    # correlation replace the three above, per split, unless set on the command line (report/pilot.py)
+    design_pilot: Optional[str] = None
     # voting across distilled students (report/vote.py): eval runs on the same prompts, majority vote per prompt
     vote_runs: list[str] = field(default_factory=list)
     vote_seeds: bool = False  # the vote_runs are seeds of one configuration (intervals also over seeds)
@@ -72,6 +75,8 @@ class ReportConfig:
                "votes within a sweep's cells: set report.sweep_dir too")
         _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
                "says the report.vote_runs are seeds: set report.vote_runs too")
+        _check(self.design_pilot is None or self.check_design, "report.design_pilot",
+               "measures the design check's assumptions: set report.check_design=true too")
         modes = self.modes()
         _check(len(modes) <= 1, modes[-1] if modes else "report",
                f"the report does one thing a run, and {', '.join(modes)} are all set: run them one at a time")

@@ -36,6 +36,10 @@ one-sample t power solution (``TTestPower``) at the Welch-Satterthwaite degrees 
 terms, times the standard error: the interval the report computes estimates both terms, so with 2 seeds
 the seed term's single degree of freedom limits it, and more prompts buy almost nothing (more seeds do).
 One seed measures no seed variance: its MDE counts sigma all the same.
+
+``report.design_pilot=<a finished sweep or its samples.jsonl.gz>`` measures p, sigma and rho per split from
+that pilot instead (``report/pilot.py``, which states the rule); design.md / design.json record where
+each assumption came from, and design.md warns when the seed SD is assumed rather than measured.
 """
 
 from __future__ import annotations
@@ -332,9 +336,12 @@ def _fixed_only(items: list[str], overrides: list[str]) -> bool:
 
 
 def check_design(overrides: list[str], extra: list[str] | None = None,
-                 assumptions: Assumptions | None = None) -> dict[str, Any]:
-    """The design of the sweep that ``distill-lab pipeline -m <overrides> <extra>`` would launch."""
+                 assumptions: Assumptions | None = None,
+                 by_split: dict[str, Assumptions] | None = None) -> dict[str, Any]:
+    """The design of the sweep that ``distill-lab pipeline -m <overrides> <extra>`` would launch. ``by_split``:
+    the assumptions of a split where they differ from ``assumptions`` (measured by a pilot, ``report/pilot.py``)."""
     a = assumptions or Assumptions()
+    by_split = by_split or {}
     for name, v, lo, hi in (("report.design_accuracy", a.accuracy, 0.0, 1.0),
                             ("report.design_prompt_corr", a.prompt_corr, 0.0, 1.0)):
         if not lo <= v <= hi:
@@ -373,15 +380,17 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
     for c in out_cells:
         s = len(set(c.seeds))
         for split, p in c.prompts.items():
+            sa = by_split.get(split, a)
             if p:
                 resolution.append({"cell": c.label, "split": split, "category": "all", "seeds": s, "prompts": p,
-                                   **mde(s, p, a)})
+                                   **mde(s, p, sa)})
             for cat, n in sorted(c.prompts_by_category.get(split, {}).items()):
                 if n and len(c.prompts_by_category[split]) > 1:
                     resolution.append({"cell": c.label, "split": split, "category": cat, "seeds": s,
-                                       "prompts": n, **mde(s, n, a)})
+                                       "prompts": n, **mde(s, n, sa)})
+    splits = sorted({r["split"] for r in resolution}, key=lambda x: (x != "test", x))
     return {"jobs": len(jobs), "cells": [asdict(c) for c in out_cells], "assumptions": asdict(a),
-            "resolution": resolution}
+            "assumptions_by_split": {sp: asdict(by_split.get(sp, a)) for sp in splits}, "resolution": resolution}
 
 
 def _seen_text(c: dict[str, Any]) -> str:
@@ -415,13 +424,8 @@ def design_markdown(d: dict[str, Any]) -> str:
                               f"{n * c['chars_per_row'][fam]:.0f}" if fam in c["chars_per_row"] else "–"]
                              for c in d["cells"] for fam, n in c["rows_by_family"].items()))
     lines += ["", f"## Smallest effect a contrast between two cells can detect ({a['confidence']:.0%} confidence, "
-              f"{a['power']:.0%} power)", "",
-              f"Assumptions: accuracy near {a['accuracy']:.0%}, seed-to-seed SD of a cell's accuracy "
-              f"{100 * a['seed_sd']:.1f} points, a prompt's correctness in the two cells correlated "
-              f"{a['prompt_corr']:.2f} (paired prompts), the same prompts in every seed (the prompt term does not "
-              "shrink with seeds). Var = 2 SD^2 / seeds + 2 p (1 - p) (1 - rho) / prompts; MDE from statsmodels' "
-              "t power at the Welch-Satterthwaite df (`report/design.py`). Set report.design_accuracy, "
-              "report.design_seed_sd, report.design_prompt_corr, report.design_power.", ""]
+              f"{a['power']:.0%} power)", ""]
+    lines += _assumption_lines(d)
     groups: dict[tuple, list[str]] = {}  # cells of the same design share one row
     for r in d["resolution"]:
         groups.setdefault((r["split"], r["category"], r["seeds"], r["prompts"]), []).append(r["cell"])
@@ -431,6 +435,42 @@ def design_markdown(d: dict[str, Any]) -> str:
                               f"{first[k]['df']:.1f}", "every cell" if len(cs) == len(d["cells"]) else "; ".join(cs)]
                              for k, cs in groups.items()))
     return "\n".join(lines) + "\n"
+
+
+def _assumption_lines(d: dict[str, Any]) -> list[str]:
+    """The MDE's assumptions per split, where each came from, and a pilot's per-cell seed SDs."""
+    a, by, src = d["assumptions"], d.get("assumptions_by_split") or {}, d.get("assumption_sources") or {}
+    lines = ["Assumptions: a cell's accuracy near p, a seed-to-seed SD of a cell's accuracy, a prompt's correctness "
+             "in the two cells correlated rho (paired prompts), the same prompts in every seed (the prompt term does "
+             "not shrink with seeds). Var = 2 SD^2 / seeds + 2 p (1 - p) (1 - rho) / prompts; MDE from statsmodels' "
+             "t power at the Welch-Satterthwaite df (`report/design.py`). Set report.design_accuracy, "
+             "report.design_seed_sd, report.design_prompt_corr, report.design_power, or measure the first three "
+             "with report.design_pilot=<a pilot sweep> (`report/pilot.py`).", ""]
+    rows = [(sp, by.get(sp, a), src.get(sp, {})) for sp in (by or {"all": a})]
+    pilot = d.get("pilot")
+    cut = f"measured from {pilot['source']}: " if pilot else "\0"  # the path once, above the table
+    if pilot:
+        lines += [f"Measured from the pilot `{pilot['source']}` (its cells below) unless the source says configured:", ""]
+    lines += markdown_table(["split", "accuracy p", "seed SD (points)", "prompt corr rho", "source"],
+                            ([sp, f"{x['accuracy']:.1%}", f"{100 * x['seed_sd']:.1f}", f"{x['prompt_corr']:.2f}",
+                              "; ".join(f"{k}: {v.replace(cut, 'measured, ')}" for k, v in s.items()) or "configured"]
+                             for sp, x, s in rows))
+    assumed = [sp for sp, _, s in rows if not s.get("seed_sd", "").startswith("measured")]
+    if assumed and not pilot:
+        lines += ["", "**Seed SD assumed, not measured: pass report.design_pilot=<a pilot sweep> to measure it.**"]
+    elif assumed:
+        lines += ["", f"**Seed SD assumed, not measured, for {', '.join(assumed)}: see the source column.**"]
+    if pilot:
+        lines += ["", f"Pilot {pilot['source']}: {pilot['runs']} finished runs in {len(pilot['cells'])} cells; the "
+                  "SD over seeds of each cell's student accuracy (points):", ""]
+        splits = list(pilot["splits"])
+        lines += markdown_table(["cell", "seeds", *[f"{s} accuracy per seed (%)" for s in splits],
+                                 *[f"{s} SD" for s in splits]],
+                                ([c["cell"], len(c["seeds"]),
+                                  *[", ".join(f"{100 * v:.0f}" for v in c["accuracy"][s].values()) for s in splits],
+                                  *["–" if c["seed_sd"][s] is None else f"{100 * c['seed_sd'][s]:.1f}" for s in splits]]
+                                 for c in pilot["cells"]))
+    return [*lines, ""]
 
 
 def run_check(cfg: Any, run_dir: Path):
@@ -448,7 +488,16 @@ def run_check(cfg: Any, run_dir: Path):
     overrides = [o for o in task if not o.lstrip("+~").startswith(("report.", "run_dir=", "stage="))]
     a = Assumptions(accuracy=rc.design_accuracy, seed_sd=rc.design_seed_sd, prompt_corr=rc.design_prompt_corr,
                     confidence=cfg.eval.confidence, power=rc.design_power)
-    d = check_design(overrides, list(rc.design_overrides), a)
+    pilot, by_split, sources = None, None, {}
+    if rc.design_pilot:  # measured before anything else runs (a bad pilot fails here)
+        from distill_lab.stages.report import pilot as pilot_mod
+
+        explicit = {o.lstrip("+").partition("=")[0] for o in task}
+        pilot = pilot_mod.measure(rc.design_pilot)
+        by_split, sources = pilot_mod.assumptions(pilot, a, explicit)
+    d = check_design(overrides, list(rc.design_overrides), a, by_split)
+    if pilot is not None:
+        d["pilot"], d["assumption_sources"] = pilot, sources
     out_dir = Path(rc.output_dir or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = design_markdown(d)

@@ -43,6 +43,7 @@ class RLConfig:
     vllm: Optional[str] = None  # GPU rollouts through vLLM: colocate | server (README, not tested on CPU)
     vllm_server: str = "http://127.0.0.1:8000"  # rl.vllm=server: where `trl vllm-serve` listens
     merge_for_rollouts: bool = True  # peft student: rollouts on the LoRA merged into the base (rollout_weights.py)
+    rollout_precision: str = "auto"  # auto | fp32 | bf16: a bf16 copy for generate (rollout_precision.py)
 
     def __post_init__(self) -> None:
         _check(self.split in SPLITS, "rl.split", f"unknown split {self.split!r}; expected one of {SPLITS}")
@@ -57,4 +58,6 @@ class RLConfig:
         _check(self.temperature > 0, "rl.temperature", "must be > 0 (rollouts are sampled)")
         _check(self.max_completion_tokens >= 1, "rl.max_completion_tokens", "must be >= 1")
         _check(self.save_steps >= 1, "rl.save_steps", "must be >= 1")
+        _check(self.rollout_precision in ("auto", "fp32", "bf16"), "rl.rollout_precision",
+               f"unknown {self.rollout_precision!r}; expected auto, fp32 or bf16")
         _check(self.vllm in (None, "colocate", "server"), "rl.vllm", "must be null, colocate or server")

@@ -53,9 +53,12 @@ def test_bf16_rollouts_run_on_a_bf16_copy_of_the_merged_weights_refreshed_after_
     assert {p.dtype for p in copy.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in t.model.parameters()} == {torch.float32}  # the policy is not cast
     rollout_logits, policy_logits = _logit_dtypes(copy), _logit_dtypes(t.model)
+    contiguous = []  # what the head gets after the copy's own pre-hook (the prefill's last-position slice)
+    copy.get_output_embeddings().register_forward_pre_hook(lambda m, a: contiguous.append(a[0].is_contiguous()))
     before = _state(t.model)
     completions, _ = t._generate_single_turn(ids, None, {}, 2)
     assert rollout_logits and set(rollout_logits) == {torch.bfloat16} and not policy_logits  # bf16, on the copy
+    assert contiguous and all(contiguous)
     assert all(torch.equal(before[k], v) for k, v in _state(t.model).items())  # policy bit for bit as before
     vocab = len(tok)
     assert len(completions) == len(ids)

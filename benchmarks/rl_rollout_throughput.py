@@ -79,6 +79,7 @@ def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int
     warm_s = time.perf_counter() - t0
 
     def run() -> dict:
+        torch.manual_seed(0)  # every repeat draws from one RNG state (llama.cpp's side: dist sampler, seed 0)
         t0 = time.perf_counter()
         completion_ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, group)
         wall = time.perf_counter() - t0

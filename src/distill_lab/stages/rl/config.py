@@ -28,7 +28,9 @@ class RLConfig:
     split: str = "train"  # whose prompts are rolled out
     max_prompts: Optional[int] = None
     group_size: int = 4  # completions per prompt (GRPO's G); advantages are relative within a group
-    prompts_per_step: int = 2  # one optimiser step sees prompts_per_step * group_size completions
+    # one optimiser step sees prompts_per_step * group_size completions; 4 x 4 = 16: where the CPU rollouts beat
+    # llama.cpp (benchmarks/README.md, "RL rollouts vs llama.cpp"); the remedies experiment uses 4 x 4 too
+    prompts_per_step: int = 4
     steps: int = 20  # optimiser steps (a rollout batch serves `iterations` of them)
     iterations: int = 1  # optimiser passes per rollout batch (GRPO's mu); > 1 makes the ratio clip bite
     beta: float = 0.04  # KL to the reference (the SFT policy the stage starts from)

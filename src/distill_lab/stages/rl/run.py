@@ -12,7 +12,8 @@ as they are, so nothing of the algorithm is re-implemented here.
   policy, so the KL term is to the SFT policy, not to the base (peft >= 0.20); a full checkpoint gets a
   second copy as its reference;
 - CPU: rollouts are HF ``generate`` with a KV cache, batched over the whole step (``prompts_per_step *
-  group_size``), on the LoRA merged into the base (``rollout_weights.py``); on a GPU ``rl.vllm=colocate|server`` switches to vLLM (README);
+  group_size``), on the LoRA merged into the base (``rollout_weights.py``), from a bf16 copy where the
+  CPU multiplies bf16 natively (``rollout_precision.py``); on a GPU ``rl.vllm=colocate|server`` switches to vLLM (README);
 - rewards: plain functions of the completions' token ids (``rewards.py``).
 Its loss is GRPO's (``loss_type=grpo``): advantages = (r - group mean) / group std, per-token ratio
 clipped to [1 - eps, 1 + eps], plus ``beta`` times the k3 KL estimate to the reference (weighted by

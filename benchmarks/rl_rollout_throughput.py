@@ -20,14 +20,22 @@ the machine's cc and cmake, several minutes): ``pip install 'llama-cpp-python>=0
 the script prints the HF figure and says that llama.cpp was not run. ``--profile N`` adds the N ops
 that took the most CPU time in the HF rollout batch (torch.profiler).
 
+``--rollout-precision fp32,bf16`` builds the rl stage's trainer once per ``rl.rollout_precision`` (bf16:
+a bf16 copy of the merged weights, ``stages/rl/rollout_precision.py``), ``--gguf-dtype f32,bf16`` exports
+one GGUF per precision, and ``--repeats N`` runs every HF and llama.cpp configuration N times,
+interleaved; the ratios are taken between the best of the repeats, per HF precision against each GGUF
+precision's best llama.cpp way, and overall.
+
     .venv/bin/python benchmarks/rl_rollout_throughput.py                         # tiny student
     .venv/bin/python benchmarks/rl_rollout_throughput.py student=smollm2_135m --prompts 4 --group 4 \\
-        --max-new-tokens 64 --threads 2 --json out.json
+        --max-new-tokens 64 --threads 1 --rollout-precision fp32,bf16 --gguf-dtype f32,bf16 \\
+        --llama-cpp batched,batched_unified --repeats 3 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -49,7 +57,7 @@ def machine(threads: int) -> dict:
 
 
 def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int = 0) -> dict:
-    """One rollout batch through the rl stage's trainer (its exact generation path)."""
+    """The rl stage's trainer (its exact generation path) built once; ``out["run"]()`` times one rollout batch."""
     from distill_lab.stages.rl.prompts import RLPrompt
     from distill_lab.stages.rl.run import build_trainer, render_prompts, stop_ids
     from distill_lab.students.loader import load_student
@@ -62,17 +70,28 @@ def hf_rollouts(cfg, prompts_per_step: int, group: int, work: Path, profile: int
     ps = [RLPrompt(p.prompt_id, "addition", p.reference, p.messages())
           for p in fam.generate("test", prompts_per_step, random.Random(0))]
     texts = render_prompts(tok, ps)
-    trainer = build_trainer(cfg, model, tok, ps, texts, stops, work / "ck", False)
-    prompt_ids = [tok(t)["input_ids"] for t in texts for _ in range(group)]  # TRL repeats each prompt G times
-    trainer._generate_single_turn(prompt_ids[:2], None, {}, group)  # warm-up
     t0 = time.perf_counter()
-    completion_ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, group)
-    wall = time.perf_counter() - t0
-    n = sum(len(c) for c in completion_ids)
-    out = {"prompt_ids": prompt_ids, "stops": stops, "model": model, "tokenizer": tok,
+    trainer = build_trainer(cfg, model, tok, ps, texts, stops, work / "ck", False)
+    build_s = time.perf_counter() - t0
+    prompt_ids = [tok(t)["input_ids"] for t in texts for _ in range(group)]  # TRL repeats each prompt G times
+    t0 = time.perf_counter()
+    trainer._generate_single_turn(prompt_ids[:2], None, {}, group)  # warm-up (and the bf16 copy's first refresh)
+    warm_s = time.perf_counter() - t0
+
+    def run() -> dict:
+        torch.manual_seed(0)  # every repeat draws from one RNG state (llama.cpp's side: dist sampler, seed 0)
+        t0 = time.perf_counter()
+        completion_ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, group)
+        wall = time.perf_counter() - t0
+        n = sum(len(c) for c in completion_ids)
+        return {"tokens": n, "wall_s": round(wall, 2), "tokens_per_s": round(n / wall, 1),
+                "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+
+    out = {"prompt_ids": prompt_ids, "stops": stops, "model": model, "tokenizer": tok, "run": run,
            "rollout_weights": trainer.rollout_weights,  # merged LoRA or not (rl.merge_for_rollouts)
-           "completions": len(completion_ids), "prompt_tokens": sum(map(len, prompt_ids)), "tokens": n,
-           "wall_s": round(wall, 2), "tokens_per_s": round(n / wall, 1)}
+           "rollout_precision": trainer.rollout_precision, "rollout_precision_why": trainer.rollout_precision_why,
+           "build_s": round(build_s, 2), "warmup_s": round(warm_s, 2),
+           "completions": len(prompt_ids), "prompt_tokens": sum(map(len, prompt_ids))}
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
@@ -206,9 +225,13 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=4, help="completions per prompt (rl.group_size)")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--gguf-dtype", default="f32", help="f32 (the HF side's precision), f16, bf16 or q8_0")
+    ap.add_argument("--rollout-precision", default="fp32",
+                    help="rl.rollout_precision of the HF side, comma-separated: fp32, bf16, auto")
+    ap.add_argument("--gguf-dtype", default="f32",
+                    help="GGUF precisions of the llama.cpp side, comma-separated: f32, f16, bf16, q8_0")
     ap.add_argument("--llama-cpp", default="sequential,batched,batched_unified",
                     help="llama.cpp ways to run, comma-separated: sequential, batched, batched_unified")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of every HF and llama.cpp run")
     ap.add_argument("--profile", type=int, default=0, help="print the N ops with most CPU time in the HF batch")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -217,46 +240,79 @@ def main() -> None:
     threads = args.threads or torch.get_num_threads()
     from distill_lab.app import compose_config
 
-    cfg = compose_config([*(args.overrides or ["student=tiny"]), "hardware=cpu_fp32",
-                          f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
-                          f"rl.max_completion_tokens={args.max_new_tokens}"], stage="rl")
-    result: dict = {"student": cfg.student.name, "batch": args.prompts * args.group,
-                    "max_new_tokens": args.max_new_tokens, "machine": machine(threads)}
+    precisions = [p for p in args.rollout_precision.split(",") if p]
+    dtypes = [d for d in args.gguf_dtype.split(",") if d]
+    ways = [w for w in args.llama_cpp.split(",") if w]
+    for w in ways:
+        if w not in ("sequential", "batched", "batched_unified"):
+            raise SystemExit(f"--llama-cpp: unknown way {w!r} (sequential, batched, batched_unified)")
+    result: dict = {"batch": args.prompts * args.group, "max_new_tokens": args.max_new_tokens,
+                    "machine": machine(threads), "hf_generate": {}, "llama_cpp": None}
     with tempfile.TemporaryDirectory() as d:
-        hf = hf_rollouts(cfg, args.prompts, args.group, Path(d), args.profile)
-        model, tok, prompt_ids, stops = (hf.pop(k) for k in ("model", "tokenizer", "prompt_ids", "stops"))
-        hf["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
-        result["hf_generate"] = hf
-        print(f"HF generate (rl stage rollouts, {hf['rollout_weights']} weights): {hf['tokens']} tokens in {hf['wall_s']} s = {hf['tokens_per_s']} tok/s")
+        hf = {}
+        for p in precisions:
+            cfg = compose_config([*(args.overrides or ["student=tiny"]), "hardware=cpu_fp32",
+                                  f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
+                                  f"rl.max_completion_tokens={args.max_new_tokens}", f"rl.rollout_precision={p}"],
+                                 stage="rl")
+            result["student"] = cfg.student.name
+            hf[p] = hf_rollouts(cfg, args.prompts, args.group, Path(d) / p, args.profile)
+        first = hf[precisions[0]]
+        model, tok, prompt_ids, stops = (first[k] for k in ("model", "tokenizer", "prompt_ids", "stops"))
         try:
-            import llama_cpp  # noqa: F401
+            import llama_cpp
         except ImportError:
             llama_cpp = None
             print("llama.cpp: not run (llama-cpp-python is not installed: pip install 'llama-cpp-python>=0.3,<0.4')")
-        if llama_cpp is None or not args.llama_cpp:  # --llama-cpp '': the HF figure only
-            result["llama_cpp"] = None
-        else:
-            gguf = export_gguf(model, tok, Path(d), args.gguf_dtype)
-            del model
-            runs = {}
-            for way in args.llama_cpp.split(","):
-                if way == "sequential":
-                    runs[way] = llama_cpp_sequential(gguf, prompt_ids, args.max_new_tokens, threads)
-                elif way in ("batched", "batched_unified"):
-                    runs[way] = llama_cpp_batched(gguf, prompt_ids, args.max_new_tokens, threads, stops,
-                                                  kv_unified=way == "batched_unified")
-                else:
-                    raise SystemExit(f"--llama-cpp: unknown way {way!r} (sequential, batched, batched_unified)")
-                r = runs[way]
-                r.pop("completion_ids", None)
-                r["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
-                r["ratio_hf_over_this"] = round(hf["tokens_per_s"] / r["tokens_per_s"], 2)
-                print(f"llama.cpp {way} ({args.gguf_dtype}; {r['api']}): {r['tokens']} tokens in {r['wall_s']} s = "
-                      f"{r['tokens_per_s']} tok/s; HF / this = {r['ratio_hf_over_this']}x")
-            best = max(runs, key=lambda k: runs[k]["tokens_per_s"])
-            result["llama_cpp"] = {"gguf_dtype": args.gguf_dtype, "version": llama_cpp.__version__, **runs}
-            result["ratio_hf_over_best_llama_cpp"] = runs[best]["ratio_hf_over_this"]
-            print(f"HF / best llama.cpp ({best}) = {result['ratio_hf_over_best_llama_cpp']}x (goal >= 1x)")
+        ggufs = {}
+        if llama_cpp is not None and ways:  # --llama-cpp '': the HF figure only
+            for dt in dtypes:
+                ggufs[dt] = export_gguf(copy.deepcopy(model), tok, Path(d) / f"gguf-{dt}", dt)
+            result["llama_cpp"] = {"version": llama_cpp.__version__}
+        runs: dict = {}
+        for r in range(args.repeats):
+            for p, h in hf.items():
+                x = h["run"]()
+                runs.setdefault(("hf", p), []).append(x)
+                print(f"[{r}] HF generate (rl stage rollouts, {h['rollout_weights']} weights, {h['rollout_precision']}): "
+                      f"{x['tokens']} tokens in {x['wall_s']} s = {x['tokens_per_s']} tok/s (load {x['load_avg_1m_after']})",
+                      flush=True)
+            for dt, gguf in ggufs.items():
+                for way in ways:
+                    if way == "sequential":
+                        x = llama_cpp_sequential(gguf, prompt_ids, args.max_new_tokens, threads)
+                    else:
+                        x = llama_cpp_batched(gguf, prompt_ids, args.max_new_tokens, threads, stops,
+                                              kv_unified=way == "batched_unified")
+                    x.pop("completion_ids", None)
+                    x["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+                    runs.setdefault((way, dt), []).append(x)
+                    print(f"[{r}] llama.cpp {way} ({dt}; {x['api']}): {x['tokens']} tokens in {x['wall_s']} s = "
+                          f"{x['tokens_per_s']} tok/s (load {x['load_avg_1m_after']})", flush=True)
+
+        def best(key) -> float:
+            return max(x["tokens_per_s"] for x in runs[key])
+
+        for p, h in hf.items():
+            result["hf_generate"][p] = {k: v for k, v in h.items()
+                                        if k not in ("model", "tokenizer", "prompt_ids", "stops", "run")}
+            result["hf_generate"][p]["runs"] = runs[("hf", p)]
+        if ggufs:
+            for dt in ggufs:
+                result["llama_cpp"][dt] = {way: runs[(way, dt)] for way in ways}
+            print(f"best of {args.repeats} repeat(s), tok/s:")
+            ratios = {}
+            for p in hf:
+                for dt in ggufs:
+                    way = max(ways, key=lambda w, dt=dt: best((w, dt)))
+                    ratios[f"{p}/{dt}"] = round(best(("hf", p)) / best((way, dt)), 2)
+                    print(f"  HF {p} {best(('hf', p))} / llama.cpp {dt} {way} {best((way, dt))} = {ratios[f'{p}/{dt}']}x")
+            top_l = max(((w, dt) for w in ways for dt in ggufs), key=best)
+            top_h = max(hf, key=lambda p: best(("hf", p)))
+            result["ratios_hf_over_best_llama_cpp"] = ratios
+            result["ratio_best_hf_over_best_llama_cpp"] = round(best(("hf", top_h)) / best(top_l), 2)
+            print(f"best HF ({top_h}) / best llama.cpp ({top_l[0]}, {top_l[1]}) = "
+                  f"{result['ratio_best_hf_over_best_llama_cpp']}x (goal >= 1x)")
     print(json.dumps(result["machine"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

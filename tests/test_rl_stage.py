@@ -47,6 +47,8 @@ def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sf
     rl(ds, adapter, tmp_path, "rl.steps=1", "logger.name=csv")
     res = rl(ds, adapter, tmp_path, "rl.steps=2", "logger.name=csv")
     assert res.summary["resumed_from"] == str(tmp_path / "checkpoints" / "checkpoint-1")
+    assert (res.summary["rollout_precision"], res.summary["rollout_precision_why"]) == (
+        "fp32", "auto: hardware.precision=32-true")  # recorded, one choice per run (test_rl_rollout_precision.py)
     out = Path(res.artifacts["adapter"])
     assert json.loads((out / "distill_lab_adapter.json").read_text())["kind"] == "peft"
     before, after = load_file(str(adapter / "adapter_model.safetensors")), load_file(str(out / "adapter_model.safetensors"))

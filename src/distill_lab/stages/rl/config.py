@@ -28,7 +28,9 @@ class RLConfig:
     split: str = "train"  # whose prompts are rolled out
     max_prompts: Optional[int] = None
     group_size: int = 4  # completions per prompt (GRPO's G); advantages are relative within a group
-    prompts_per_step: int = 2  # one optimiser step sees prompts_per_step * group_size completions
+    # one optimiser step sees prompts_per_step * group_size completions; 4 x 4 = 16: where the CPU rollouts beat
+    # llama.cpp (benchmarks/README.md, "RL rollouts vs llama.cpp"); the remedies experiment uses 4 x 4 too
+    prompts_per_step: int = 4
     steps: int = 20  # optimiser steps (a rollout batch serves `iterations` of them)
     iterations: int = 1  # optimiser passes per rollout batch (GRPO's mu); > 1 makes the ratio clip bite
     beta: float = 0.04  # KL to the reference (the SFT policy the stage starts from)
@@ -43,6 +45,7 @@ class RLConfig:
     vllm: Optional[str] = None  # GPU rollouts through vLLM: colocate | server (README, not tested on CPU)
     vllm_server: str = "http://127.0.0.1:8000"  # rl.vllm=server: where `trl vllm-serve` listens
     merge_for_rollouts: bool = True  # peft student: rollouts on the LoRA merged into the base (rollout_weights.py)
+    rollout_precision: str = "auto"  # auto | fp32 | bf16: a bf16 copy for generate (rollout_precision.py)
 
     def __post_init__(self) -> None:
         _check(self.split in SPLITS, "rl.split", f"unknown split {self.split!r}; expected one of {SPLITS}")
@@ -57,4 +60,6 @@ class RLConfig:
         _check(self.temperature > 0, "rl.temperature", "must be > 0 (rollouts are sampled)")
         _check(self.max_completion_tokens >= 1, "rl.max_completion_tokens", "must be >= 1")
         _check(self.save_steps >= 1, "rl.save_steps", "must be >= 1")
+        _check(self.rollout_precision in ("auto", "fp32", "bf16"), "rl.rollout_precision",
+               f"unknown {self.rollout_precision!r}; expected auto, fp32 or bf16")
         _check(self.vllm in (None, "colocate", "server"), "rl.vllm", "must be null, colocate or server")

@@ -12,7 +12,8 @@ as they are, so nothing of the algorithm is re-implemented here.
   policy, so the KL term is to the SFT policy, not to the base (peft >= 0.20); a full checkpoint gets a
   second copy as its reference;
 - CPU: rollouts are HF ``generate`` with a KV cache, batched over the whole step (``prompts_per_step *
-  group_size``), on the LoRA merged into the base (``rollout_weights.py``); on a GPU ``rl.vllm=colocate|server`` switches to vLLM (README);
+  group_size``), on the LoRA merged into the base (``rollout_weights.py``), from a bf16 copy where the
+  CPU multiplies bf16 natively (``rollout_precision.py``); on a GPU ``rl.vllm=colocate|server`` switches to vLLM (README);
 - rewards: plain functions of the completions' token ids (``rewards.py``).
 Its loss is GRPO's (``loss_type=grpo``): advantages = (r - group mean) / group std, per-token ratio
 clipped to [1 - eps, 1 + eps], plus ``beta`` times the k3 KL estimate to the reference (weighted by
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
-from distill_lab.stages.rl import rollout_weights
+from distill_lab.stages.rl import rollout_precision, rollout_weights
 from distill_lab.stages.rl.prompts import check_budget, load_prompts
 from distill_lab.stages.rl.rewards import make_reward_funcs
 from distill_lab.stages.runtime import load_placed_student, on_gpu, torch_threads
@@ -111,6 +112,8 @@ def check_start(cfg: Config) -> None:
 
     rc = cfg.rl
     rollout_weights.check(cfg)
+    # the choices that need no model (an unmerged adapter is refused in build_trainer, once it is loaded)
+    rollout_precision.decide(cfg, "vllm-sync" if rc.vllm else "merged", "cuda" if on_gpu(cfg) else "cpu")
     if importlib.util.find_spec("trl") is None:
         raise RuntimeError("the rl stage runs TRL's GRPOTrainer: pip install 'distill_lab[rl]'")
     if not rc.dataset_dir:
@@ -206,7 +209,8 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
         "reward_first": first.get("rl/reward_mean"), "reward_last": last.get("rl/reward_mean"),
         "reward_mean": _mean([s.get("rl/reward_mean") for s in steps]),
         "kl_last": last.get("rl/kl"), "truncated_share_mean": _mean([s.get("rl/truncated_share") for s in steps]),
-        "rollout_weights": trainer.rollout_weights, "rollout_tokens": rollout["tokens"], "rollout_seconds": round(rollout["seconds"], 2),
+        "rollout_weights": trainer.rollout_weights, "rollout_precision": trainer.rollout_precision,
+        "rollout_precision_why": trainer.rollout_precision_why, "rollout_tokens": rollout["tokens"], "rollout_seconds": round(rollout["seconds"], 2),
         "rollout_tokens_per_s": round(rollout["tokens"] / rollout["seconds"], 1) if rollout["seconds"] else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -252,8 +256,16 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, prompts: list, texts:
     funcs[0].weights.update(correct=cfg.rl.reward.correct, format=cfg.rl.reward.format)  # type: ignore[attr-defined]
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=grpo_args(cfg, ckpt_dir, on_gpu), train_dataset=ds,
                           processing_class=tokenizer, callbacks=callbacks or [])
-    trainer.rollout_weights = rollout_weights.apply(cfg, trainer)  # merged LoRA for rollouts (rl.merge_for_rollouts)
-    log.info("rl: rollouts on %s weights", trainer.rollout_weights)
+    weights = rollout_weights.choose(cfg, trainer.model)
+    trainer.rollout_precision, trainer.rollout_precision_why = rollout_precision.decide(
+        cfg, weights, "cuda" if on_gpu else "cpu")
+    if trainer.rollout_precision == "bf16":
+        rollout_precision.apply(trainer)  # a bf16 copy holding the merged LoRA, refreshed after each step
+        trainer.rollout_weights = weights
+    else:
+        trainer.rollout_weights = rollout_weights.apply(cfg, trainer)  # merged around generate (rl.merge_for_rollouts)
+    log.info("rl: rollouts on %s weights in %s (%s)", trainer.rollout_weights, trainer.rollout_precision,
+             trainer.rollout_precision_why)
     return trainer
 
 

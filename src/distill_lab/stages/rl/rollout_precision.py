@@ -136,18 +136,15 @@ class RolloutCopy:
 
     def sync(self) -> None:
         """Copy the policy's current weights (the LoRA merged in) into the bf16 copy."""
+        import contextlib
+
         import torch
 
         from distill_lab.stages.rl.rollout_weights import merged_adapter
 
-        if self.peft:
-            with merged_adapter(self.policy), torch.no_grad():
-                for mine, theirs in self.pairs:
-                    mine.copy_(theirs)
-        else:
-            with torch.no_grad():
-                for mine, theirs in self.pairs:
-                    mine.copy_(theirs)
+        with merged_adapter(self.policy) if self.peft else contextlib.nullcontext(), torch.no_grad():
+            for mine, theirs in self.pairs:
+                mine.copy_(theirs)
 
 
 def apply(trainer: Any) -> RolloutCopy:

@@ -58,6 +58,10 @@ def test_noise_filter_drops_exactly_the_listed_third_party_lines():
     assert not f.filter(_record("lightning.pytorch.utilities.rank_zero", tip))
     assert not f.filter(_record("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from "
                                 "kernels-community: No module named 'kernels'", logging.WARNING))
+    # with `kernels` installed (transformers >= 5.25) and the hub offline: its note on each bitsandbytes import
+    assert not f.filter(_record("kernels._internals.hf_hub", "Skipping publisher trust check for 'kernels-community/"
+                                "quantization-bitsandbytes' because Hugging Face Hub is in offline mode.", logging.WARNING))
+    assert f.filter(_record("kernels._internals.hf_hub", "Cannot load kernel 'x': not in the cache", logging.WARNING))
     assert f.filter(_record("lightning.pytorch.utilities.rank_zero", "GPU available: False, used: False"))
     assert f.filter(_record("distill_lab.stages.train", tip))  # only the library's own line is noise
     assert f.filter(_record("lightningx", tip))  # a name prefix, not a string prefix

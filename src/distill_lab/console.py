@@ -15,7 +15,8 @@ this module is the one place that keeps them out, and ``DISTILL_LAB_VERBOSE=1`` 
   litmodels); its ``srun`` hint outside a Slurm job (inside one it may be right, and stays); the
   ``LeafSpec`` FutureWarning that Lightning's pytree helper triggers in torch at every step; transformers'
   ``is_gradient_checkpointing`` deprecation; bitsandbytes' note on each import that the optional
-  ``kernels`` package is missing; Lightning's warning that a mid-epoch resume is unreliable (ours is exact:
+  ``kernels`` package is missing (or, with it installed and the hub offline, that package's note that it skips
+  the hub's trust check); Lightning's warning that a mid-epoch resume is unreliable (ours is exact:
   batches are a function of the step). ``DISTILL_LAB_VERBOSE=1`` keeps every one of them.
 - **Progress off a terminal.** Bars redraw one line with carriage returns: in a file (Slurm, CI, a pipe)
   they arrive glued together. When stdout or stderr is not a terminal the library bars (transformers'
@@ -45,6 +46,8 @@ VERBOSE_ENV = "DISTILL_LAB_VERBOSE"
 NOISY_LOG_LINES: tuple[tuple[str, str], ...] = (
     ("lightning", r"Tip: For seamless"),  # litlogger / litmodels advertisements
     ("bitsandbytes", r"kernels-community|pip install kernels"),  # the optional `kernels` package, per import
+    # with `kernels` installed (transformers >= 5.25 brings it), offline: its hub lookup for bitsandbytes' kernel
+    ("kernels", r"Skipping publisher trust check"),
 )
 # (category, message pattern, only outside a Slurm job): warnings ignored unless verbose
 NOISY_WARNINGS: tuple[tuple[type[Warning], str, bool], ...] = (

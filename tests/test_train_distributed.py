@@ -4,6 +4,7 @@ Slow: each case starts fresh Python processes (two ranks for FSDP2)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -68,6 +69,11 @@ def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(dataset, tmp_path)
     done = [r["step"] for r in step_log(run)]
     assert 10 <= max(done) < 60
     cli_train(dataset, run, *args, "train.resume=auto")
-    got = losses(run)
-    assert len(got) == 60
+    got, want = losses(run), losses(tmp_path / "ref")
+    assert len(got) == len(want) == 60
+    resumed = json.loads((run / "manifest.json").read_text())["summary"]["resumed_from"]
+    off = [i + 1 for i, (a, b) in enumerate(zip(got, want, strict=True)) if abs(a - b) >= 1e-6]
+    # every step's loss, not only the last: where a resume goes wrong, the first step that differs says where
+    assert not off, f"resumed from {resumed} (killed after step {max(done)}): steps {off[:5]}... differ, " \
+                    f"first {got[off[0] - 1]!r} vs {want[off[0] - 1]!r}"
     assert abs(got[-1] - ref.summary["final_loss"]) < 1e-6, (got[-1], ref.summary["final_loss"])

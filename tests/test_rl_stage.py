@@ -4,7 +4,9 @@ manifest), resume from its checkpoint, and the config errors that stop it before
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +43,17 @@ def rl(ds, adapter, run_dir, *overrides):
     return run_stage("rl", cfg, run_dir)
 
 
-def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sft, tmp_path):
+def test_a_few_steps_end_to_end_then_a_rerun_resumes_from_the_last_checkpoint(sft, tmp_path, capfd, caplog):
     """One step, then the same command with rl.steps=2: it resumes from checkpoint-1 and runs step 2."""
     ds, adapter = sft
     rl(ds, adapter, tmp_path, "rl.steps=1", "logger.name=csv")
-    res = rl(ds, adapter, tmp_path, "rl.steps=2", "logger.name=csv")
+    with caplog.at_level(logging.INFO, logger="distill_lab.stages.rl"):
+        res = rl(ds, adapter, tmp_path, "rl.steps=2", "logger.name=csv")
+    # progress as the project's log lines (the resumed run counts from step 1), not transformers' printed dicts
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rl: 2/2 steps")]
+    assert len(lines) == 1 and re.match(r"rl: 2/2 steps \(100%\): reward -?[\d.]+ \(correct [\d.]+\), KL [\d.]+, "
+                                        r"\d+ tokens", lines[0]), lines
+    assert "{'loss'" not in capfd.readouterr().out
     assert res.summary["resumed_from"] == str(tmp_path / "checkpoints" / "checkpoint-1")
     assert (res.summary["rollout_precision"], res.summary["rollout_precision_why"]) == (
         "fp32", "auto: hardware.precision=32-true")  # recorded, one choice per run (test_rl_rollout_precision.py)

@@ -14,7 +14,8 @@ this module is the one place that keeps them out, and ``DISTILL_LAB_VERBOSE=1`` 
   teacher SDKs' HTTP clients; Lightning's "Tip" advertisements (litlogger,
   litmodels); its ``srun`` hint outside a Slurm job (inside one it may be right, and stays); the
   ``LeafSpec`` FutureWarning that Lightning's pytree helper triggers in torch at every step; transformers'
-  ``is_gradient_checkpointing`` deprecation; bitsandbytes' note on each import that the optional
+  ``is_gradient_checkpointing`` deprecation (and ``TrainingArguments``' ``gradient_checkpointing``, in the rl
+  stage); bitsandbytes' note on each import that the optional
   ``kernels`` package is missing (or, with it installed and the hub offline, that package's note that it skips
   the hub's trust check); Lightning's warning that a mid-epoch resume is unreliable (ours is exact:
   batches are a function of the step). ``DISTILL_LAB_VERBOSE=1`` keeps every one of them.
@@ -53,6 +54,7 @@ NOISY_LOG_LINES: tuple[tuple[str, str], ...] = (
 NOISY_WARNINGS: tuple[tuple[type[Warning], str, bool], ...] = (
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated", False),
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated", False),
+    (FutureWarning, r"^`gradient_checkpointing` is deprecated", False),  # TrainingArguments (the rl stage's TRL config)
     (Warning, r"The `srun` command is available on your system but is not used", True),
     # our batches are a function of the step (stages/train/datamodule.py), so a mid-epoch resume is exact
     (Warning, r"You're resuming from a checkpoint that ended before the epoch ended", False),

@@ -168,10 +168,13 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     elif resume is not None:
         _trim_log(log_path, int(resume.rsplit("-", 1)[-1]))
 
+    from distill_lab.console import ProgressLog
     from distill_lab.tracking.loggers import open_run
 
     with open_run(cfg, "rl", run_dir) as lg:
         rollout = {"tokens": 0, "seconds": 0.0}
+        start = int(resume.rsplit("-", 1)[-1]) if resume else 0
+        progress = ProgressLog(log, "rl:", rc.steps, "steps", start=start)
 
         class Forward(TrainerCallback):
             """TRL's per-step logs -> rl_log.jsonl and the project's logger, under our names."""
@@ -190,8 +193,13 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
                 with log_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 lg.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
+                progress.set(state.global_step, _progress_extra(row))
 
         trainer = build_trainer(cfg, model, tokenizer, prompts, texts, stops, ckpt_dir, gpu, [Forward()])
+        # off a terminal (disable_tqdm) transformers prints every log dict to stdout; the lines above say it once
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
         _time_rollouts(trainer, rollout)
         log.info("rl: GRPO for %d steps of %d prompts x %d completions (beta %g, clip %g, lr %g), resume from %s",
                  rc.steps, rc.prompts_per_step, rc.group_size, rc.beta, rc.clip_eps, rc.lr, resume)
@@ -217,6 +225,21 @@ def _run(cfg: Config, run_dir: Path) -> StageResult:
     log.info("rl: %s", summary)
     return StageResult(artifacts={"adapter": str(out), "rl_log": str(log_path)}, summary=summary,
                        objective=summary["reward_mean"])
+
+
+def _progress_extra(row: dict[str, Any]) -> str:
+    """A step's figures for its progress line: reward (its correct part), KL, completion length, truncation."""
+    parts = []
+    if row.get("rl/reward_mean") is not None:
+        correct = row.get("rl/correct_mean")
+        parts.append(f"reward {row['rl/reward_mean']:.3f}" + (f" (correct {correct:.3f})" if correct is not None else ""))
+    if row.get("rl/kl") is not None:
+        parts.append(f"KL {row['rl/kl']:.4f}")
+    if row.get("rl/completion_length") is not None:
+        parts.append(f"{row['rl/completion_length']:.0f} tokens")
+    if row.get("rl/truncated_share"):
+        parts.append(f"{100 * row['rl/truncated_share']:.0f}% truncated")
+    return ", ".join(parts)
 
 
 def grpo_args(cfg: Config, ckpt_dir: Path, on_gpu: bool):

@@ -28,6 +28,23 @@ def _student_cache(tmp_path_factory):
         os.environ["DISTILL_LAB_CACHE"] = old
 
 
+_MEASURED: list[str] = []
+
+
+@pytest.fixture
+def measured(request):
+    """``measured("figures")``: a test's measurement, printed in the session's terminal summary whatever the
+    outcome (a passing test's own output is not shown with -q; CI's log should still carry the figures)."""
+    return lambda text: _MEASURED.append(f"{request.node.nodeid}: {text}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASURED:
+        terminalreporter.section("measured by the tests")
+        for line in _MEASURED:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def make_config():
     """``make_config(["student=tiny", ...], stage="train") -> Config``."""

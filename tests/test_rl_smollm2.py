@@ -76,8 +76,7 @@ def runs(tmp_path_factory):
                                         *RL, f"run_dir={out}"], stage="rl"), out)
         assert len((out / "rl_log.jsonl").read_text().splitlines()) == 12
         evals[f"rl{seed}"] = evaluate(tmp_path, f"eval_rl{seed}", gen, out / "adapter")
-    print(f"\nSFT + {len(SEEDS)} RL seeds + {len(SEEDS) + 1} evals: {time.perf_counter() - t0:.0f} s")
-    return tmp_path, evals
+    return tmp_path, evals, f"SFT + {len(SEEDS)} RL seeds + {len(SEEDS) + 1} evals: {time.perf_counter() - t0:.0f} s"
 
 
 @pytest.mark.xfail(strict=False, reason=(
@@ -85,12 +84,13 @@ def runs(tmp_path_factory):
     "0.475 / 0.574 / 0.611 (seeds 0-2, 12 GRPO steps): paired rise +0.040 [-0.094, +0.170] over seeds and "
     "prompts, seed-to-seed SD 0.071; greedy accuracy fell (0.664 -> 0.602, 0.602). 12 steps of 16 "
     "completions do not raise held-out accuracy beyond the seeds' spread on this student"))
-def test_held_out_reward_rises_after_rl_beyond_the_seed_to_seed_spread(runs):
+def test_held_out_reward_rises_after_rl_beyond_the_seed_to_seed_spread(runs, measured):
     import numpy as np
+    import torch
 
     from distill_lab.stats import two_level_interval
 
-    _, evals = runs
+    _, evals, took = runs
     before = evals["sft"]
     assert len(before) == N_TEST
     acc0 = sum(before.values()) / len(before)
@@ -104,20 +104,20 @@ def test_held_out_reward_rises_after_rl_beyond_the_seed_to_seed_spread(runs):
     rise = two_level_interval([after, sft], "diff", paired_seeds=True, paired_prompts=True)
     per_seed = after.mean(axis=1)
     spread = float(per_seed.std(ddof=1))  # the seeds differ only by their RL run (the SFT start is shared)
-    print(f"\nheld-out sampled accuracy ({N_TEST} test prompts x 4, T=1): SFT {acc0:.3f} -> SFT+RL "
+    measured(f"held-out sampled accuracy ({N_TEST} test prompts x 4, T=1): SFT {acc0:.3f} -> SFT+RL "
           f"{[round(float(x), 3) for x in per_seed]}; paired rise {rise['mean']:+.3f} "
           f"[{rise['ci'][0]:+.3f}, {rise['ci'][1]:+.3f}] ({rise['method']}, df {rise['df']}); "
-          f"seed-to-seed SD {spread:.3f}")
+          f"seed-to-seed SD {spread:.3f}; {took} at {torch.get_num_threads()} threads")
     assert rise["mean"] > spread, "the mean rise must exceed the seeds' spread"
     assert rise["ci"][0] > 0, "the rise's interval over seeds and prompts must lie above 0"
 
 
-def test_voting_across_the_three_smollm2_students(runs):
+def test_voting_across_the_three_smollm2_students(runs, measured):
     """``report.vote_runs`` over SFT and the two SFT+RL students: the ensemble, the best member and the
     members' mean, each recomputed here from the members' own greedy answers in ``samples.jsonl``."""
     from distill_lab.stats import answer_value
 
-    tmp_path, _ = runs
+    tmp_path, _, _ = runs
     members = [tmp_path / n for n in ("eval_sft", "eval_rl0", "eval_rl1")]  # SFT and two of the SFT+RL students
     rep = tmp_path / "vote"
     res = run_stage("report", compose_config([f"report.vote_runs=[{','.join(map(str, members))}]",
@@ -138,7 +138,7 @@ def test_voting_across_the_three_smollm2_students(runs):
         right += i is not None and bool(greedy[i][pid]["correct"])
     data = json.loads((rep / "vote.json").read_text())
     row = next(r for r in data["rows"] if r["split"] == "test" and r["category"] == "all")
-    print(f"\nvote over SFT, SFT+RL s0, SFT+RL s1 (greedy, {N_TEST} test prompts): members {accs}, "
+    measured(f"vote over SFT, SFT+RL s0, SFT+RL s1 (greedy, {N_TEST} test prompts): members {accs}, "
           f"ensemble {row['ensemble']['mean']:.3f}, best {row['best']:.3f}, mean {row['members_mean']:.3f}")
     assert row["best"] == pytest.approx(max(accs)) and row["members_mean"] == pytest.approx(sum(accs) / 3)
     assert row["ensemble"]["mean"] == pytest.approx(right / N_TEST)

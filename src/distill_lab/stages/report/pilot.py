@@ -33,7 +33,7 @@ import numpy as np
 
 from distill_lab.errors import ConfigError
 from distill_lab.stages.report.samples import attach_evidence, is_packed, run_answers, unpack_evidence
-from distill_lab.stages.report.sweep_runs import SweepError, collect, swept_keys
+from distill_lab.stages.report.sweep_runs import SweepError, cell_key, cell_label, collect, other_swept
 
 KEY = "report.design_pilot"
 FIELDS = {"accuracy": "report.design_accuracy", "seed_sd": "report.design_seed_sd",
@@ -59,11 +59,10 @@ def _measure(sweep: Path, label: str) -> dict[str, Any]:
     if not ok:
         raise ConfigError(f"{KEY}: {label} holds no finished runs (none has a student's metrics)")
     attach_evidence(ok)  # the student's accuracy from its greedy answers, as the sweep report reads it
-    other = [k for k in swept_keys(ok) if k not in ("teacher.effort", "recipe.size")]
+    other = other_swept(ok)
     cells: dict[str, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))  # cell -> seed -> runs
     for r in ok:  # the sweep report's cells (sweep_stats.aggregate)
-        name = ", ".join(str(x) for x in (r.effort, r.size, *(r.params.get(k) for k in other)) if x is not None)
-        cells[name or "(one cell)"][r.seed].append(r)
+        cells[cell_label(cell_key(r, other))][r.seed].append(r)
     splits = sorted({s for r in ok for s in r.accuracy.get("student", {})}, key=lambda s: (s != "test", s))
     out_cells, per_split = [], {}
     for name, by_seed in cells.items():

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.artifacts.jsonio import read_jsonl
-from distill_lab.stages.report.sweep_runs import Run, SweepError, collect
+from distill_lab.stages.report.sweep_runs import Run, SweepError, cell_key, collect
 
 SAMPLES = "samples.jsonl"
 RL_DIR = "eval_rl"  # a pipeline job's eval of its RL'd student (pipeline rl.enabled=true)
@@ -395,8 +395,7 @@ def cell_evidence(rows: list[dict[str, Any]], runs: list[Run], other: list[str])
     and ``budget_cut`` (splits some run evaluated with a budget below the teacher's answers)."""
     for row in rows:
         key = (row.get("effort"), row.get("size"), tuple(row.get(k) for k in other))
-        rs = [r for r in runs if r.status == "ok"
-              and (r.effort, r.size, tuple(r.params.get(k) for k in other)) == key]
+        rs = [r for r in runs if r.status == "ok" and cell_key(r, other) == key]
         with_samples = [r for r in rs if r.evidence.get("samples")]
         row["samples"] = f"{len(with_samples)}/{len(rs)}"
         row["budget_cut"] = sorted({s for r in rs for s in r.evidence.get("budget_cut", [])})

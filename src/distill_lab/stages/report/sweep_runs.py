@@ -316,6 +316,23 @@ def collect(sweep_dir: str | Path) -> list[Run]:
     return [read_run(d) for d in job_dirs(Path(sweep_dir))]
 
 
+def other_swept(runs: list[Run]) -> list[str]:
+    """The swept keys that name a cell beside effort and size (``cell_key``)."""
+    return [k for k in swept_keys(runs) if k not in ("teacher.effort", "recipe.size")]
+
+
+def cell_key(run: Run, other: list[str]) -> tuple:
+    """A run's cell in every sweep table (means, evidence, votes, the design pilot): its effort, its size and
+    its values of the ``other`` swept keys; the seeds of a cell are its replicates."""
+    return (run.effort, run.size, tuple(run.params.get(k) for k in other))
+
+
+def cell_label(key: tuple) -> str:
+    """``cell_key`` as words: "high, 100, low@0.5+high@0.5" ("(one cell)" when nothing names it)."""
+    effort, size, rest = key
+    return ", ".join(str(x) for x in (effort, size, *rest) if x is not None) or "(one cell)"
+
+
 def swept_keys(runs: list[Run]) -> list[str]:
     """Override keys whose value differs between runs (seed excluded). A key that some runs set and others
     leave at its default differs too (a later sitting that added an override is not pooled with the rest)."""

@@ -28,7 +28,7 @@ from distill_lab.stages.report.samples import (
     run_answers,
     run_records,
 )
-from distill_lab.stages.report.sweep_runs import SPLITS, Run, nested, swept_keys
+from distill_lab.stages.report.sweep_runs import SPLITS, Run, cell_key, nested, other_swept
 from distill_lab.stats import seed_interval, two_level_interval
 from distill_lab.vocab import effort_rank
 
@@ -76,10 +76,10 @@ def aggregate(runs: list[Run], confidence: float = 0.95) -> list[dict[str, Any]]
     """One row per (effort, size, other swept values): means over seeds, with one interval over seeds and
     prompts where the runs kept their answers (a t-interval over seeds where not)."""
     ok = [r for r in runs if r.status == "ok"]
-    other = [k for k in swept_keys(ok) if k not in ("teacher.effort", "recipe.size")]
+    other = other_swept(ok)
     cells: dict[tuple, list[Run]] = defaultdict(list)
     for r in ok:
-        cells[(r.effort, r.size, tuple(r.params.get(k) for k in other))].append(r)
+        cells[cell_key(r, other)].append(r)
     rows = []
     for (effort, size, rest), rs in sorted(cells.items(), key=lambda kv: (effort_rank(kv[0][0]),
                                                                           kv[0][1] or 0,

@@ -47,6 +47,7 @@ from distill_lab.stages.report.samples import (
     run_records,
     samples_path,
 )
+from distill_lab.stages.report.sweep_runs import cell_key, cell_label
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import answer_value, majority_vote, two_level_interval
 
@@ -273,10 +274,10 @@ def seed_votes(runs: list[Any], keys: list[str], confidence: float = 0.95, over:
     cells: dict[tuple, list[Any]] = defaultdict(list)
     for r in runs:
         if r.status == "ok":
-            cells[(r.effort, r.size, tuple(r.params.get(k) for k in keys))].append(r)
+            cells[cell_key(r, keys)].append(r)
     out = []
-    for (effort, size, rest), rs in cells.items():
-        label = ", ".join(str(x) for x in (effort, size, *rest) if x is not None) or "(one cell)"
+    for key, rs in cells.items():
+        label = cell_label(key)
         usable = sorted((r for r in rs if samples_path(r.path)), key=lambda r: (r.seed is None, r.seed))
         if over == "stage":
             usable = [r for r in usable if rl_samples_path(r.path)]

@@ -18,7 +18,13 @@ from distill_lab.app import compose_config
 from distill_lab.errors import ConfigError
 from distill_lab.stages import common
 from distill_lab.stages.common import run_stage
-from distill_lab.stages.report.grid import expected_grid, grid_status
+from distill_lab.stages.report.grid import (
+    GridError,
+    LaunchRecorder,
+    expected_grid,
+    grid_status,
+    record_launch,
+)
 from distill_lab.stages.report.sweep import collect, config_groups, expected_jobs, write_report
 from distill_lab.stages.resume import config_sha256
 
@@ -131,6 +137,63 @@ def test_partial_sweep_report_names_the_missing_jobs_and_cells(tmp_path):
     assert "teacher.effort=low, recipe.size=100 |" not in md  # complete cells are not listed
     data = json.loads(Path(res["artifacts"]["sweep_json"]).read_text())
     assert [m["status"][:10] for m in data["grid"]["missing_jobs"]] == ["incomplete", "not starte"]
+
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def test_every_launch_into_a_folder_counts_not_only_the_last(tmp_path):
+    """A study's arms are separate -m commands into one folder: the grid is the union of their launches,
+    in the order they first ran, each job once; the same launch again records nothing new."""
+    sweep = fabricate_pipeline_sweep(tmp_path)  # 12 finished jobs: effort low/high x size 100/300 x seeds 0-2
+    _multirun_yaml(sweep, {}, ["teacher.effort=high", "recipe.size=100,300", "seed=0,1,2"])  # the last launch
+    assert len(expected_grid(sweep)) == 6  # before launches were recorded: multirun.yaml's grid alone
+    first = record_launch(sweep, BASIC, {"seed": "0,1,2"}, ["teacher.effort=low", "recipe.size=100,300"])
+    assert record_launch(sweep, BASIC, {"seed": "0,1,2"}, ["teacher.effort=low", "recipe.size=100,300"]) == first
+    # the callback Hydra calls at each -m launch (conf/config.yaml: hydra.callbacks.record_launch)
+    from omegaconf import OmegaConf
+
+    LaunchRecorder().on_multirun_start(OmegaConf.create({"hydra": {
+        "sweep": {"dir": str(sweep)}, "sweeper": {"_target_": BASIC, "params": {"seed": "0,1,2,3"}},
+        "overrides": {"task": ["teacher.effort=high", "recipe.size=100,300"]}}}))
+    assert len(list((sweep / "launches").glob("*.json"))) == 2
+    grid = expected_grid(sweep)
+    assert len(grid) == 6 + 8  # low x 2 sizes x 3 seeds, then high x 2 sizes x 4 seeds
+    assert grid[0] == {"seed": "0", "teacher.effort": "low", "recipe.size": "100"}
+    assert {g["teacher.effort"] for g in grid[6:]} == {"high"}
+    md = Path(write_report(sweep, tmp_path / "out")["artifacts"]["sweep_md"]).read_text()
+    assert "Partial sweep: 12 of 14 jobs of the grid (2 launches recorded in launches/) finished." in md
+    assert "| teacher.effort=high, recipe.size=100 | 0, 1, 2, 3 | 0, 1, 2 | seeds 3 |" in md
+    # not the basic sweeper's grid (Optuna samples its jobs): nothing to record
+    assert record_launch(tmp_path / "o", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", {},
+                         []) is None and not (tmp_path / "o").exists()
+    (sweep / "launches" / "bad.json").write_text("{not json")
+    with pytest.raises(GridError, match=r"launches/bad.json: cannot expand the sweep grid"):
+        expected_grid(sweep)
+
+
+@pytest.mark.slow  # three CLI launches of ~4 s each
+def test_three_cli_launches_into_one_folder_make_one_grid(tmp_path):
+    cmd = [sys.executable, "-m", "distill_lab.cli", "generate", "-m", *GEN, "sweep_name=g",
+           "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    for extra in (["seed=0,1"], ["teacher.effort=high", "seed=0"], ["seed=0,1"]):  # the last: a re-run
+        proc = subprocess.run([*cmd, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    sweep = tmp_path / "multirun" / "generate" / "g"
+    assert len(list((sweep / "launches").glob("*.json"))) == 2
+    grid = expected_grid(sweep)
+    assert [(g.get("teacher.effort"), g["seed"]) for g in grid] == [(None, "0"), (None, "1"), ("high", "0")]
+    assert grid_status(grid, collect(sweep)).finished == 0  # generate runs leave no student metrics
+
+
+def test_hydra_calls_the_launch_recorder(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.utils import get_class
+
+    with initialize_config_module("distill_lab.conf", version_base="1.3"):
+        cfg = compose("stages/generate", return_hydra_config=True)
+    assert get_class(cfg.hydra.callbacks.record_launch._target_) is LaunchRecorder
 
 
 def test_complete_grid_and_submitit_reruns_count_each_task_once(tmp_path):

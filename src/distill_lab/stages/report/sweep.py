@@ -10,7 +10,7 @@ cost (``costs.py``) and the Pareto frontiers of accuracy vs teacher USD and vs t
 (``frontier.py``) add a section to ``sweep.md`` and ``frontier_*.png``; ``report.wandb_report=true`` builds
 the sweep's W&B Report (``wandb_report.py``).
 
-Partial sweeps: the grid the sweep was launched with (``multirun.yaml``, ``report/grid.py``) is
+Partial sweeps: the grid the sweep was launched with (its recorded launches, or ``multirun.yaml``: ``report/grid.py``) is
 compared with the runs on disk, and every job not yet finished is named, with the cells short of seeds.
 Each run's config hash (without the seed and the swept keys) and git commit are listed; runs whose
 other settings differ are named in the report, never averaged together silently.
@@ -27,7 +27,7 @@ from typing import Any
 from distill_lab.stages.report.contrasts import sweep_contrasts
 from distill_lab.stages.report.costs import CostError, run_cost
 from distill_lab.stages.report.frontier import cost_report
-from distill_lab.stages.report.grid import GridError, expected_grid, grid_status
+from distill_lab.stages.report.grid import GridError, expected_grid, grid_source, grid_status
 from distill_lab.stages.report.samples import (
     RL_MODEL,
     attach_evidence,
@@ -44,6 +44,7 @@ from distill_lab.stages.report.sweep_runs import (
     config_groups,
     expected_jobs,
     nested,
+    other_swept,
     swept_keys,
 )
 from distill_lab.stages.report.sweep_stats import aggregate
@@ -87,14 +88,13 @@ def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     attach_evidence(runs)  # accuracies and truncation shares from each run's samples.jsonl
     rows = aggregate(runs, confidence)
-    cell_evidence(rows, runs, [k for k in swept_keys([r for r in runs if r.status == "ok"])
-                               if k not in ("teacher.effort", "recipe.size")])
+    cell_evidence(rows, runs, other_swept([r for r in runs if r.status == "ok"]))
     contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
     try:
         grid_jobs = expected_grid(sweep_dir)
     except GridError as e:
         raise SweepError(str(e)) from None
-    grid = grid_status(grid_jobs, runs) if grid_jobs is not None else None
+    grid = grid_status(grid_jobs, runs, grid_source(sweep_dir)) if grid_jobs is not None else None
     expected = grid.expected if grid is not None else expected_jobs(sweep_dir)
 
     flat = [r.flat() for r in runs]

@@ -146,3 +146,32 @@ def test_train_rows_per_family_follow_the_recipes_train_deal(extra):
                                                                      stage="generate").recipe).problems["train"])
     assert d["cells"][0]["rows_by_family"] == dict(realised)
     assert (realised["edge_checks"] > 3 * realised["addition"]) is bool(extra)
+
+
+def test_recipe_sources_count_in_the_deal_at_their_weight_and_category(tmp_path):
+    """A recipe with a source: its weight takes its share of every split and of the train rows, under its
+    category, as generate deals them; the design says it did not load the source."""
+    from collections import Counter
+
+    from distill_lab.stages.generate.recipe import build_problems
+    from distill_lab.stages.report.design import design_markdown
+    from tests.conftest import compose_config
+
+    rows = [{"prompt": f"What is the capital of land number {i} (split {s})?", "reference": f"City{i}", "split": s}
+            for s in ("train", "test", "ood") for i in range(60)]
+    path = tmp_path / "facts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = ["recipe.families=[{name: addition}, {name: json_fields}]", "recipe.size=30", "recipe.test_size=20",
+              "recipe.ood_size=10", f"recipe.sources=[{{kind: jsonl, path: '{path}', name: facts, weight: 2.0, "
+              "category: reasoning}]"]
+    d = check_design(["student=tiny", *recipe], ["seed=0,1"])
+    (c,) = d["cells"]
+    drawn = build_problems(compose_config(recipe, stage="generate").recipe)
+    for split in ("test", "ood"):  # addition 1 : json_fields 1 : the source 2 of each split
+        by_cat = Counter("format" if p.task == "json_fields" else "reasoning" for p in drawn.problems[split])
+        assert c["prompts_by_category"][split] == dict(by_cat)
+    assert c["prompts_by_category"]["test"] == {"reasoning": 15, "format": 5}  # 5 addition + 10 source
+    assert c["rows_by_family"] == {"addition": 8, "json_fields": 7, "source:facts": 15}
+    assert len(drawn.problems["train"]) == 30
+    assert "Sources (source:facts) are counted at their weights" in design_markdown(d)
+    assert "Sources (" not in design_markdown(check_design(["student=tiny"], ["seed=0,1"]))

@@ -5,7 +5,8 @@
 plus ``report.design_overrides``, each written as on a ``-m`` command line: ``["seed=0,1,2"]``), expands
 its grid, validates every cell's config, and prints per cell (the grid without the seed):
 
-- prompts x seeds: held-out prompts per split and capability category, and the seeds that train it;
+- prompts x seeds: held-out prompts per split and capability category (the recipe's families and sources at
+  their weights; sources are not loaded, so a source short of its share is not seen), and the seeds that train it;
 - training dose per family: train rows (the recipe's Sainte-Laguë quota of ``recipe.size`` over its train
   weights: the families' weights, equal ones with ``recipe.match_dose=rows``, rescaled by
   ``recipe.edge_case_share``, as ``generate/recipe.train_weights``), rows seen
@@ -83,6 +84,7 @@ class Cell:
     # train.token_budget's dose: {unit, budget, cap_steps, rows_per_step, tokens_per_row (oracle estimate,
     # per family), steps, status: estimated | exceeds cap | unknown, reason}; None without a budget
     token_budget: dict[str, Any] | None = None
+    sources: list[str] = field(default_factory=list)  # the recipe's sources, counted at their weights (unloaded)
 
 
 def mde(seeds: int, prompts: int, a: Assumptions) -> dict[str, float]:
@@ -298,9 +300,10 @@ def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any]
     from distill_lab.tasks.base import family_class
 
     rec = cfg.recipe
-    names = [f.name for f in rec.families]
-    weights = [f.weight for f in rec.families]
-    cats = [family_class(n).category for n in names]
+    # the recipe's members as generate deals them: its families, then its sources (weight and category each)
+    names = [f.name for f in rec.families] + [source_label(s) for s in rec.sources]
+    weights = [f.weight for f in rec.families] + [s.weight for s in rec.sources]
+    cats = [family_class(f.name).category for f in rec.families] + [s.category for s in rec.sources]
     prompts: dict[str, int] = {}
     by_cat: dict[str, dict[str, int]] = {}
     for split in cfg.eval.splits:
@@ -327,7 +330,7 @@ def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any]
         seen = (math.ceil(tr.epochs * rec.size / per_step) if tr.epochs else tr.max_steps) * per_step
     return Cell(label=label, overrides=overrides, seeds=[], prompts=prompts, prompts_by_category=by_cat,
                 rows_by_family=rows, rows_seen=seen, chars_per_row=_oracle_chars(oracle), effort=effort,
-                token_budget=budget)
+                token_budget=budget, sources=[source_label(s) for s in rec.sources])
 
 
 def _fixed_only(items: list[str], overrides: list[str]) -> bool:
@@ -393,6 +396,20 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
             "assumptions_by_split": {sp: asdict(by_split.get(sp, a)) for sp in splits}, "resolution": resolution}
 
 
+def source_label(spec: Any) -> str:
+    """A recipe source in the design's tables: ``source:<name>`` (its file or hub id's last part unnamed)."""
+    return "source:" + (spec.name or Path(str(spec.path).rstrip("/")).name)
+
+
+def _sources_note(d: dict[str, Any]) -> list[str]:
+    names = sorted({s for c in d["cells"] for s in c.get("sources", [])})
+    if not names:
+        return []
+    return ["", f"Sources ({', '.join(names)}) are counted at their weights, as if each offered every split in "
+            "full: the design does not load them. A source with fewer prompts than its share of a split, or none "
+            "in it, leaves that split smaller (generate's dataset card gives the counts it drew).", ""]
+
+
 def _seen_text(c: dict[str, Any]) -> str:
     b = c.get("token_budget")
     if b is None:
@@ -412,6 +429,7 @@ def design_markdown(d: dict[str, Any]) -> str:
                               "; ".join(f"{s}: " + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
                                         for s, cats in c["prompts_by_category"].items())]
                              for c in d["cells"]))
+    lines += _sources_note(d)
     lines += ["", "## Training dose per family", "",
               "Train rows (the recipe's quota of recipe.size), rows seen by the optimizer (steps x rows per step; "
               "with train.token_budget the steps the budget takes, estimated from the oracle's rows in the "

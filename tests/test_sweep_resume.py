@@ -304,3 +304,16 @@ def test_pipeline_sweep_killed_with_sigkill_resumes_without_touching_finished_ru
     # the killed launch and its re-run are one launch, recorded once (a Hydra callback: report/grid.py)
     assert "All 3 jobs of the sweep grid (1 launch recorded in launches/) finished." in Path(
         res["artifacts"]["sweep_md"]).read_text()
+
+
+def test_the_base_measured_in_one_seed_only_does_not_split_the_grid_into_cells():
+    """The retention study measures the base in seed 0's run (``eval.include_base=false`` in the others): its
+    grid is one cell of seeds 0-3, not a cell per include_base value."""
+    from types import SimpleNamespace
+
+    grid = [{"seed": "0"}, *({"seed": str(s), "eval.include_base": "False"} for s in (1, 2, 3))]
+    runs = [SimpleNamespace(params=grid[0], status="ok", job="seed=0"),
+            SimpleNamespace(params=grid[1], status="incomplete", reason="no metrics.json", job="seed=1")]
+    status = grid_status(grid, runs)
+    assert status.cells == [{"cell": {}, "expected_seeds": ["0", "1", "2", "3"], "finished_seeds": ["0"]}]
+    assert status.finished == 1 and len(status.missing_jobs) == 3

@@ -32,6 +32,9 @@ from hydra.experimental.callback import Callback
 from distill_lab.stages.report.tables import markdown_table
 
 SEED_KEY = "seed"
+# settings that change which models an eval measures, never the student or its prompts: a sweep may set
+# them in some runs only (the base measured once, ``sweep_stats.share_base``) without splitting a cell
+NOT_TREATMENTS = ("eval.include_base",)
 
 
 class GridError(ValueError):
@@ -166,7 +169,7 @@ def grid_status(grid: list[dict[str, str]], runs: list[Any], source: str = "mult
 
     on_disk = {key(r.params): r for r in runs}
     keys = list(dict.fromkeys(k for g in grid for k in g))  # in the order of the command line
-    swept = [k for k in keys if k != SEED_KEY and len({g.get(k) for g in grid}) > 1]
+    swept = [k for k in keys if k != SEED_KEY and k not in NOT_TREATMENTS and len({g.get(k) for g in grid}) > 1]
     missing, cells = [], defaultdict(lambda: {"expected_seeds": [], "finished_seeds": []})
     finished = 0
     for g in grid:

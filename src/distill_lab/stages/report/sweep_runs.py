@@ -23,7 +23,7 @@ from typing import Any
 from distill_lab.artifacts.dataset import DatasetInfo, DatasetInfoError
 from distill_lab.artifacts.metrics import EvalMetrics, MetricsError
 from distill_lab.stages.report.families import run_contrasts, run_families
-from distill_lab.stages.report.grid import override_items
+from distill_lab.stages.report.grid import NOT_TREATMENTS, override_items
 from distill_lab.vocab import HELD_OUT_SPLITS
 
 SPLITS = HELD_OUT_SPLITS
@@ -288,9 +288,6 @@ def _drop(config: dict[str, Any], dotted: str) -> None:
         node.pop(last, None)
 
 
-# settings that change which models an eval measures, never the student or its prompts: a sweep may set
-# them in some runs only (the base measured once, ``sweep_stats.share_base``) without splitting a cell
-NOT_TREATMENTS = ("eval.include_base",)
 
 
 def config_groups(runs: list[Run]) -> dict[str, list[str]]:

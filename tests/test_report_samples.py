@@ -146,7 +146,13 @@ def test_packed_evidence_regenerates_the_report_alone(sweep, tmp_path):
         m = json.loads((job / "eval" / "metrics.json").read_text())
         m["dataset_dir"] = str(job / "generate" / "dataset")
         (job / "eval" / "metrics.json").write_text(json.dumps(m))
+    from distill_lab.stages.report.grid import record_launch
+
+    # the grid's launch record travels too: the regenerated report expects the same jobs
+    record_launch(sweep, "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", {"seed": "0,1,2"},
+                  ["teacher.effort=low,medium,high", "recipe.size=20"])
     write_report(sweep, tmp_path / "from_folder")
+    assert "of the grid (1 launch recorded in launches/)" in (tmp_path / "from_folder" / "sweep.md").read_text()
     cfg = compose_config([f"report.sweep_dir={sweep}", f"report.pack_evidence={tmp_path / 'study' / 'samples.jsonl.gz'}",
                           f"report.output_dir={tmp_path / 'cli'}"], stage="report")
     res = run_stage("report", cfg, tmp_path / "rep")

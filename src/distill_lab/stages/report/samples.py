@@ -10,8 +10,8 @@ Loading (what the sweep report and its statistics read):
   and of unclosed thinking, over the greedy outputs.
 
 Packed evidence (``report.pack_evidence=<file>``): one gzip-compressed JSON-lines file holding a sweep's
-small files verbatim (manifests, ``metrics.json``, ``dataset.json``, ``.hydra/*.yaml``, ``multirun.yaml``:
-no weights, no dataset rows) and every sample record. Lines::
+small files verbatim (manifests, ``metrics.json``, ``dataset.json``, ``.hydra/*.yaml``, ``multirun.yaml``,
+``launches/*.json``, the teacher's ``rows.jsonl``: no weights) and every sample record. Lines::
 
   {"type": "evidence", "version": 1, "sweep_dir": str, "runs": n, "runs_without_samples": [job, ...]}
   {"type": "file", "path": "<job>/eval/metrics.json", "text": str}   # the sweep folder's own path -> "@sweep"
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_lab.artifacts.jsonio import read_jsonl
+from distill_lab.stages.report.grid import LAUNCHES
 from distill_lab.stages.report.sweep_runs import Run, SweepError, cell_key, collect
 
 SAMPLES = "samples.jsonl"
@@ -231,7 +232,8 @@ def _packable(sweep_dir: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         for name in sorted(files):
             p = Path(root) / name
-            if name in PACKED_NAMES and p.stat().st_size <= MAX_FILE_BYTES:
+            launch = Path(root).name == LAUNCHES and name.endswith(".json")  # the grid's launches (report/grid.py)
+            if (name in PACKED_NAMES or launch) and p.stat().st_size <= MAX_FILE_BYTES:
                 out.append(p)
     return out
 

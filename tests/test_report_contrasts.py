@@ -172,3 +172,40 @@ def test_family_figures_and_probe_contrasts_get_one_interval_from_samples(tmp_pa
     con = out["contrasts"]["taught - untaught facts"]["student"]
     assert con["mean"] == pytest.approx(14.5 / 20) and con["n_seeds"] == 2 and con["ci"][0] > 0
     assert con["ci"][1] <= 1.0
+
+
+def test_every_arm_against_the_control_arm_paired_on_seed_and_prompts(tmp_path):
+    """report.baseline names the control cell by its swept settings; each other cell is contrasted with the
+    control's run of the same seed, on all prompts and per category."""
+    from distill_lab.errors import ConfigError
+
+    sweep = _sweep(tmp_path)
+    res = write_report(sweep, tmp_path / "out", baseline={"teacher.effort": "low", "recipe.size": "50"})
+    rows = json.loads(Path(res["artifacts"]["sweep_json"]).read_text())["contrasts"]
+    arm = {(r["contrast"], r["within"]): r for r in rows if r["kind"] == "arm" and r["split"] == "test"}
+    assert sorted({c for c, _ in arm}) == ["recipe.size=200, teacher.effort=high - baseline",
+                                           "recipe.size=200, teacher.effort=low - baseline",
+                                           "recipe.size=50, teacher.effort=high - baseline"]
+    high = "recipe.size=50, teacher.effort=high - baseline"
+    assert arm[(high, "reasoning")]["mean"] == pytest.approx(6 / 20) and arm[(high, "reasoning")]["ci"][0] > 0
+    assert arm[(high, "all prompts")]["mean"] == pytest.approx(6 / 40)
+    assert arm[(high, "style")]["mean"] == 0.0 and arm[(high, "style")]["n_pairs"] == 2  # seeds 0 and 1, paired
+    assert arm[(high, "reasoning")]["n_seeds"] == 2 and arm[(high, "reasoning")]["n_prompts"] == [20, 20]
+    assert "| arm | recipe.size=50, teacher.effort=high - baseline | reasoning | test | +30.0 |" in Path(
+        res["artifacts"]["sweep_md"]).read_text()
+    with pytest.raises(ConfigError, match=r"report.baseline: recipe.effort_mix not swept in this sweep"):
+        write_report(sweep, tmp_path / "x", baseline={"recipe.effort_mix": None})
+    with pytest.raises(ConfigError, match=r"report.baseline: no finished run has \{'teacher.effort': 'medium'\}"):
+        write_report(sweep, tmp_path / "y", baseline={"teacher.effort": "medium"})
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    (["report.sweep_dir=/x", "report.baseline=[recipe.size]"], "each item is key=value"),
+    (["report.baseline=['recipe.size=50']"], "set report.sweep_dir too"),
+])
+def test_bad_baselines_are_config_errors(overrides, needle):
+    from distill_lab.errors import ConfigError
+    from tests.conftest import compose_config
+
+    with pytest.raises(ConfigError, match=needle):
+        compose_config(overrides, stage="report")

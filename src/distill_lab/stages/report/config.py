@@ -48,6 +48,10 @@ class ReportConfig:
     # SFT+RL students together (pipeline rl.enabled=true: each run's eval/ and eval_rl/ students are two members).
     # Two students of one run outside a sweep: report.vote_runs=[<job>/eval,<job>/eval_rl]
     vote_over: Optional[str] = None
+    # the sweep's control arm, as its swept settings "key=value" (value null: the setting not given): every other
+    # cell is contrasted with it, paired on seed and prompts, overall and per category (report/contrasts.py).
+    # On the command line: "report.baseline=['recipe.effort_mix=null','recipe.edge_case_share=null']"
+    baseline: list[str] = field(default_factory=list)
 
     def modes(self) -> list[str]:
         """The settings that pick what the report does (``report/run.py``), those that are set; the eval
@@ -73,6 +77,10 @@ class ReportConfig:
                f"a vote needs at least 2 eval runs, got {len(self.vote_runs)}")
         _check(self.vote_over is None or bool(self.sweep_dir), "report.vote_over",
                "votes within a sweep's cells: set report.sweep_dir too")
+        _check(not self.baseline or bool(self.sweep_dir), "report.baseline",
+               "names a sweep's control arm by its swept settings: set report.sweep_dir too")
+        bad = [b for b in self.baseline if "=" not in str(b) or not str(b).split("=", 1)[0].strip()]
+        _check(not bad, "report.baseline", f"each item is key=value (null: the setting not given), got {bad}")
         _check(not self.vote_seeds or bool(self.vote_runs), "report.vote_seeds",
                "says the report.vote_runs are seeds: set report.vote_runs too")
         _check(self.design_pilot is None or self.check_design, "report.design_pilot",

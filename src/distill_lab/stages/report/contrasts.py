@@ -18,6 +18,9 @@ two at this budget. The contrasts reported:
 - RL after SFT: ``SFT+RL - SFT`` of student accuracy, each run's RL'd student (``eval_rl/``, model
   ``student_rl``) against its own SFT student on the same prompts and seed (paired on both), per cell and,
   with several cells, pooled over them (the cells of one seed resampled together), when runs ran ``rl``;
+- arms against a control (``report.baseline``, the control arm's swept settings): ``<arm> - baseline`` of
+  student accuracy for every other cell, each run against the control's run of the same seed on the same
+  prompts (paired on both), over all prompts and per capability category;
 - categories: adjacent capability categories in the seed document's order (style, format, knowledge,
   reasoning, edge cases) within each run, student accuracy (different prompts on each side: two
   independent resamples), and ``distilled - base`` per category where the base was evaluated (also on the
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from distill_lab.errors import ConfigError
 from distill_lab.stages.report.samples import RL_LABEL, RL_MODEL, Answers, run_answers
 from distill_lab.stages.report.tables import markdown_table
 from distill_lab.stats import two_level_interval
@@ -90,8 +94,10 @@ def _label(run: Any, keys: list[str]) -> tuple:
     return tuple(run.params.get(k) for k in keys)
 
 
-def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95) -> list[dict[str, Any]]:
-    """Every contrast the sweep's design allows (see the module docstring), as rows for the report."""
+def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95,
+                    baseline: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every contrast the sweep's design allows (see the module docstring), as rows for the report;
+    ``baseline``: also each cell against that control arm (``arm_contrasts``)."""
     ok = [r for r in runs if r.status == "ok"]
     answers = {r.path: run_answers(r.path) for r in ok}
     ok = [r for r in ok if answers[r.path]]
@@ -141,6 +147,8 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
                       _select(answers[by[(small, *k)].path], "student", split)) for k in keys], True,
                     [k[1] for k in keys])
     rl_contrasts(ok, answers, rest, splits, add)
+    if baseline:
+        arm_contrasts(ok, answers, [k for k in swept if k != "seed"], baseline, splits, add)
     cells: dict[tuple, list[Any]] = defaultdict(list)
     for r in ok:
         cells[(r.effort, r.size, r.student, _label(r, rest))].append(r)
@@ -165,6 +173,47 @@ def sweep_contrasts(runs: list[Any], swept: list[str], confidence: float = 0.95)
 
 
 RL_CONTRAST = f"{RL_LABEL} - SFT"
+
+
+def _value(v: Any) -> str | None:
+    """A baseline setting as a run's override records it, in Hydra's own spelling (false -> False, 5e-1 -> 0.5;
+    null -> None: the setting not given)."""
+    if v is None or str(v).strip() == "null":
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return str(OverridesParser.create().parse_override(f"x={v}").value())
+    except Exception:  # noqa: BLE001 - a value Hydra cannot parse is compared as written
+        return str(v)
+
+
+def arm_contrasts(ok: list[Any], answers: dict[str, Answers], keys: list[str], baseline: dict[str, Any],
+                  splits: list[str], add) -> None:
+    """``<arm> - baseline``: each cell's SFT student against the control arm's run of the same seed, on the
+    prompts both answered (paired on seeds and prompts), over all prompts and per capability category."""
+    unknown = sorted(k for k in baseline if k not in keys)
+    if unknown:
+        raise ConfigError(f"report.baseline: {', '.join(unknown)} not swept in this sweep (swept: {', '.join(keys)})")
+    want = {k: _value(v) for k, v in baseline.items()}
+    base = {r.seed: r for r in ok if all(r.params.get(k) == v for k, v in want.items())}
+    if not base:
+        raise ConfigError(f"report.baseline: no finished run has {want} (null: the setting not given)")
+    arms: dict[tuple, list[Any]] = defaultdict(list)
+    for r in ok:
+        if not all(r.params.get(k) == v for k, v in want.items()):
+            arms[_label(r, keys)].append(r)
+    for label, rs in arms.items():
+        rs = [r for r in rs if r.seed in base]
+        what = ", ".join(f"{k}={v}" for k, v in zip(keys, label, strict=True) if v is not None) + " - baseline"
+        cats = sorted({cat for r in rs for (cat, _, _) in answers[r.path].values() if cat},  # controls: none
+                      key=lambda c: CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else len(CATEGORY_ORDER))
+        for split in splits:
+            for cat in (None, *cats):
+                add("arm", what, "all prompts" if cat is None else cat, split,
+                    [(_select(answers[r.path], "student", split, cat), _select(answers[base[r.seed].path],
+                                                                               "student", split, cat)) for r in rs],
+                    True, [r.seed for r in rs])
 
 
 def rl_contrasts(ok: list[Any], answers: dict[str, Answers], rest: list[str], splits: list[str], add) -> None:

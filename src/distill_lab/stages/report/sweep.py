@@ -57,14 +57,16 @@ __all__ = ["SweepError", "aggregate", "collect", "config_groups", "expected_jobs
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float = 0.95, *,
                  price_model: str | None = None, chars_per_token: float = 4.0,
-                 frontier_points: float = 5.0, vote_over: str | None = None) -> dict[str, Any]:
+                 frontier_points: float = 5.0, vote_over: str | None = None,
+                 baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collect, aggregate and write every output; returns the artifact paths and a summary. ``sweep_dir``
     may be a packed evidence file (``report/samples.py``): the report is then made from it alone.
     ``price_model`` projects an unpaid teacher's spend at that model's list prices (report/costs.py).
     ``vote_over="seed"``: also the vote of each cell's seeds' students; ``"stage"``: of each cell's SFT and
-    SFT+RL students together (``report/vote.py``)."""
+    SFT+RL students together (``report/vote.py``). ``baseline``: the control arm's swept settings (None: the
+    setting not given); every other cell is contrasted with it (``report/contrasts.py``)."""
     kw = dict(price_model=price_model, chars_per_token=chars_per_token, frontier_points=frontier_points,
-              vote_over=vote_over)
+              vote_over=vote_over, baseline=baseline)
     if is_packed(sweep_dir):
         import tempfile
 
@@ -76,7 +78,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path, confidence: float =
 
 def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path | None = None, *,
                   price_model: str | None, chars_per_token: float, frontier_points: float,
-                  vote_over: str | None) -> dict[str, Any]:
+                  vote_over: str | None, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     runs = collect(sweep_dir)
     for r in runs:  # each run's cost record, before anything is written (a bad price model fails here)
         if r.status == "ok":
@@ -89,7 +91,8 @@ def _write_report(sweep_dir: Path, out_dir: Path, confidence: float, label: Path
     attach_evidence(runs)  # accuracies and truncation shares from each run's samples.jsonl
     rows = aggregate(runs, confidence)
     cell_evidence(rows, runs, other_swept([r for r in runs if r.status == "ok"]))
-    contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence)
+    contrast_rows = sweep_contrasts(runs, swept_keys([r for r in runs if r.status == "ok"]), confidence,
+                                    baseline=baseline)
     try:
         grid_jobs = expected_grid(sweep_dir)
     except GridError as e:
@@ -177,7 +180,8 @@ def run_report(cfg, run_dir: Path):
             raise ConfigError(str(e)) from None
     res = write_report(rc.sweep_dir, out_dir, confidence=cfg.eval.confidence, price_model=rc.projected_price_model,
                        chars_per_token=rc.projected_chars_per_token, frontier_points=rc.frontier_points,
-                       vote_over=rc.vote_over)
+                       vote_over=rc.vote_over,
+                       baseline=dict(b.split("=", 1) for b in rc.baseline) if rc.baseline else None)
     if packed is not None:
         res["artifacts"]["evidence"] = packed["file"]
         res["summary"]["evidence_bytes"] = packed["bytes"]

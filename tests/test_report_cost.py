@@ -169,3 +169,27 @@ def test_an_unreadable_manifest_is_named_not_read_as_no_cost(tmp_path):
         run_cost(tmp_path, None, None)
     (tmp_path / "train" / "manifest.json").write_text('{"summary": {"supervised_tokens": 12, "params_total": 5}}')
     assert run_cost(tmp_path, None, None).train_flops == 6 * 5 * 12
+
+
+def test_generation_tokens_rl_rollouts_and_tokens_per_answer(tmp_path):
+    """A remedy's generation cost: the rl stage's rollout tokens and the student's tokens per greedy answer."""
+    from distill_lab.stages.report.costs import cell_costs, run_cost
+
+    job = tmp_path / "job"
+    (job / "rl").mkdir(parents=True)
+    (job / "eval").mkdir()
+    (job / "rl" / "manifest.json").write_text(json.dumps({"stage": "rl", "summary": {"rollout_tokens": 1234}}))
+    recs = [{"model": "student", "kind": "greedy", "output_tokens": 10}, {"model": "student", "kind": "greedy",
+            "output_tokens": 30}, {"model": "student", "kind": "sample", "output_tokens": 999},
+            {"model": "base", "kind": "greedy", "output_tokens": 500}]
+    (job / "eval" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cost = run_cost(job, None, None)
+    assert cost.rl_rollout_tokens == 1234 and cost.answer_tokens == 20.0  # greedy answers of the student only
+    plain = run_cost(tmp_path / "no_rl", None, None)
+    assert plain.rl_rollout_tokens is None and plain.answer_tokens is None
+
+    class R:  # a run with its cost record, as the sweep report holds it
+        def __init__(self, c):
+            self.cost = c.to_json()
+    cell = cell_costs([R(cost), R(RunCost(rl_rollout_tokens=766, answer_tokens=40.0))])
+    assert cell["rl_rollout_tokens"] == 1000 and cell["answer_tokens"] == 30.0

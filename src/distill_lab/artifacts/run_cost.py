@@ -61,6 +61,10 @@ class RunCost:
     wall_s: float | None = None
     machine: str | None = None
     extra_usd: dict[str, float] = field(default_factory=dict)  # voting samples, RL rollouts, ...
+    # generation: the tokens the rl stage sampled (its rollouts), and the student's mean output tokens per
+    # greedy held-out answer at eval (what serving it costs per answer); None where not run / not recorded
+    rl_rollout_tokens: int | None = None
+    answer_tokens: float | None = None
 
     @property
     def total_usd(self) -> float | None:

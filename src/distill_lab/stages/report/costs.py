@@ -38,6 +38,16 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
+def _answer_tokens(samples: Path) -> float | None:
+    """The student's mean output tokens per greedy answer in an eval's ``samples.jsonl`` (None: no such file or
+    no token counts recorded)."""
+    if not samples.is_file():
+        return None
+    n = [r["output_tokens"] for r in map(json.loads, filter(str.strip, samples.read_text().splitlines()))
+         if r.get("model") == "student" and r.get("kind") == "greedy" and _num(r.get("output_tokens")) is not None]
+    return sum(n) / len(n) if n else None
+
+
 def run_cost(job_dir: Path, dataset_dir: str | Path | None, paid_usd: float | None, *,
              price_model: str | None = None, chars_per_token: float = 4.0) -> RunCost:
     """The cost record of the job in ``job_dir`` (a pipeline job or a single stage's run folder)."""
@@ -50,6 +60,9 @@ def run_cost(job_dir: Path, dataset_dir: str | Path | None, paid_usd: float | No
                    wall_s=_num((top.get("timings_s") or {}).get("total")),
                    machine=tsum.get("machine") or top.get("host") or train.get("host"))
     cost.train_flops = train_flops(cost.params, cost.supervised_tokens)
+    rollouts = _num((_manifest(job_dir / "rl" / "manifest.json").get("summary") or {}).get("rollout_tokens"))
+    cost.rl_rollout_tokens = int(rollouts) if rollouts is not None else None
+    cost.answer_tokens = _answer_tokens(job_dir / "eval" / "samples.jsonl")
     for sub in ("", "generate", "train", "eval"):
         extra = (_manifest(job_dir / sub / "manifest.json").get("summary") or {}).get("extra_usd") or {}
         cost.extra_usd.update({k: float(v) for k, v in extra.items() if _num(v) is not None})
@@ -89,4 +102,5 @@ def cell_costs(runs: list[Any]) -> dict[str, Any]:
     return {"teacher_usd": avg("teacher_usd"), "teacher_usd_kind": kinds[0] if len(kinds) == 1 else "mixed",
             "price_model": ", ".join(models) or None, "teacher_input_tokens": avg("teacher_input_tokens"),
             "teacher_output_tokens": avg("teacher_output_tokens"), "train_flops": avg("train_flops"),
-            "total_usd": avg("total_usd"), "wall_s": avg("wall_s"), "machine": "; ".join(machines) or None}
+            "total_usd": avg("total_usd"), "wall_s": avg("wall_s"), "machine": "; ".join(machines) or None,
+            "rl_rollout_tokens": avg("rl_rollout_tokens"), "answer_tokens": avg("answer_tokens")}

@@ -147,17 +147,19 @@ def cost_report(rows: list[dict[str, Any]], other: list[str], out_dir: Path, n_p
         kind, "paid for some cells and projected for others: compare with care")
     lines = ["", "## What each cell cost", "",
              f"Teacher $: {usd_note}. Training FLOPs: 6 × all of the student's parameters × supervised tokens "
-             "(an upper bound with LoRA; artifacts/run_cost.py). Means over the cell's seeds.", ""]
+             "(an upper bound with LoRA; artifacts/run_cost.py). Generation: the tokens RL sampled (its rollouts) "
+             "and the student's mean tokens per greedy held-out answer. Means over the cell's seeds.", ""]
 
     def cell(v: Any, fmt) -> str:
         return fmt(v) if isinstance(v, int | float) else MISSING
 
     lines += markdown_table(
         ["setting", "seeds", f"teacher $ ({kind})", "teacher tokens in", "teacher tokens out", "supervised tokens",
-         "training FLOPs", "wall s", "machine"],
+         "training FLOPs", "RL rollout tokens", "tokens / answer", "wall s", "machine"],
         ([_label(r, other), r.get("n_runs"), cell(r.get("teacher_usd"), _usd),
           cell(r.get("teacher_input_tokens"), _tokens), cell(r.get("teacher_output_tokens"), _tokens),
           cell(r.get("train_tokens"), _tokens), cell(r.get("train_flops"), lambda v: f"{v:.3g}"),
+          cell(r.get("rl_rollout_tokens"), _tokens), cell(r.get("answer_tokens"), lambda v: f"{v:.0f}"),
           cell(r.get("wall_s"), lambda v: f"{v:.0f}"), r.get("machine") or MISSING] for r in rows))
     fronts: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, str] = {}

@@ -161,17 +161,38 @@ def test_recipe_sources_count_in_the_deal_at_their_weight_and_category(tmp_path)
             for s in ("train", "test", "ood") for i in range(60)]
     path = tmp_path / "facts.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = ["recipe.families=[{name: addition}, {name: json_fields}]", "recipe.size=30", "recipe.test_size=20",
+    recipe = ["recipe.families=[{name: addition}, {name: json_fields}, {name: edge_checks}]", "recipe.size=30",
+              "recipe.test_size=21",
               "recipe.ood_size=10", f"recipe.sources=[{{kind: jsonl, path: '{path}', name: facts, weight: 2.0, "
               "category: reasoning}]"]
     d = check_design(["student=tiny", *recipe], ["seed=0,1"])
     (c,) = d["cells"]
     drawn = build_problems(compose_config(recipe, stage="generate").recipe)
-    for split in ("test", "ood"):  # addition 1 : json_fields 1 : the source 2 of each split
-        by_cat = Counter("format" if p.task == "json_fields" else "reasoning" for p in drawn.problems[split])
+    cat = {"json_fields": "format", "edge_checks": "edge_case", "addition": "reasoning", "source": "reasoning"}
+    for split in ("test", "ood"):  # addition 1 : json_fields 1 : edge_checks 1 (pairs) : the source 2
+        by_cat = Counter(cat[p.task if p.task in cat else "source"] for p in drawn.problems[split]
+                         if p.task != "edge_checks_unannounced")  # a control is never inside its category
         assert c["prompts_by_category"][split] == dict(by_cat)
-    assert c["prompts_by_category"]["test"] == {"reasoning": 15, "format": 5}  # 5 addition + 10 source
-    assert c["rows_by_family"] == {"addition": 8, "json_fields": 7, "source:facts": 15}
+    # test, 21 slots: addition 4, json_fields 4, the source 9, edge_checks 4 = 2 probes + their 2 controls
+    assert c["prompts_by_category"]["test"] == {"reasoning": 4 + 9, "format": 4, "edge_case": 2}
+    assert sum(c["rows_by_family"].values()) == 30 and c["rows_by_family"]["source:facts"] == 12
     assert len(drawn.problems["train"]) == 30
     assert "Sources (source:facts) are counted at their weights" in design_markdown(d)
     assert "Sources (" not in design_markdown(check_design(["student=tiny"], ["seed=0,1"]))
+
+
+@pytest.mark.parametrize("test_size", [5, 7, 12])
+def test_held_out_pairs_are_dealt_as_generate_deals_them(test_size):
+    """edge_checks' held-out problems come with their paired controls (2 slots); when a pair no longer fits,
+    the last slot goes to another member: the design's deal equals generate's."""
+    from collections import Counter
+
+    from distill_lab.stages.generate.recipe import build_problems
+    from distill_lab.stages.report.design import held_out_deal
+    from tests.conftest import compose_config
+
+    recipe = ["recipe.families=[{name: edge_checks}, {name: addition}]", "recipe.size=4",
+              f"recipe.test_size={test_size}", "recipe.ood_size=0"]
+    drawn = Counter(p.task for p in build_problems(compose_config(recipe, stage="generate").recipe).problems["test"])
+    assert held_out_deal(test_size, [1.0, 1.0], [2, 1]) == [drawn["edge_checks"] * 2, drawn["addition"]]
+    assert drawn["edge_checks"] == drawn["edge_checks_unannounced"]

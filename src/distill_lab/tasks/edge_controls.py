@@ -39,6 +39,7 @@ def unannounced(prompt: str) -> str:
 class EdgeChecks(EdgeCases):
     name = "edge_checks"
     category = "edge_case"
+    held_out_group = 2  # a held-out problem comes with its unannounced control (the design check's deal)
 
     def stream(self, split: str, rng: random.Random) -> Iterator[Problem]:
         for p in super().stream(split, rng):

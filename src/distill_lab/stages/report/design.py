@@ -304,17 +304,19 @@ def _cell(cfg: Any, label: str, overrides: list[str], tokenizers: dict[str, Any]
     names = [f.name for f in rec.families] + [source_label(s) for s in rec.sources]
     weights = [f.weight for f in rec.families] + [s.weight for s in rec.sources]
     cats = [family_class(f.name).category for f in rec.families] + [s.category for s in rec.sources]
+    # held-out problems per group: 2 where each comes with its paired control (edge_checks), else 1
+    groups = [getattr(family_class(f.name), "held_out_group", 1) for f in rec.families] + [1 for _ in rec.sources]
     prompts: dict[str, int] = {}
     by_cat: dict[str, dict[str, int]] = {}
     for split in cfg.eval.splits:
         total = {"test": rec.test_size, "ood": rec.ood_size}.get(split, 0)
         if cfg.eval.max_prompts is not None:
             total = min(total, cfg.eval.max_prompts)
-        per_member = sainte_lague(total, weights)
+        per_member = held_out_deal(total, weights, groups)
         prompts[split] = total
         c: Counter[str] = Counter()
-        for cat, n in zip(cats, per_member, strict=True):
-            c[cat] += n
+        for cat, n, g in zip(cats, per_member, groups, strict=True):
+            c[cat] += n // g  # a pair's control is reported apart, never inside the category (its probe counts)
         by_cat[split] = dict(c)
     tw = train_weights(weights, cats, rec.match_dose, rec.edge_case_share)
     rows = dict(zip(names, sainte_lague(rec.size, tw), strict=True))
@@ -394,6 +396,26 @@ def check_design(overrides: list[str], extra: list[str] | None = None,
     splits = sorted({r["split"] for r in resolution}, key=lambda x: (x != "test", x))
     return {"jobs": len(jobs), "cells": [asdict(c) for c in out_cells], "assumptions": asdict(a),
             "assumptions_by_split": {sp: asdict(by_split.get(sp, a)) for sp in splits}, "resolution": resolution}
+
+
+def held_out_deal(total: int, weights: list[float], groups: list[int]) -> list[int]:
+    """Held-out prompts per member as generate deals a split when no member runs short
+    (``stages/generate/recipe._draw_split``; a stage cannot import another, the test checks the two agree):
+    slot by slot to the member of the highest Sainte-Laguë quotient, a member's next group (a probe and its
+    paired control: 2) taking that many slots, and a member whose group no longer fits leaving the last
+    slots to the others."""
+    counts, full, slots = [0] * len(weights), set(), 0
+    while slots < total:
+        pool = [j for j in range(len(weights)) if j not in full and weights[j] > 0]
+        if not pool:
+            break
+        i = max(pool, key=lambda j: (weights[j] / (2 * counts[j] + 1), -j))
+        if slots + groups[i] > total:
+            full.add(i)
+            continue
+        counts[i] += groups[i]
+        slots += groups[i]
+    return counts
 
 
 def source_label(spec: Any) -> str:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distill_lab.artifacts.jsonio import read_jsonl
 from distill_lab.artifacts.rows import load_rows
 from distill_lab.artifacts.run_cost import RunCost, count_tokens, train_flops
 from distill_lab.teachers.cost import projected_cost
@@ -43,7 +44,7 @@ def _answer_tokens(samples: Path) -> float | None:
     no token counts recorded)."""
     if not samples.is_file():
         return None
-    n = [r["output_tokens"] for r in map(json.loads, filter(str.strip, samples.read_text().splitlines()))
+    n = [r["output_tokens"] for r in read_jsonl(samples)
          if r.get("model") == "student" and r.get("kind") == "greedy" and _num(r.get("output_tokens")) is not None]
     return sum(n) / len(n) if n else None
 

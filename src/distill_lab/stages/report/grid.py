@@ -6,8 +6,9 @@ them with Hydra's own parser and ``BasicSweeper.split_arguments`` gives the jobs
 launches them; each job folder's ``.hydra/overrides.yaml`` holds exactly one of them. A re-run of the
 same command rewrites ``multirun.yaml``, so on its own it holds the latest launch only. A study that
 launches several commands into one folder (its arms, a seed at a time, two streams at once) would lose the
-others' jobs from the grid, so every launch is also recorded by its jobs as ``launches/<hash>.json`` (the
-sweep params and the command line; the same launch again writes nothing new): the expected grid is the
+others' jobs from the grid, so every launch is also recorded, when it starts (``LaunchRecorder``, a Hydra
+callback), as ``launches/<hash>.json`` (the sweep params and the command line; the same launch again writes
+nothing new): the expected grid is the
 union of the recorded launches, in the order they first ran, each job once. A folder without ``launches/``
 (a sweep from before it) falls back to ``multirun.yaml``. A launch that should not count (a mistyped
 command): delete its file.
@@ -56,8 +57,8 @@ LAUNCHES = "launches"
 
 
 def record_launch(sweep_dir: str | Path, sweeper: str, params: dict[str, Any], task: list[str]) -> Path | None:
-    """Record one ``-m`` launch into ``sweep_dir`` (called by each of its jobs; the first writes the file):
-    ``launches/<hash of params and task>.json``. Only the basic sweeper's grids are recorded (None otherwise)."""
+    """Record one ``-m`` launch into ``sweep_dir`` as ``launches/<hash of params and task>.json`` (a launch
+    recorded before writes nothing). Only the basic sweeper's grids are recorded (None otherwise)."""
     if not str(sweeper).endswith("BasicSweeper"):
         return None
     launch = {"params": {str(k): str(v) for k, v in params.items()}, "task": [str(t) for t in task]}
@@ -69,7 +70,7 @@ def record_launch(sweep_dir: str | Path, sweeper: str, params: dict[str, Any], t
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     first = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders the launches: to the microsecond
     tmp.write_text(json.dumps({**launch, "first_run": first}, indent=1))
-    os.replace(tmp, path)  # concurrent jobs of one launch write the same content: the last rename wins
+    os.replace(tmp, path)  # the same command launched twice at once writes the same grid: either rename wins
     return path
 
 
@@ -95,8 +96,12 @@ def _expand(params: dict[str, Any], task: list[str]) -> list[dict[str, str]]:
     return [override_items(job) for batch in batches for job in batch]
 
 
+def _launch_files(sweep_dir: str | Path) -> list[Path]:
+    return sorted((Path(sweep_dir) / LAUNCHES).glob("*.json"))
+
+
 def _recorded_launches(sweep_dir: Path) -> list[dict[str, str]] | None:
-    files = sorted((sweep_dir / LAUNCHES).glob("*.json")) if (sweep_dir / LAUNCHES).is_dir() else []
+    files = _launch_files(sweep_dir)
     if not files:
         return None
     launches = []
@@ -156,7 +161,7 @@ class GridStatus:
 
 def grid_source(sweep_dir: str | Path) -> str:
     """Where ``expected_grid`` reads the grid, in words for the report."""
-    n = len(list((Path(sweep_dir) / LAUNCHES).glob("*.json"))) if (Path(sweep_dir) / LAUNCHES).is_dir() else 0
+    n = len(_launch_files(sweep_dir))
     return f"{n} launch{'es' if n != 1 else ''} recorded in {LAUNCHES}/" if n else "multirun.yaml"
 
 

@@ -170,20 +170,42 @@ def _job_field(job: str, field: str) -> str:
     return ""
 
 
+def _task_states(run: Path) -> list[str]:
+    """/proc states of the job step's training processes (the srun client excluded): 'T' when stopped."""
+    states = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if f"run_dir={run}".encode() in argv and not argv[0].endswith(b"srun"):
+                states.append((proc / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return states
+
+
 @pytest.mark.slow
 def test_sigusr1_requeues_and_resumes_to_the_same_final_loss(slurm, dataset, tmp_path):
     run = tmp_path / "run"
     log = tmp_path / "job.out"
-    args = ["student=tiny", f"train.dataset_dir={dataset}", "train.max_steps=24", "train.batch_size=4",
+    steps = 120
+    args = ["student=tiny", f"train.dataset_dir={dataset}", f"train.max_steps={steps}", "train.batch_size=4",
             "train.checkpoint_every_n_steps=3", "hardware=cpu_fp32"]
     job = _sh("sbatch", "--parsable", f"--output={log}", f"--chdir={tmp_path}", str(TEMPLATE), str(run),
               *args).strip()
     deadline = time.time() + 600
     while not (run / "checkpoints" / "step-000003.ckpt").exists():
         assert time.time() < deadline, f"no checkpoint after 600 s:\n{log.read_text()[-3000:]}"
-        time.sleep(0.5)
-    assert not (run / "manifest.json").exists(), "training finished before the signal; make it longer"
+        time.sleep(0.05)
+    # The task is frozen while the signal is sent, so it lands mid-training however fast this machine
+    # trains (a CI machine ran 24 steps in 0.4 s and the signal came after fit).
+    _sh("scancel", "--signal=STOP", job)
+    while "T" not in _task_states(run):
+        assert time.time() < deadline, f"the task was not stopped: {_task_states(run)}\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    assert not (run / "checkpoints" / f"step-{steps:06d}.ckpt").exists() and not (run / "manifest.json").exists(), \
+        "training finished before the signal; make it longer"
     _sh("scancel", "--signal=USR1", job)
+    _sh("scancel", "--signal=CONT", job)
     while _job_field(job, "Restarts") != "1":
         assert time.time() < deadline, f"not requeued:\n{log.read_text()[-3000:]}"
         time.sleep(0.5)
@@ -195,14 +217,14 @@ def test_sigusr1_requeues_and_resumes_to_the_same_final_loss(slurm, dataset, tmp
     text = log.read_text()
     assert "Handling auto-requeue signal" in text and "attempt 2" in text
     s = _summary(run)
-    assert s["steps"] == 24 and s["resumed_from"] and "checkpoints/step-" in s["resumed_from"]
-    assert 0 < s["steps_this_run"] < 24
+    assert s["steps"] == steps and s["resumed_from"] and "checkpoints/step-" in s["resumed_from"]
+    assert 0 < s["steps_this_run"] < steps
     assert list(run.glob("hpc_ckpt_*.ckpt")), "Lightning saved no checkpoint at the signal"
 
     ref = tmp_path / "ref"
     subprocess.run([str(BIN), "train", f"run_dir={ref}", *args], check=True, capture_output=True, timeout=900,
                    cwd=tmp_path, env={k: v for k, v in _env().items() if not k.startswith("SLURM_")})
-    assert _summary(ref)["steps_this_run"] == 24
+    assert _summary(ref)["steps_this_run"] == steps
     assert s["final_loss"] == pytest.approx(_summary(ref)["final_loss"], rel=1e-6)
 
 

@@ -25,6 +25,7 @@ from distill_lab.artifacts.run_cost import machine
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
 from distill_lab.stages.train.features import FeatureStats, build_examples, dose_per_family
+from distill_lab.stages.train.late_signal import finish_on_late_requeue_signal
 from distill_lab.stages.train.packing import Example
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False, exports: 
     log.info("train: %d rows (%d val), %d steps of %d rows, layout %s, resume from %s", len(train_ex),
              len(val_ex), total, dm.schedule.rows_per_step, dm.layout, ckpt)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    finish_on_late_requeue_signal(trainer)  # a Slurm warning from here on must not kill the export
     if val_ex and not any("val_loss" in h and h["step"] == trainer.global_step for h in module.history):
         trainer.validate(module, datamodule=dm, verbose=False)  # the summary's val losses: after the last step
 

@@ -229,6 +229,47 @@ def test_sigusr1_requeues_and_resumes_to_the_same_final_loss(slurm, dataset, tmp
 
 
 @pytest.mark.slow
+def test_sigusr1_during_rl_requeues_and_rl_resumes_from_its_last_checkpoint(slurm, dataset, tmp_path):
+    """rl has no Lightning handler: stages/slurm_requeue.py requeues the job on the signal, and the next
+    attempt continues from rl's last checkpoint, every step logged once."""
+    run = tmp_path / "rl"
+    log = tmp_path / "job.out"
+    steps = 16
+    args = ["student=tiny", "hardware=cpu_fp32", f"rl.dataset_dir={dataset}", f"rl.steps={steps}", "rl.save_steps=1",
+            "rl.group_size=2", "rl.prompts_per_step=2", "rl.max_prompts=8", "rl.max_completion_tokens=32",
+            "rl.allow_short_completions=true"]
+    job = _sh("sbatch", "--parsable", f"--output={log}", f"--chdir={tmp_path}", str(TEMPLATE), str(run), *args,
+              env={**_env(), "DISTILL_LAB_STAGE": "rl"}).strip()
+    deadline = time.time() + 600
+    while not (run / "checkpoints" / "checkpoint-2").is_dir():
+        assert time.time() < deadline, f"no rl checkpoint after 600 s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    _sh("scancel", "--signal=STOP", job)  # frozen while signalled: the signal lands mid-run on any machine
+    while "T" not in _task_states(run):
+        assert time.time() < deadline, f"the task was not stopped: {_task_states(run)}\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    assert not (run / "checkpoints" / f"checkpoint-{steps}").exists() and not (run / "manifest.json").exists(), \
+        "rl finished before the signal; make it longer"
+    _sh("scancel", "--signal=USR1", job)
+    _sh("scancel", "--signal=CONT", job)
+    while _job_field(job, "Restarts") != "1":
+        assert time.time() < deadline, f"not requeued:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    while _job_field(job, "JobState") not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", ""):
+        assert time.time() < deadline + 600, f"requeued job did not finish:\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+    text = log.read_text()
+    assert _job_field(job, "JobState") in ("COMPLETED", ""), text[-3000:]
+    assert f"rl: SIGUSR1 from Slurm (time limit near, or preemption): requeueing job {job}" in text, text[-3000:]
+    assert "attempt 2" in text
+    s = _summary(run)
+    assert s["resumed_from"] and "checkpoints/checkpoint-" in s["resumed_from"], s["resumed_from"]
+    assert 2 <= int(s["resumed_from"].rsplit("-", 1)[1]) < steps
+    logged = [json.loads(x)["step"] for x in (run / "rl_log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, steps + 1)), logged  # no step lost or logged twice across the requeue
+
+
+@pytest.mark.slow
 def test_rerun_of_a_slurm_sweep_skips_finished_jobs_and_redoes_the_rest(slurm, tmp_path):
     """The same `-m launcher=slurm` command twice (sweep_name fixes the folder): the second array's
     task for the finished job returns at once without writing; the job whose manifest is gone (as after a

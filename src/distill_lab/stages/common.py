@@ -73,6 +73,7 @@ def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
     """Run ``stage`` into ``run_dir`` and write its manifest; with ``cfg.skip_completed`` a stage that
     already completed there with the same config is skipped (``stages/resume.py``)."""
     from distill_lab.stages import resume
+    from distill_lab.stages.slurm_requeue import requeue_on_slurm_signal
 
     run_dir = Path(run_dir)
     config = stage_config(stage, cfg)
@@ -85,7 +86,8 @@ def run_stage(stage: str, cfg: Config, run_dir: Path) -> StageResult:
     resume.forget(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result: StageResult = stage_function(stage)(cfg, run_dir)
+    with requeue_on_slurm_signal(stage):  # train: Lightning's own (stages/slurm_requeue.py)
+        result: StageResult = stage_function(stage)(cfg, run_dir)
     elapsed = time.perf_counter() - t0
     path = write_manifest(run_dir, stage=stage, config=config, artifacts=result.artifacts,
                           timings={"total": elapsed}, summary=result.summary,

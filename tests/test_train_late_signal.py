@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import torch
     import lightning.pytorch as pl
     from lightning.pytorch.plugins.environments import SLURMEnvironment
-    from distill_lab.stages.train.late_signal import finish_on_late_requeue_signal
+    from distill_lab.stages.train.late_signal import finish_on_late_requeue_signal, requeue_signal_restored
 
     logging.basicConfig(level=logging.INFO)
 
@@ -32,15 +32,24 @@ SCRIPT = textwrap.dedent("""
         def train_dataloader(self):
             return torch.utils.data.DataLoader(torch.ones(4, 2), batch_size=2)
 
-    plugins = [SLURMEnvironment()] if sys.argv[1] == "slurm" else []  # "local": no SLURM_* variables either
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=2, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, plugins=plugins)
-    trainer.fit(One())
-    if sys.argv[2] == "fixed":
-        sig = finish_on_late_requeue_signal(trainer)
-        print("handles", sig.name if sig else None, flush=True)
-    os.kill(os.getpid(), signal.SIGUSR1)
-    print("saved the adapter after the signal", flush=True)
+    class Probe(pl.Callback):  # which SIGUSR1 handler a fit runs under
+        def on_train_start(self, trainer, module):
+            print("fit under", type(signal.getsignal(signal.SIGUSR1)).__name__, flush=True)
+
+    def trainer():
+        plugins = [SLURMEnvironment()] if sys.argv[1] == "slurm" else []  # "local": no SLURM_* variables either
+        return pl.Trainer(accelerator="cpu", devices=1, max_steps=2, logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False, enable_model_summary=False, plugins=plugins, callbacks=[Probe()])
+
+    with requeue_signal_restored():  # as around each training of the stage (an lr trial)
+        first = trainer()
+        first.fit(One())
+        if sys.argv[2] == "fixed":
+            sig = finish_on_late_requeue_signal(first)
+            print("handles", sig.name if sig else None, flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        print("saved the adapter after the signal", flush=True)
+    trainer().fit(One())  # the next trial: Lightning's requeue handler again, not the after-fit one
 """)
 
 SLURM_ENV = {"SLURM_NTASKS": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
@@ -66,6 +75,8 @@ def test_a_requeue_signal_after_fit_is_logged_and_the_stage_finishes():
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "handles SIGUSR1" in fixed.stdout and "saved the adapter after the signal" in fixed.stdout
     assert "SIGUSR1 arrived after training finished (step 2); not requeueing" in fixed.stderr
+    # both fits ran under Lightning's handler: the after-fit one was put back when the first training ended
+    assert fixed.stdout.count("fit under _HandlersCompose") == 2, fixed.stdout
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")

@@ -9,12 +9,18 @@ The job would fail without a requeue, and without its manifest, even though ever
 The time limit is still the lead time away, and saving an adapter takes seconds. So after fit the stage
 logs the signal and finishes. A job that does run out of time still has its step checkpoints:
 `train.resume=auto` continues from the last one and only exports.
+
+The handler lasts until that training ends (`requeue_signal_restored` around each one): Lightning
+installs its requeue handler only where no handler is installed, so the next fit in this process (the
+next trial of `train.lr_grid`) must start with the handler the stage started with.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
@@ -37,3 +43,15 @@ def finish_on_late_requeue_signal(trainer) -> signal.Signals | None:
 
     signal.signal(sig, _log_and_go_on)
     return sig
+
+
+@contextmanager
+def requeue_signal_restored() -> Iterator[None]:
+    """Around one training: afterwards SIGUSR1 has the handler it had before (the default, in a stage)."""
+    sig = getattr(signal, "SIGUSR1", None)
+    previous = signal.getsignal(sig) if sig is not None else None
+    try:
+        yield
+    finally:
+        if sig is not None and previous is not None:
+            signal.signal(sig, previous)

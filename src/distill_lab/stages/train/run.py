@@ -25,7 +25,7 @@ from distill_lab.artifacts.run_cost import machine
 from distill_lab.errors import ConfigError
 from distill_lab.stages.common import StageResult
 from distill_lab.stages.train.features import FeatureStats, build_examples, dose_per_family
-from distill_lab.stages.train.late_signal import finish_on_late_requeue_signal
+from distill_lab.stages.train.late_signal import finish_on_late_requeue_signal, requeue_signal_restored
 from distill_lab.stages.train.packing import Example
 
 if TYPE_CHECKING:
@@ -200,6 +200,11 @@ def train_once(cfg: Config, run_dir: Path, *, final_val: bool = False, exports: 
     ``train.val_every_n_steps`` says and measure it once more after the last step (an lr trial).
     ``exports``: write the merged / GGUF exports the config asks for (an lr trial does not: the grid exports
     the chosen adapter once; its checks, e.g. a GGUF-less architecture, still run before training)."""
+    with requeue_signal_restored():  # the next trial's fit gets Lightning's requeue handler (late_signal.py)
+        return _train_once(cfg, run_dir, final_val=final_val, exports=exports)
+
+
+def _train_once(cfg: Config, run_dir: Path, *, final_val: bool, exports: bool) -> StageResult:
     import lightning as L
 
     from distill_lab.stages.train.datamodule import SFTDataModule, layout_for, n_targets
